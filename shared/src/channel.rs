@@ -1,0 +1,73 @@
+//! Channel identity rules shared by edge and core.
+
+/// Channel types of the protocol.
+pub mod kind {
+    pub const PERSON: u8 = 1;
+    pub const GROUP: u8 = 2;
+}
+
+/// Number of slots channels hash into, fixed for a cluster.
+pub const DEFAULT_SLOTS: u16 = 64;
+
+/// CRC32-IEEE of a channel or uid, as WuKongIM uses for slots and person-channel ordering.
+pub fn crc(s: &str) -> u32 {
+    crc32fast::hash(s.as_bytes())
+}
+
+pub fn slot_of(channel_id: &str, slots: u16) -> u16 {
+    (crc(channel_id) % u32::from(slots.max(1))) as u16
+}
+
+/// The stored id of the person channel between two uids: `a@b` with crc(a) > crc(b) (ties by text),
+/// so both sides name the same channel.
+pub fn person_channel_id(a: &str, b: &str) -> String {
+    let (ca, cb) = (crc(a), crc(b));
+    if ca > cb || (ca == cb && a >= b) {
+        format!("{a}@{b}")
+    } else {
+        format!("{b}@{a}")
+    }
+}
+
+/// The two uids of a stored person channel id.
+pub fn person_pair(channel_id: &str) -> Option<(&str, &str)> {
+    channel_id.split_once('@')
+}
+
+/// What `viewer` calls a stored person channel: the other party's uid.
+pub fn person_channel_for<'a>(channel_id: &'a str, viewer: &str) -> &'a str {
+    match person_pair(channel_id) {
+        Some((a, b)) if a == viewer => b,
+        Some((a, _)) => a,
+        None => channel_id,
+    }
+}
+
+/// Uids may not contain the characters used to build channel ids.
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty() && uid.len() <= 64 && !uid.contains(['@', '#', '&'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_channel_is_symmetric() {
+        let id = person_channel_id("alice", "bob");
+        assert_eq!(id, person_channel_id("bob", "alice"));
+        assert_eq!(person_channel_for(&id, "alice"), "bob");
+        assert_eq!(person_channel_for(&id, "bob"), "alice");
+        let (a, b) = person_pair(&id).unwrap();
+        assert!(crc(a) > crc(b));
+        assert_eq!(person_channel_id("x", "x"), "x@x");
+    }
+
+    #[test]
+    fn uid_rules() {
+        assert!(valid_uid("alice"));
+        for bad in ["", "a@b", "a#", "&"] {
+            assert!(!valid_uid(bad));
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! A small async client for the client protocol over TCP or WebSocket, used by `tern chat`, the tests and
+//! the load tool. It does what an SDK does: key agreement, payload encryption, msgKey checks, RECVACKs.
+
+use crate::proto::{self, crypto::ClientKeys, crypto::SessionCipher, Packet, Reason};
+use crate::transport::{self, ByteRx, ByteTx};
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `host:port` for TCP, or a `ws://` URL.
+    pub addr: String,
+    pub uid: String,
+    pub token: String,
+    pub device_flag: u8,
+    pub device_id: String,
+    pub version: u8,
+    pub timeout: Duration,
+}
+
+impl ClientOptions {
+    pub fn new(addr: impl Into<String>, uid: impl Into<String>, token: impl Into<String>) -> Self {
+        let uid = uid.into();
+        ClientOptions {
+            addr: addr.into(),
+            device_id: format!("{uid}-dev"),
+            uid,
+            token: token.into(),
+            device_flag: 0,
+            version: proto::MAX_VERSION,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("server refused the connection with reason code {0}")]
+    Rejected(u8),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("connection closed")]
+    Closed,
+}
+
+/// A message the client received, decrypted and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub flags: u8,
+    pub message_id: i64,
+    pub message_seq: u32,
+    pub from_uid: String,
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub client_msg_no: String,
+    pub timestamp: i32,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    Message(Received),
+    Disconnect { reason_code: u8, reason: String },
+}
+
+/// One message to send.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub payload: Vec<u8>,
+    /// Random when empty.
+    pub client_msg_no: String,
+    pub flags: u8,
+}
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<proto::Sendack>>>>;
+
+pub struct Client {
+    out: mpsc::Sender<Bytes>,
+    version: u8,
+    cipher: SessionCipher,
+    next_seq: AtomicU32,
+    pending: Pending,
+    inbox: mpsc::Receiver<Incoming>,
+    timeout: Duration,
+}
+
+pub fn random_msg_no() -> String {
+    let n: u128 = rand::thread_rng().gen();
+    format!("{n:032x}")
+}
+
+async fn open(addr: &str) -> Result<(ByteRx, ByteTx), ClientError> {
+    if addr.starts_with("ws://") {
+        let (ws, _) = tokio_tungstenite::connect_async(addr).await?;
+        Ok(transport::ws_io(ws))
+    } else {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(transport::stream_io(tcp))
+    }
+}
+
+/// Reads frames off `rx`, keeping partial frames between chunks.
+struct FrameReader {
+    rx: ByteRx,
+    buf: BytesMut,
+    version: u8,
+}
+
+impl FrameReader {
+    async fn next(&mut self) -> Result<Packet, ClientError> {
+        loop {
+            if let Some((p, used)) = proto::decode(&self.buf, self.version, proto::DEFAULT_MAX_FRAME)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+            {
+                let _ = self.buf.split_to(used);
+                return Ok(p);
+            }
+            match self.rx.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => return Err(ClientError::Closed),
+            }
+        }
+    }
+}
+
+impl Client {
+    pub async fn connect(opts: ClientOptions) -> Result<Client, ClientError> {
+        tokio::time::timeout(opts.timeout, Self::connect_inner(opts.clone())).await.map_err(|_| ClientError::Timeout)?
+    }
+
+    async fn connect_inner(opts: ClientOptions) -> Result<Client, ClientError> {
+        let (rx, mut tx) = open(&opts.addr).await?;
+        let keys = ClientKeys::generate();
+        let connect = Packet::Connect(proto::Connect {
+            flags: 0,
+            version: opts.version,
+            device_flag: opts.device_flag,
+            device_id: opts.device_id.clone(),
+            uid: opts.uid.clone(),
+            token: opts.token.clone(),
+            client_timestamp: now_ms(),
+            client_key: keys.public_b64(),
+        });
+        let version = proto::negotiate_version(opts.version).unwrap_or(opts.version);
+        tx.send(encode(&connect, version)?).await?;
+        let mut reader = FrameReader { rx, buf: BytesMut::new(), version };
+        let ack = match reader.next().await? {
+            Packet::Connack(a) => a,
+            Packet::Disconnect(d) => return Err(ClientError::Rejected(d.reason_code)),
+            other => return Err(ClientError::Protocol(format!("expected CONNACK, got {:?}", other.packet_type()))),
+        };
+        if ack.reason_code != Reason::Success.code() {
+            return Err(ClientError::Rejected(ack.reason_code));
+        }
+        let cipher = keys.finish(&ack.server_key, &ack.salt).map_err(|e| ClientError::Protocol(e.to_string()))?;
+
+        let (out, mut out_rx) = mpsc::channel::<Bytes>(1024);
+        tokio::spawn(async move {
+            while let Some(b) = out_rx.recv().await {
+                if tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let (inbox_tx, inbox) = mpsc::channel(4096);
+        tokio::spawn(read_loop(reader, cipher.clone(), out.clone(), pending.clone(), inbox_tx));
+        Ok(Client { out, version, cipher, next_seq: AtomicU32::new(1), pending, inbox, timeout: opts.timeout })
+    }
+
+    /// Sends a text message (`{"type":1,"content":..}`) and waits for its SENDACK.
+    pub async fn send_text(&self, channel_id: &str, channel_type: u8, text: &str) -> Result<proto::Sendack, ClientError> {
+        let payload = serde_json::json!({"type": 1, "content": text}).to_string().into_bytes();
+        self.send(Outgoing { channel_id: channel_id.into(), channel_type, payload, ..Default::default() }).await
+    }
+
+    /// Sends a message and waits for its SENDACK.
+    pub async fn send(&self, msg: Outgoing) -> Result<proto::Sendack, ClientError> {
+        let wait = self.send_nowait(msg).await?;
+        tokio::time::timeout(self.timeout, wait).await.map_err(|_| ClientError::Timeout)?.map_err(|_| ClientError::Closed)
+    }
+
+    /// Writes a SEND and returns the receiver of its SENDACK, so callers can pipeline.
+    pub async fn send_nowait(&self, msg: Outgoing) -> Result<oneshot::Receiver<proto::Sendack>, ClientError> {
+        let client_seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let client_msg_no = if msg.client_msg_no.is_empty() { random_msg_no() } else { msg.client_msg_no };
+        let payload = self.cipher.encrypt(&msg.payload).into_bytes();
+        let msg_key = self.cipher.send_msg_key(client_seq, &client_msg_no, &msg.channel_id, msg.channel_type, &payload);
+        let send = Packet::Send(proto::Send {
+            flags: msg.flags,
+            client_seq,
+            client_msg_no,
+            channel_id: msg.channel_id,
+            channel_type: msg.channel_type,
+            msg_key,
+            payload,
+            ..Default::default()
+        });
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(client_seq, tx);
+        self.out.send(encode(&send, self.version)?).await.map_err(|_| ClientError::Closed)?;
+        Ok(rx)
+    }
+
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        self.out.send(Bytes::from_static(&[0x70])).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// The next message or disconnect; `None` once the connection is gone.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        self.inbox.recv().await
+    }
+
+    /// Like [`Self::recv`] but gives up after `d`.
+    pub async fn recv_timeout(&mut self, d: Duration) -> Option<Incoming> {
+        tokio::time::timeout(d, self.inbox.recv()).await.ok().flatten()
+    }
+
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+}
+
+fn encode(p: &Packet, version: u8) -> Result<Bytes, ClientError> {
+    proto::encode_to_vec(p, version).map(Bytes::from).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+async fn read_loop(
+    mut reader: FrameReader,
+    cipher: SessionCipher,
+    out: mpsc::Sender<Bytes>,
+    pending: Pending,
+    inbox: mpsc::Sender<Incoming>,
+) {
+    while let Ok(packet) = reader.next().await {
+        match packet {
+            Packet::Sendack(ack) => {
+                if let Some(tx) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&ack.client_seq) {
+                    let _ = tx.send(ack);
+                }
+            }
+            Packet::Recv(r) => {
+                let expected = cipher.recv_msg_key(
+                    r.message_id,
+                    r.message_seq,
+                    &r.client_msg_no,
+                    r.timestamp,
+                    &r.from_uid,
+                    &r.channel_id,
+                    r.channel_type,
+                    &r.payload,
+                );
+                // Like the SDKs: a RECV with a bad msgKey or payload is dropped and not acked.
+                let Ok(payload) = cipher.decrypt(&r.payload) else { continue };
+                if expected != r.msg_key {
+                    continue;
+                }
+                let ack = Packet::Recvack(proto::Recvack { flags: r.flags, message_id: r.message_id, message_seq: r.message_seq });
+                if let Ok(b) = encode(&ack, reader.version) {
+                    let _ = out.send(b).await;
+                }
+                let msg = Received {
+                    flags: r.flags,
+                    message_id: r.message_id,
+                    message_seq: r.message_seq,
+                    from_uid: r.from_uid,
+                    channel_id: r.channel_id,
+                    channel_type: r.channel_type,
+                    client_msg_no: r.client_msg_no,
+                    timestamp: r.timestamp,
+                    payload,
+                };
+                if inbox.send(Incoming::Message(msg)).await.is_err() {
+                    break;
+                }
+            }
+            Packet::Disconnect(d) => {
+                let _ = inbox.send(Incoming::Disconnect { reason_code: d.reason_code, reason: d.reason }).await;
+                break;
+            }
+            _ => {}
+        }
+    }
+    pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

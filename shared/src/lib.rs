@@ -1,0 +1,15 @@
+//! tern-shared: what the edge, the core and the tools all speak.
+//!
+//! ```text
+//!  client ──(proto: WuKongIM frames, encrypted payloads)──▶ edge ──(link: multiplexed frames)──▶ core
+//! ```
+//!
+//! `proto` and `link` are sans-IO codecs (bytes in, packets out) so they can be fuzzed and
+//! property-tested without sockets; `transport` and `client` put them on tokio sockets.
+
+pub mod channel;
+pub mod client;
+pub mod config;
+pub mod link;
+pub mod proto;
+pub mod transport;

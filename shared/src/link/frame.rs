@@ -1,0 +1,97 @@
+//! The frames exchanged on an edge↔core link. One link carries many client sessions; every frame that
+//! concerns a session names it by the edge-assigned session id.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to these frames.
+pub const LINK_VERSION: u16 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkFrame {
+    /// First frame from the edge.
+    Hello { version: u16, edge_id: String, addrs: EdgeAddrs },
+    /// The core's answer to `Hello`.
+    HelloAck { node_id: u64 },
+    Ping(u64),
+    Pong(u64),
+    /// Check a client's token.
+    Auth { req: u64, uid: String, device_flag: u8, token: String },
+    AuthResult { req: u64, reason: u8, device_level: u8 },
+    /// Presence: a session came up or went away on this edge.
+    SessionOpen(SessionInfo),
+    SessionClose { session: u64 },
+    /// Presence: every live session of this edge, sent after each (re)connect.
+    PresenceSnapshot(Vec<SessionInfo>),
+    /// A client's SEND, already decrypted and checked by the edge.
+    Send { req: u64, msg: OutgoingMessage },
+    /// Answer to `Send`; `reason` is a protocol reason code (1 = stored).
+    SendResult { req: u64, reason: u8, message_id: i64, message_seq: u64 },
+    /// A stored message for some sessions of this edge.
+    Deliver(Delivery),
+    /// Close a session (e.g. the same uid and device logged in elsewhere).
+    Kick { session: u64, reason_code: u8, reason: String },
+}
+
+/// Addresses an edge advertises to clients (empty = not offered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeAddrs {
+    pub tcp: String,
+    pub ws: String,
+    pub wss: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session: u64,
+    pub uid: String,
+    pub device_flag: u8,
+    pub device_level: u8,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    pub session: u64,
+    pub from_uid: String,
+    pub device_flag: u8,
+    /// Header flag bits of the SEND (redDot, syncOnce, noPersist).
+    pub header_flags: u8,
+    pub setting: u8,
+    pub client_msg_no: String,
+    /// As the client wrote it: for a person channel, the peer's uid.
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub expire: u32,
+    pub topic: String,
+    /// Plaintext payload.
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub message: DeliveredMessage,
+    pub targets: Vec<DeliverTarget>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredMessage {
+    pub message_id: i64,
+    pub message_seq: u64,
+    pub client_msg_no: String,
+    pub from_uid: String,
+    pub channel_type: u8,
+    pub header_flags: u8,
+    pub setting: u8,
+    pub expire: u32,
+    pub topic: String,
+    pub timestamp: i32,
+    pub payload: Vec<u8>,
+}
+
+/// Sessions that see the message under one channel id (person channels show each side the other uid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverTarget {
+    pub channel_id: String,
+    /// The sender's own other devices get no red dot.
+    pub clear_red_dot: bool,
+    pub sessions: Vec<u64>,
+}

@@ -1,0 +1,43 @@
+//! Byte-stream views of client transports. The client protocol is a byte stream whatever carries it:
+//! TCP delivers chunks, WebSocket delivers binary messages that may hold several frames or part of one.
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::{io, pin::Pin};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
+use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
+
+pub type ByteRx = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+pub type ByteTx = Pin<Box<dyn Sink<Bytes, Error = io::Error> + Send>>;
+
+/// Splits any byte stream (TCP, TLS, a QUIC stream pair) into chunk streams.
+pub fn stream_io<S>(stream: S) -> (ByteRx, ByteTx)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
+    let rx = FramedRead::with_capacity(r, BytesCodec::new(), 4096).map(|r| r.map(|b| b.freeze()));
+    let tx = FramedWrite::new(w, BytesCodec::new());
+    (Box::pin(rx), Box::pin(tx))
+}
+
+/// Splits a WebSocket into chunk streams: inbound binary (and text) messages become chunks, outbound
+/// chunks go out as binary messages. Control frames are handled by tungstenite.
+pub fn ws_io<S>(ws: WebSocketStream<S>) -> (ByteRx, ByteTx)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, stream) = ws.split();
+    let rx = stream.filter_map(|m| async move {
+        match m {
+            Ok(Message::Binary(b)) => Some(Ok(b)),
+            Ok(Message::Text(t)) => Some(Ok(Bytes::copy_from_slice(t.as_bytes()))),
+            Ok(Message::Close(_)) => Some(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "websocket closed"))),
+            Ok(_) => None,
+            Err(e) => Some(Err(io::Error::other(e))),
+        }
+    });
+    let tx = sink.sink_map_err(io::Error::other).with(|b: Bytes| async move { Ok::<_, io::Error>(Message::Binary(b)) });
+    (Box::pin(rx), Box::pin(tx))
+}
