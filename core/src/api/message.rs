@@ -1,0 +1,222 @@
+use super::{ApiError, ApiJson, AppState};
+use crate::link::outcome;
+use crate::node::now_secs;
+use crate::raft::{Command, NewMessage};
+use crate::store::model::StoredMessage;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use serde::{Deserialize, Serialize};
+use tern_shared::channel::{kind, person_channel_for, person_channel_id, valid_uid};
+use tern_shared::proto::{flag, Reason};
+
+#[derive(Deserialize, Serialize, Default)]
+pub struct Header {
+    #[serde(default)]
+    no_persist: u8,
+    #[serde(default)]
+    red_dot: u8,
+    #[serde(default)]
+    sync_once: u8,
+}
+
+impl Header {
+    fn flags(&self) -> u8 {
+        let mut f = 0;
+        if self.no_persist != 0 {
+            f |= flag::NO_PERSIST;
+        }
+        if self.red_dot != 0 {
+            f |= flag::RED_DOT;
+        }
+        if self.sync_once != 0 {
+            f |= flag::SYNC_ONCE;
+        }
+        f
+    }
+
+    fn from_flags(f: u8) -> Self {
+        Header {
+            no_persist: u8::from(f & flag::NO_PERSIST != 0),
+            red_dot: u8::from(f & flag::RED_DOT != 0),
+            sync_once: u8::from(f & flag::SYNC_ONCE != 0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SendReq {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    client_msg_no: String,
+    #[serde(default)]
+    from_uid: String,
+    #[serde(default)]
+    channel_id: String,
+    #[serde(default)]
+    channel_type: u8,
+    #[serde(default)]
+    expire: u32,
+    #[serde(default)]
+    subscribers: Vec<String>,
+    payload: String,
+}
+
+#[derive(Serialize)]
+pub struct SendResp {
+    message_id: i64,
+    client_msg_no: String,
+    message_seq: u64,
+}
+
+/// Stored id of the channel a request names; for person channels `viewer` is the other party.
+fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
+    match channel_type {
+        kind::PERSON => {
+            if !valid_uid(viewer) || !valid_uid(channel_id) {
+                return Err(ApiError::bad_request("person channels need valid uids on both sides"));
+            }
+            Ok(person_channel_id(viewer, channel_id))
+        }
+        _ => {
+            super::channel::check_channel(channel_id, channel_type)?;
+            Ok(channel_id.to_string())
+        }
+    }
+}
+
+/// A business server sends a message as `from_uid`.
+pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) -> Result<Json<SendResp>, ApiError> {
+    if !req.subscribers.is_empty() {
+        return Err(ApiError::bad_request("`subscribers` (send to a list of uids) is not supported yet; send to a channel"));
+    }
+    let payload = B64.decode(req.payload.as_bytes()).map_err(|_| ApiError::bad_request("payload must be base64"))?;
+    let channel_id = stored_channel(&req.from_uid, &req.channel_id, req.channel_type)?;
+    let client_msg_no = if req.client_msg_no.is_empty() { tern_shared::client::random_msg_no() } else { req.client_msg_no };
+    let msg = NewMessage {
+        from_uid: req.from_uid,
+        channel_id,
+        channel_type: req.channel_type,
+        client_msg_no: client_msg_no.clone(),
+        header_flags: req.header.flags(),
+        expire: req.expire,
+        payload,
+        timestamp: now_secs(),
+        ..Default::default()
+    };
+    let (reason, message_id, message_seq) = outcome(&core, core.proposer.propose(Command::Send(msg)).await);
+    if reason != Reason::Success.code() {
+        let status = if reason == Reason::SystemError.code() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+        return Err(ApiError::new(status, format!("message refused: reason code {reason}")));
+    }
+    Ok(Json(SendResp { message_id, client_msg_no, message_seq }))
+}
+
+#[derive(Deserialize)]
+pub struct SyncReq {
+    #[serde(default)]
+    login_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    start_message_seq: u64,
+    #[serde(default)]
+    end_message_seq: u64,
+    #[serde(default)]
+    limit: usize,
+    #[serde(default)]
+    pull_mode: u8,
+}
+
+#[derive(Serialize)]
+pub struct SyncMessage {
+    header: Header,
+    setting: u8,
+    message_id: i64,
+    message_idstr: String,
+    client_msg_no: String,
+    message_seq: u64,
+    from_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    topic: String,
+    expire: u32,
+    timestamp: i32,
+    payload: String,
+}
+
+#[derive(Serialize)]
+pub struct SyncResp {
+    start_message_seq: u64,
+    end_message_seq: u64,
+    more: u8,
+    messages: Vec<SyncMessage>,
+}
+
+const MAX_SYNC_LIMIT: usize = 10_000;
+
+/// Pages through a channel's messages. pull_mode 1 (up): `start <= seq < end` ascending; pull_mode 0
+/// (down): `end < seq <= start` (start 0 = newest). Either way messages come back in seq order.
+pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) -> Result<Json<SyncResp>, ApiError> {
+    let stored = stored_channel(&req.login_uid, &req.channel_id, req.channel_type)?;
+    let limit = if req.limit == 0 { 100 } else { req.limit.min(MAX_SYNC_LIMIT) };
+    let mut messages = if req.pull_mode == 1 {
+        let end = if req.end_message_seq == 0 { u64::MAX } else { req.end_message_seq };
+        core.db.messages_up(&stored, req.channel_type, req.start_message_seq, end, limit + 1)?
+    } else {
+        let start = if req.start_message_seq == 0 { u64::MAX } else { req.start_message_seq };
+        let mut v = core.db.messages_down(&stored, req.channel_type, start, req.end_message_seq, limit + 1)?;
+        v.reverse();
+        v
+    };
+    let more = messages.len() > limit;
+    if more {
+        if req.pull_mode == 1 {
+            messages.truncate(limit);
+        } else {
+            messages.drain(..messages.len() - limit);
+        }
+    }
+    let shown = |m: &StoredMessage| -> String {
+        if m.channel_type == kind::PERSON { person_channel_for(&m.channel_id, &req.login_uid).to_string() } else { m.channel_id.clone() }
+    };
+    let messages: Vec<SyncMessage> = messages
+        .into_iter()
+        .map(|m| SyncMessage {
+            header: Header::from_flags(m.header_flags),
+            setting: m.setting,
+            message_id: m.message_id,
+            message_idstr: m.message_id.to_string(),
+            channel_id: shown(&m),
+            client_msg_no: m.client_msg_no,
+            message_seq: m.message_seq,
+            from_uid: m.from_uid,
+            channel_type: m.channel_type,
+            topic: m.topic,
+            expire: m.expire,
+            timestamp: m.timestamp,
+            payload: B64.encode(&m.payload),
+        })
+        .collect();
+    Ok(Json(SyncResp {
+        start_message_seq: messages.first().map(|m| m.message_seq).unwrap_or(0),
+        end_message_seq: messages.last().map(|m| m.message_seq).unwrap_or(0),
+        more: u8::from(more),
+        messages,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct MaxSeqQuery {
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    login_uid: String,
+}
+
+pub async fn max_seq(State(core): State<AppState>, Query(q): Query<MaxSeqQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let stored = stored_channel(&q.login_uid, &q.channel_id, q.channel_type)?;
+    Ok(Json(serde_json::json!({"message_seq": core.db.last_seq(&stored, q.channel_type)?})))
+}

@@ -1,0 +1,56 @@
+//! The business HTTP API (WuKongIM's paths and JSON shapes).
+
+mod channel;
+mod error;
+mod message;
+mod route;
+mod user;
+
+use crate::node::Core;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+pub use error::{ApiError, ApiJson};
+use std::sync::Arc;
+
+type AppState = Arc<Core>;
+
+pub fn router(core: Arc<Core>) -> Router {
+    let managed = Router::new()
+        .route("/user/token", post(user::token))
+        .route("/user/device_quit", post(user::device_quit))
+        .route("/user/onlinestatus", post(user::online_status))
+        .route("/channel", post(channel::upsert))
+        .route("/channel/info", post(channel::info))
+        .route("/channel/delete", post(channel::delete))
+        .route("/channel/subscriber_add", post(channel::subscriber_add))
+        .route("/channel/subscriber_remove", post(channel::subscriber_remove))
+        .route("/channel/messagesync", post(message::sync))
+        .route("/channel/max_message_seq", get(message::max_seq))
+        .route("/message/send", post(message::send))
+        .route_layer(middleware::from_fn_with_state(core.clone(), require_manager_token));
+    Router::new()
+        .merge(managed)
+        .route("/route", get(route::route))
+        .route("/route/batch", post(route::route_batch))
+        .route("/health", get(route::health))
+        .route("/metrics", get(route::metrics))
+        .with_state(core)
+}
+
+async fn require_manager_token(State(core): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(expected) = &core.config.manager_token {
+        let given = req.headers().get("token").and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "missing or wrong manager token").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// `{"status":200}`, WuKongIM's plain success answer.
+fn ok() -> Response {
+    axum::Json(serde_json::json!({"status": 200})).into_response()
+}

@@ -1,0 +1,90 @@
+use super::{ApiError, ApiJson, AppState};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tern_shared::link::EdgeAddrs;
+
+#[derive(Deserialize)]
+pub struct RouteQuery {
+    #[serde(default)]
+    uid: String,
+}
+
+#[derive(Serialize)]
+pub struct Route {
+    tcp_addr: String,
+    ws_addr: String,
+    wss_addr: String,
+    /// Other edges to try, in order, when the first is unreachable.
+    fallback: Vec<EdgeRoute>,
+}
+
+#[derive(Serialize)]
+pub struct EdgeRoute {
+    tcp_addr: String,
+    ws_addr: String,
+    wss_addr: String,
+}
+
+impl From<EdgeAddrs> for EdgeRoute {
+    fn from(a: EdgeAddrs) -> Self {
+        EdgeRoute { tcp_addr: a.tcp, ws_addr: a.ws, wss_addr: a.wss }
+    }
+}
+
+/// Picks an edge for `uid` among the connected ones (stable per uid), the rest as fallbacks.
+fn route_for(core: &AppState, uid: &str) -> Result<Route, ApiError> {
+    let mut edges = core.presence.edge_addrs();
+    if edges.is_empty() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no edge is connected to this core"));
+    }
+    let first = tern_shared::channel::crc(uid) as usize % edges.len();
+    edges.rotate_left(first);
+    let mut it = edges.into_iter().map(|(_, a)| EdgeRoute::from(a));
+    let primary = it.next().ok_or_else(|| ApiError::internal("no edge"))?;
+    Ok(Route { tcp_addr: primary.tcp_addr, ws_addr: primary.ws_addr, wss_addr: primary.wss_addr, fallback: it.collect() })
+}
+
+pub async fn route(State(core): State<AppState>, Query(q): Query<RouteQuery>) -> Result<Json<Route>, ApiError> {
+    Ok(Json(route_for(&core, &q.uid)?))
+}
+
+#[derive(Serialize)]
+pub struct UidRoute {
+    uids: Vec<String>,
+    #[serde(flatten)]
+    route: Route,
+}
+
+pub async fn route_batch(State(core): State<AppState>, ApiJson(uids): ApiJson<Vec<String>>) -> Result<Json<Vec<UidRoute>>, ApiError> {
+    uids.into_iter().map(|uid| Ok(UidRoute { route: route_for(&core, &uid)?, uids: vec![uid] })).collect::<Result<_, _>>().map(Json)
+}
+
+pub async fn health(State(core): State<AppState>) -> impl IntoResponse {
+    let m = core.raft.metrics().borrow().clone();
+    let leader = m.current_leader;
+    let body = serde_json::json!({
+        "status": if leader.is_some() { "ok" } else { "no-leader" },
+        "node_id": core.config.node_id,
+        "leader": leader,
+        "term": m.current_term,
+        "last_applied": m.last_applied.map(|l| l.index),
+    });
+    let code = if leader.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}
+
+pub async fn metrics(State(core): State<AppState>) -> impl IntoResponse {
+    let m = core.raft.metrics().borrow().clone();
+    let gm = &core.metrics;
+    gm.raft_term.set(m.current_term as i64);
+    gm.raft_last_applied.set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
+    gm.raft_is_leader.set(i64::from(m.current_leader == Some(core.config.node_id)));
+    gm.db_size_bytes.set(core.db.live_size() as i64);
+    let (links, sessions) = core.presence.counts();
+    gm.edge_links.set(links as i64);
+    gm.online_sessions.set(sessions as i64);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], gm.render())
+}

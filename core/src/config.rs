@@ -1,0 +1,125 @@
+//! Settings of one core node (TOML, every key optional).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use tern_shared::config::{check_addr, ConfigError, Validate};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoreConfig {
+    /// Raft node id, unique in the cluster, > 0.
+    pub node_id: u64,
+    /// RocksDB and snapshots live here.
+    pub data_dir: PathBuf,
+    /// Business HTTP API (WuKongIM's default port).
+    pub http_addr: String,
+    /// Where edges open their links.
+    pub link_addr: String,
+    /// Required in the `token` header of API calls when set.
+    pub manager_token: Option<String>,
+    /// Fixed at cluster creation.
+    pub slots: u16,
+    pub raft: RaftSettings,
+    pub batch: BatchSettings,
+    /// Frames queued per edge link before deliveries to that edge are dropped.
+    pub link_queue: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot (and compact the log) after this many entries.
+    pub snapshot_every: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchSettings {
+    pub max_commands: usize,
+    pub max_bytes: usize,
+    pub max_in_flight: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("./data/core"),
+            http_addr: "0.0.0.0:5001".into(),
+            link_addr: "0.0.0.0:5301".into(),
+            manager_token: None,
+            slots: tern_shared::channel::DEFAULT_SLOTS,
+            raft: RaftSettings::default(),
+            batch: BatchSettings::default(),
+            link_queue: 16 * 1024,
+        }
+    }
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings { heartbeat_ms: 100, election_min_ms: 300, election_max_ms: 600, snapshot_every: 20_000 }
+    }
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        let d = crate::raft::proposer::BatchLimits::default();
+        BatchSettings { max_commands: d.max_commands, max_bytes: d.max_bytes, max_in_flight: d.max_in_flight }
+    }
+}
+
+impl Validate for CoreConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(ConfigError::invalid("node_id", "must be greater than 0"));
+        }
+        check_addr("http_addr", &self.http_addr, false)?;
+        check_addr("link_addr", &self.link_addr, false)?;
+        if self.slots == 0 || self.slots > 4096 {
+            return Err(ConfigError::invalid("slots", "must be between 1 and 4096"));
+        }
+        if self.manager_token.as_deref() == Some("") {
+            return Err(ConfigError::invalid("manager_token", "must not be empty (leave it out to disable)"));
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 || r.election_min_ms <= r.heartbeat_ms {
+            return Err(ConfigError::invalid("raft.election_min_ms", "must be greater than raft.heartbeat_ms"));
+        }
+        if r.election_max_ms <= r.election_min_ms {
+            return Err(ConfigError::invalid("raft.election_max_ms", "must be greater than raft.election_min_ms"));
+        }
+        if r.snapshot_every == 0 {
+            return Err(ConfigError::invalid("raft.snapshot_every", "must be greater than 0"));
+        }
+        if self.batch.max_commands == 0 || self.batch.max_commands > crate::store::apply::MAX_BATCH {
+            return Err(ConfigError::invalid("batch.max_commands", "must be between 1 and 4096"));
+        }
+        if self.batch.max_in_flight == 0 {
+            return Err(ConfigError::invalid("batch.max_in_flight", "must be greater than 0"));
+        }
+        if self.link_queue < 16 {
+            return Err(ConfigError::invalid("link_queue", "must be at least 16"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = tern_shared::config::parse::<CoreConfig>("t.toml", "slots = 0").unwrap_err();
+        assert!(e.to_string().contains("`slots`"), "{e}");
+        let e = tern_shared::config::parse::<CoreConfig>("t.toml", "[raft]\nelection_max_ms = 1").unwrap_err();
+        assert!(e.to_string().contains("raft.election_max_ms"), "{e}");
+        let e = tern_shared::config::parse::<CoreConfig>("t.toml", "http_adr = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("http_adr"), "{e}");
+        assert!(tern_shared::config::parse::<CoreConfig>("t.toml", "").is_ok());
+    }
+}

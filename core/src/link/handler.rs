@@ -1,0 +1,128 @@
+//! What a core node does with each frame an edge sends.
+
+use crate::node::{now_secs, Core};
+use crate::raft::proposer::ProposeError;
+use crate::raft::{Command, CommandResult, NewMessage, Origin};
+use std::sync::Arc;
+use tern_shared::channel::{kind, person_channel_id, valid_uid};
+use tern_shared::link::{LinkFrame, OutgoingMessage};
+use tern_shared::proto::Reason;
+use tokio::sync::mpsc;
+
+pub(super) struct LinkHandler {
+    pub core: Arc<Core>,
+    pub edge_id: String,
+    pub tx: mpsc::Sender<LinkFrame>,
+}
+
+impl LinkHandler {
+    pub async fn handle(&self, frame: LinkFrame) {
+        match frame {
+            LinkFrame::Ping(n) => self.reply(LinkFrame::Pong(n)).await,
+            LinkFrame::Auth { req, uid, device_flag, token } => {
+                let (reason, device_level) = self.check_token(&uid, device_flag, &token);
+                self.reply(LinkFrame::AuthResult { req, reason: reason.code(), device_level }).await;
+            }
+            LinkFrame::SessionOpen(info) => {
+                for (link, kick) in self.core.presence.open(&self.edge_id, info) {
+                    let _ = link.try_send(kick);
+                }
+                self.update_gauge();
+            }
+            LinkFrame::SessionClose { session } => {
+                self.core.presence.close(&self.edge_id, session);
+                self.update_gauge();
+            }
+            LinkFrame::PresenceSnapshot(sessions) => {
+                self.core.presence.replace_all(&self.edge_id, sessions);
+                self.update_gauge();
+            }
+            LinkFrame::Send { req, msg } => self.send(req, msg).await,
+            other => tracing::debug!(edge = %self.edge_id, frame = ?other, "unexpected frame from edge"),
+        }
+    }
+
+    async fn reply(&self, frame: LinkFrame) {
+        let _ = self.tx.send(frame).await;
+    }
+
+    fn update_gauge(&self) {
+        self.core.metrics.online_sessions.set(self.core.presence.counts().1 as i64);
+    }
+
+    fn check_token(&self, uid: &str, device_flag: u8, token: &str) -> (Reason, u8) {
+        if !valid_uid(uid) {
+            return (Reason::AuthFail, 0);
+        }
+        match self.core.db.token(uid, device_flag) {
+            Ok(Some(t)) if !t.token.is_empty() && t.token == token => (Reason::Success, t.device_level),
+            Ok(_) => (Reason::AuthFail, 0),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                (Reason::QueryTokenError, 0)
+            }
+        }
+    }
+
+    /// Queues the message in arrival order (so one client's messages keep their order), then waits for
+    /// the commit off the read loop so one slow commit does not stall the link.
+    async fn send(&self, req: u64, msg: OutgoingMessage) {
+        let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
+        let pending = match client_message(msg, origin) {
+            Err(reason) => Err(reason),
+            Ok(m) => Ok(self.core.proposer.submit(Command::Send(m)).await),
+        };
+        let core = self.core.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (reason, message_id, message_seq) = match pending {
+                Err(reason) => (reason.code(), 0, 0),
+                Ok(Err(e)) => outcome(&core, Err(e)),
+                Ok(Ok(p)) => outcome(&core, p.wait().await),
+            };
+            let _ = tx.send(LinkFrame::SendResult { req, reason, message_id, message_seq }).await;
+        });
+    }
+}
+
+/// Turns a client's SEND into a command, naming person channels by their stored id.
+fn client_message(msg: OutgoingMessage, origin: Origin) -> Result<NewMessage, Reason> {
+    let channel_id = match msg.channel_type {
+        kind::PERSON if valid_uid(&msg.channel_id) => person_channel_id(&msg.from_uid, &msg.channel_id),
+        kind::PERSON => return Err(Reason::ChannelIdError),
+        kind::GROUP if !msg.channel_id.is_empty() && !msg.channel_id.contains('\0') => msg.channel_id,
+        kind::GROUP => return Err(Reason::ChannelIdError),
+        _ => return Err(Reason::NotSupportChannelType),
+    };
+    Ok(NewMessage {
+        from_uid: msg.from_uid,
+        channel_id,
+        channel_type: msg.channel_type,
+        client_msg_no: msg.client_msg_no,
+        header_flags: msg.header_flags,
+        setting: msg.setting,
+        expire: msg.expire,
+        topic: msg.topic,
+        payload: msg.payload,
+        timestamp: now_secs(),
+        origin: Some(origin),
+        check_sender: true,
+    })
+}
+
+/// (reason code, message id, seq) for a proposal's outcome.
+pub(crate) fn outcome(core: &Core, r: Result<CommandResult, ProposeError>) -> (u8, i64, u64) {
+    match r {
+        Ok(CommandResult::Sent { message_id, message_seq, .. }) => (Reason::Success.code(), message_id, message_seq),
+        Ok(CommandResult::Rejected(code)) => {
+            core.metrics.messages_rejected.inc();
+            (code, 0, 0)
+        }
+        Ok(CommandResult::Done) => (Reason::SystemError.code(), 0, 0),
+        Err(ProposeError::NotLeader(_)) => (Reason::NodeNotMatch.code(), 0, 0),
+        Err(e) => {
+            tracing::warn!(error = %e, "proposal failed");
+            (Reason::SystemError.code(), 0, 0)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Edge links: each edge holds a few long-lived connections to every core node; one carries many
+//! client sessions.
+
+mod handler;
+
+pub(crate) use handler::outcome;
+
+use crate::node::Core;
+use handler::LinkHandler;
+use std::sync::Arc;
+use std::time::Duration;
+use tern_shared::link::io::{write_loop, FrameReader};
+use tern_shared::link::{LinkFrame, LINK_VERSION};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// How long a new link may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(listener: TcpListener, core: Arc<Core>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let core = core.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, core).await {
+                        tracing::info!(%peer, error = %e, "edge link closed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on link listener failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error(transparent)]
+    Io(#[from] tern_shared::link::io::LinkIoError),
+    #[error("no hello within {HELLO_TIMEOUT:?}")]
+    NoHello,
+    #[error("expected hello, got {0}")]
+    BadHello(String),
+}
+
+async fn handle(stream: TcpStream, core: Arc<Core>) -> Result<(), LinkError> {
+    stream.set_nodelay(true).map_err(|e| LinkError::Io(e.into()))?;
+    let (r, w) = stream.into_split();
+    let mut reader = FrameReader::new(r);
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await.map_err(|_| LinkError::NoHello)??;
+    let (edge_id, addrs) = match hello {
+        Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs }) => (edge_id, addrs),
+        Some(LinkFrame::Hello { version, .. }) => return Err(LinkError::BadHello(format!("link version {version}"))),
+        other => return Err(LinkError::BadHello(format!("{other:?}"))),
+    };
+    let (tx, rx) = mpsc::channel(core.config.link_queue);
+    let writer = tokio::spawn(write_loop(w, rx));
+    let _ = tx.send(LinkFrame::HelloAck { node_id: core.config.node_id }).await;
+    let link_no = core.presence.register_edge(&edge_id, addrs, tx.clone());
+    core.metrics.edge_links.inc();
+    tracing::info!(%edge_id, "edge link up");
+    let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx };
+    let result = loop {
+        match reader.next().await {
+            Ok(Some(frame)) => handler.handle(frame).await,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e.into()),
+        }
+    };
+    core.presence.unregister_edge(&edge_id, link_no);
+    core.metrics.edge_links.dec();
+    writer.abort();
+    result
+}

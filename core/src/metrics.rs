@@ -1,0 +1,71 @@
+//! Prometheus metrics of a core node, served on `/metrics`.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub messages_stored: IntCounter,
+    pub messages_rejected: IntCounter,
+    pub deliveries: IntCounter,
+    pub deliveries_dropped: IntCounter,
+    pub batch_size: Histogram,
+    pub commit_latency: Histogram,
+    pub edge_links: IntGauge,
+    pub online_sessions: IntGauge,
+    pub raft_term: IntGauge,
+    pub raft_last_applied: IntGauge,
+    pub raft_is_leader: IntGauge,
+    pub db_size_bytes: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(h.clone()));
+    h
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new_custom(Some("tern_core".into()), None).unwrap_or_default();
+        Metrics {
+            messages_stored: counter(&r, "messages_stored_total", "Messages committed and applied"),
+            messages_rejected: counter(&r, "messages_rejected_total", "Sends refused by the state machine"),
+            deliveries: counter(&r, "deliveries_total", "Message copies handed to edge links"),
+            deliveries_dropped: counter(&r, "deliveries_dropped_total", "Deliveries dropped because an edge link queue was full"),
+            batch_size: histogram(&r, "raft_batch_commands", "Commands per raft entry", prometheus::exponential_buckets(1.0, 2.0, 12).unwrap_or_default()),
+            commit_latency: histogram(&r, "raft_commit_seconds", "Time from proposal to applied", prometheus::exponential_buckets(0.0001, 2.0, 16).unwrap_or_default()),
+            edge_links: gauge(&r, "edge_links", "Connected edge links"),
+            online_sessions: gauge(&r, "online_sessions", "Client sessions announced by edges"),
+            raft_term: gauge(&r, "raft_term", "Current raft term"),
+            raft_last_applied: gauge(&r, "raft_last_applied", "Last applied raft log index"),
+            raft_is_leader: gauge(&r, "raft_is_leader", "1 when this node leads the raft group"),
+            db_size_bytes: gauge(&r, "db_sst_bytes", "Size of RocksDB SST files"),
+            registry: r,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

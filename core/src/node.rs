@@ -1,0 +1,113 @@
+//! Starting a core node: storage, raft, group commit, fan-out, the edge link listener and the HTTP API.
+
+use crate::config::CoreConfig;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+use crate::raft::proposer::{BatchLimits, Proposer};
+use crate::raft::{network::Network, Raft};
+use crate::store::{log_store::LogStore, state_machine::StateMachine, Db};
+use openraft::{BasicNode, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("storage: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: String, source: std::io::Error },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// What every request handler of a node shares.
+pub struct Core {
+    pub config: CoreConfig,
+    pub db: Db,
+    pub raft: Raft,
+    pub proposer: Proposer,
+    pub presence: Arc<Presence>,
+    pub metrics: Metrics,
+}
+
+/// A running core node.
+pub struct CoreHandle {
+    pub core: Arc<Core>,
+    pub http_addr: SocketAddr,
+    pub link_addr: SocketAddr,
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr: addr.into(), source })
+}
+
+pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let http = bind("http_addr", &config.http_addr).await?;
+    let link = bind("link_addr", &config.link_addr).await?;
+    let (http_addr, link_addr) = (local(&http), local(&link));
+
+    let db = Db::open(&config.data_dir.join("db"), config.slots)?;
+    let metrics = Metrics::new();
+    let presence = Arc::new(Presence::default());
+    let (applied_tx, applied_rx) = tokio::sync::mpsc::channel(64 * 1024);
+    tokio::spawn(crate::fanout::run(db.clone(), presence.clone(), applied_rx, metrics.clone()));
+
+    let raft_config = openraft::Config {
+        cluster_name: "tern".into(),
+        heartbeat_interval: config.raft.heartbeat_ms,
+        election_timeout_min: config.raft.election_min_ms,
+        election_timeout_max: config.raft.election_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every),
+        max_in_snapshot_log_to_keep: 1000,
+        purge_batch_size: 256,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let sm = StateMachine::new(db.clone(), config.data_dir.join("snapshot.bin"), Some(applied_tx));
+    let raft = Raft::new(config.node_id, Arc::new(raft_config), Network, LogStore::new(db.clone()), sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
+        let members = BTreeMap::from([(config.node_id, BasicNode::new(link_addr.to_string()))]);
+        raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
+    }
+    raft.wait(Some(Duration::from_secs(30)))
+        .current_leader(config.node_id, "single voter elects itself")
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let limits = BatchLimits {
+        max_commands: config.batch.max_commands,
+        max_bytes: config.batch.max_bytes,
+        max_in_flight: config.batch.max_in_flight,
+    };
+    let proposer = Proposer::start(raft.clone(), limits, metrics.clone());
+    let core = Arc::new(Core { config, db, raft, proposer, presence, metrics });
+
+    tokio::spawn(crate::link::serve(link, core.clone()));
+    let app = crate::api::router(core.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    });
+    tracing::info!(%http_addr, %link_addr, node_id = core.config.node_id, "core node ready");
+    Ok(CoreHandle { core, http_addr, link_addr })
+}
+
+fn local(l: &TcpListener) -> SocketAddr {
+    l.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// Seconds since the epoch, as stored message timestamps have it.
+pub fn now_secs() -> i32 {
+    (tern_shared::client::now_ms() / 1000) as i32
+}

@@ -1,0 +1,177 @@
+//! Who is online where: soft state announced by edges, never in raft. A link that closes takes its
+//! sessions with it; a link that (re)connects sends a full snapshot.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tern_shared::link::{EdgeAddrs, LinkFrame, SessionInfo};
+use tern_shared::proto::Reason;
+use tokio::sync::mpsc;
+
+/// One online session of a uid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub edge_id: String,
+    pub session: u64,
+    pub device_flag: u8,
+}
+
+struct EdgeEntry {
+    link_no: u64,
+    tx: mpsc::Sender<LinkFrame>,
+    addrs: EdgeAddrs,
+    sessions: HashMap<u64, SessionInfo>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_link: u64,
+    edges: HashMap<String, EdgeEntry>,
+    by_uid: HashMap<String, Vec<SessionRef>>,
+}
+
+#[derive(Default)]
+pub struct Presence {
+    inner: Mutex<Inner>,
+}
+
+impl Inner {
+    fn drop_session(&mut self, edge_id: &str, session: u64) -> Option<SessionInfo> {
+        let info = self.edges.get_mut(edge_id)?.sessions.remove(&session)?;
+        if let Some(list) = self.by_uid.get_mut(&info.uid) {
+            list.retain(|s| !(s.edge_id == edge_id && s.session == session));
+            if list.is_empty() {
+                self.by_uid.remove(&info.uid);
+            }
+        }
+        Some(info)
+    }
+
+    fn drop_edge_sessions(&mut self, edge_id: &str) {
+        let ids: Vec<u64> = self.edges.get(edge_id).map(|e| e.sessions.keys().copied().collect()).unwrap_or_default();
+        for id in ids {
+            self.drop_session(edge_id, id);
+        }
+    }
+}
+
+impl Presence {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a link from `edge_id`; a previous link of the same edge is replaced.
+    pub fn register_edge(&self, edge_id: &str, addrs: EdgeAddrs, tx: mpsc::Sender<LinkFrame>) -> u64 {
+        let mut g = self.lock();
+        g.drop_edge_sessions(edge_id);
+        g.next_link += 1;
+        let link_no = g.next_link;
+        g.edges.insert(edge_id.to_string(), EdgeEntry { link_no, tx, addrs, sessions: HashMap::new() });
+        link_no
+    }
+
+    /// Forgets an edge when its link `link_no` closes (a newer link of the same edge is kept).
+    pub fn unregister_edge(&self, edge_id: &str, link_no: u64) {
+        let mut g = self.lock();
+        if g.edges.get(edge_id).is_some_and(|e| e.link_no == link_no) {
+            g.drop_edge_sessions(edge_id);
+            g.edges.remove(edge_id);
+        }
+    }
+
+    /// Records a new session. A master-level login (device_level 1) replaces the other sessions of the
+    /// same uid and device flag: they are returned with the frames that kick them.
+    pub fn open(&self, edge_id: &str, info: SessionInfo) -> Vec<(mpsc::Sender<LinkFrame>, LinkFrame)> {
+        let mut g = self.lock();
+        let mut kicks = Vec::new();
+        if info.device_level == 1 {
+            let older: Vec<SessionRef> = g
+                .by_uid
+                .get(&info.uid)
+                .map(|l| l.iter().filter(|s| s.device_flag == info.device_flag).cloned().collect())
+                .unwrap_or_default();
+            for old in older {
+                g.drop_session(&old.edge_id, old.session);
+                if let Some(e) = g.edges.get(&old.edge_id) {
+                    let frame = LinkFrame::Kick {
+                        session: old.session,
+                        reason_code: Reason::ConnectKick.code(),
+                        reason: "logged in on another device".into(),
+                    };
+                    kicks.push((e.tx.clone(), frame));
+                }
+            }
+        }
+        let Some(edge) = g.edges.get_mut(edge_id) else { return kicks };
+        let r = SessionRef { edge_id: edge_id.to_string(), session: info.session, device_flag: info.device_flag };
+        let uid = info.uid.clone();
+        edge.sessions.insert(info.session, info);
+        g.by_uid.entry(uid).or_default().push(r);
+        kicks
+    }
+
+    pub fn close(&self, edge_id: &str, session: u64) {
+        self.lock().drop_session(edge_id, session);
+    }
+
+    /// Replaces everything known about an edge's sessions.
+    pub fn replace_all(&self, edge_id: &str, sessions: Vec<SessionInfo>) {
+        self.lock().drop_edge_sessions(edge_id);
+        for info in sessions {
+            // Sessions of a snapshot were already admitted: no kicks among them.
+            self.open(edge_id, SessionInfo { device_level: 0, ..info });
+        }
+    }
+
+    pub fn sessions_of(&self, uid: &str) -> Vec<SessionRef> {
+        self.lock().by_uid.get(uid).cloned().unwrap_or_default()
+    }
+
+    pub fn link_of(&self, edge_id: &str) -> Option<mpsc::Sender<LinkFrame>> {
+        self.lock().edges.get(edge_id).map(|e| e.tx.clone())
+    }
+
+    /// Sessions of `uid` with a given device flag.
+    pub fn device_sessions(&self, uid: &str, device_flag: u8) -> Vec<SessionRef> {
+        self.sessions_of(uid).into_iter().filter(|s| s.device_flag == device_flag).collect()
+    }
+
+    pub fn edge_addrs(&self) -> Vec<(String, EdgeAddrs)> {
+        let g = self.lock();
+        let mut v: Vec<_> = g.edges.iter().map(|(id, e)| (id.clone(), e.addrs.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.edges.len(), g.edges.values().map(|e| e.sessions.len()).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(session: u64, uid: &str, flag: u8, level: u8) -> SessionInfo {
+        SessionInfo { session, uid: uid.into(), device_flag: flag, device_level: level }
+    }
+
+    #[test]
+    fn master_login_kicks_same_device_only() {
+        let p = Presence::default();
+        let (tx, _rx) = mpsc::channel(8);
+        let link = p.register_edge("e1", EdgeAddrs::default(), tx);
+        assert!(p.open("e1", info(1, "a", 0, 1)).is_empty());
+        assert!(p.open("e1", info(2, "a", 1, 1)).is_empty());
+        let kicks = p.open("e1", info(3, "a", 0, 1));
+        assert_eq!(kicks.len(), 1);
+        assert!(matches!(kicks[0].1, LinkFrame::Kick { session: 1, reason_code: 12, .. }));
+        let mut left: Vec<u64> = p.sessions_of("a").iter().map(|s| s.session).collect();
+        left.sort();
+        assert_eq!(left, vec![2, 3]);
+        p.unregister_edge("e1", link + 1);
+        assert_eq!(p.sessions_of("a").len(), 2, "a stale link id must not drop the newer link");
+        p.unregister_edge("e1", link);
+        assert!(p.sessions_of("a").is_empty());
+    }
+}

@@ -1,0 +1,140 @@
+//! Group commit: commands from every link and HTTP request queue here, and one task packs whatever is
+//! waiting into a single raft entry. Entries are handed to openraft in queue order and several may be in
+//! flight at once, so a busy core writes few large entries and an idle one answers a lone message at once.
+
+use super::types::{Batch, BatchResult, Command, CommandResult, Raft};
+use crate::store::apply::MAX_BATCH;
+use openraft::error::ClientWriteError;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error("this node is not the leader (leader: {0:?})")]
+    NotLeader(Option<u64>),
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+    #[error("the core is overloaded")]
+    Overloaded,
+    #[error("the core is shutting down")]
+    ShuttingDown,
+}
+
+type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
+
+/// Bounds of one batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_commands: usize,
+    pub max_bytes: usize,
+    /// Batches handed to raft and not yet applied.
+    pub max_in_flight: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits { max_commands: 1024, max_bytes: 4 << 20, max_in_flight: 16 }
+    }
+}
+
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<(Command, Reply)>,
+}
+
+impl Proposer {
+    pub fn start(raft: Raft, limits: BatchLimits, metrics: crate::metrics::Metrics) -> Proposer {
+        let (tx, rx) = mpsc::channel(64 * 1024);
+        tokio::spawn(run(raft, rx, limits, metrics));
+        Proposer { tx }
+    }
+
+    /// Proposes one command and waits until it is committed and applied.
+    pub async fn propose(&self, cmd: Command) -> Result<CommandResult, ProposeError> {
+        self.submit(cmd).await?.wait().await
+    }
+
+    /// Queues one command; commands are committed in the order they were submitted.
+    pub async fn submit(&self, cmd: Command) -> Result<Pending, ProposeError> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send((cmd, reply)).await.map_err(|_| ProposeError::ShuttingDown)?;
+        Ok(Pending(wait))
+    }
+}
+
+/// A submitted command's outcome, once applied.
+pub struct Pending(oneshot::Receiver<Result<CommandResult, ProposeError>>);
+
+impl Pending {
+    pub async fn wait(self) -> Result<CommandResult, ProposeError> {
+        self.0.await.map_err(|_| ProposeError::ShuttingDown)?
+    }
+}
+
+fn command_size(cmd: &Command) -> usize {
+    match cmd {
+        Command::Send(m) => 64 + m.payload.len() + m.channel_id.len() + m.client_msg_no.len(),
+        _ => 256,
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>, limits: BatchLimits, metrics: crate::metrics::Metrics) {
+    let max_commands = limits.max_commands.clamp(1, MAX_BATCH);
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        // Take what queued while waiting for a permit: that is the group in group commit.
+        let mut bytes = command_size(&first.0);
+        let mut group = vec![first];
+        while group.len() < max_commands && bytes < limits.max_bytes {
+            match rx.try_recv() {
+                Ok(item) => {
+                    bytes += command_size(&item.0);
+                    group.push(item);
+                }
+                Err(_) => break,
+            }
+        }
+        let (cmds, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        metrics.batch_size.observe(cmds.len() as f64);
+        let started = std::time::Instant::now();
+        let receiver = match raft.client_write_ff(Batch(cmds)).await {
+            Ok(r) => r,
+            Err(e) => {
+                fail_all(replies, ProposeError::Fatal(e.to_string()));
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let outcome = receiver.await;
+            drop(permit);
+            metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(Ok(resp)) => deliver(replies, resp.data),
+                Ok(Err(e)) => {
+                    let err = match e {
+                        ClientWriteError::ForwardToLeader(f) => ProposeError::NotLeader(f.leader_id),
+                        other => ProposeError::Fatal(other.to_string()),
+                    };
+                    fail_all(replies, err)
+                }
+                Err(_) => fail_all(replies, ProposeError::ShuttingDown),
+            }
+        });
+    }
+}
+
+fn deliver(replies: Vec<Reply>, results: BatchResult) {
+    let mut results = results.0.into_iter();
+    for reply in replies {
+        let r = results.next().ok_or_else(|| ProposeError::Fatal("state machine returned too few results".into()));
+        let _ = reply.send(r);
+    }
+}
+
+fn fail_all(replies: Vec<Reply>, err: ProposeError) {
+    for reply in replies {
+        let _ = reply.send(Err(err.clone()));
+    }
+}

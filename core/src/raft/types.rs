@@ -1,0 +1,73 @@
+//! What the raft log carries: batches of commands (group commit), and one result per command.
+
+use crate::store::model::ChannelRecord;
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = Batch,
+        R = BatchResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// One raft entry: commands applied in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Command>);
+
+/// One result per command of the batch; empty for blank and membership entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResult(pub Vec<CommandResult>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    SetToken { uid: String, device_flag: u8, token: String, device_level: u8 },
+    RemoveToken { uid: String, device_flag: u8 },
+    /// Create or update a channel; `subscribers`, when given, are added.
+    UpsertChannel { channel: ChannelRecord, subscribers: Vec<String> },
+    DeleteChannel { channel_id: String, channel_type: u8 },
+    AddSubscribers { channel_id: String, channel_type: u8, reset: bool, uids: Vec<String> },
+    RemoveSubscribers { channel_id: String, channel_type: u8, uids: Vec<String> },
+    Send(NewMessage),
+}
+
+/// Where a message came from, so fan-out can skip the sending connection itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub edge_id: String,
+    pub session: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    pub from_uid: String,
+    /// The stored channel id (already `a@b` for person channels).
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub client_msg_no: String,
+    pub header_flags: u8,
+    pub setting: u8,
+    pub expire: u32,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub timestamp: i32,
+    pub origin: Option<Origin>,
+    /// Client sends must come from a member of the channel; business-server sends skip that check.
+    pub check_sender: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Done,
+    Sent { message_id: i64, message_seq: u64, duplicate: bool },
+    /// Refused by the state machine; the protocol reason code says why.
+    Rejected(u8),
+}

@@ -1,0 +1,64 @@
+//! RocksDB storage: the raft log, raft metadata and the state machine live in one database, in three
+//! column families, so one WAL orders all of them.
+
+pub mod apply;
+pub mod keys;
+pub mod log_store;
+pub mod model;
+pub mod reads;
+pub mod state_machine;
+
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use std::path::Path;
+use std::sync::Arc;
+
+pub const CF_LOG: &str = "log";
+pub const CF_META: &str = "meta";
+pub const CF_SM: &str = "sm";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt record under {what}: {source}")]
+    Corrupt { what: &'static str, source: bincode::Error },
+    #[error("column family {0} is missing")]
+    MissingCf(&'static str),
+}
+
+/// The shared database handle.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) db: Arc<DB>,
+    pub slots: u16,
+}
+
+impl Db {
+    pub fn open(path: &Path, slots: u16) -> Result<Db, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = [CF_LOG, CF_META, CF_SM].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(Db { db: Arc::new(db), slots })
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db.cf_handle(name).ok_or(StoreError::MissingCf(name))
+    }
+
+    /// Approximate on-disk size of live data, for metrics.
+    pub fn live_size(&self) -> u64 {
+        self.db.property_int_value("rocksdb.total-sst-files-size").ok().flatten().unwrap_or(0)
+    }
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::deserialize(bytes).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain structs into a Vec cannot fail.
+    bincode::serialize(value).unwrap_or_default()
+}

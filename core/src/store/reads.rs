@@ -1,0 +1,73 @@
+//! Queries against the applied state. On the single-voter core every applied write is visible here, so a
+//! read after a SENDACK sees that message.
+
+use super::keys::{self, ChannelKeys};
+use super::model::{ChannelRecord, StoredMessage, TokenRecord};
+use super::{Db, StoreError, CF_SM};
+use rocksdb::{Direction, IteratorMode};
+
+impl Db {
+    fn get_sm(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_SM)?, key)?)
+    }
+
+    pub fn token(&self, uid: &str, device_flag: u8) -> Result<Option<TokenRecord>, StoreError> {
+        self.get_sm(&keys::token(uid, device_flag, self.slots))?.map(|r| super::decode("token", &r)).transpose()
+    }
+
+    pub fn channel(&self, channel_id: &str, channel_type: u8) -> Result<Option<ChannelRecord>, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        self.get_sm(&k.channel())?.map(|r| super::decode("channel", &r)).transpose()
+    }
+
+    pub fn subscribers(&self, channel_id: &str, channel_type: u8) -> Result<Vec<String>, StoreError> {
+        let prefix = ChannelKeys::new(channel_id, channel_type, self.slots).subscriber_prefix();
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, _) = item?;
+            let Some(uid) = keys::subscriber_uid(&k, &prefix) else { break };
+            out.push(uid.to_string());
+        }
+        Ok(out)
+    }
+
+    pub fn is_subscriber(&self, channel_id: &str, channel_type: u8, uid: &str) -> Result<bool, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        Ok(self.get_sm(&k.subscriber(uid))?.is_some())
+    }
+
+    pub fn last_seq(&self, channel_id: &str, channel_type: u8) -> Result<u64, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        Ok(self.get_sm(&k.last_seq())?.and_then(|r| r.as_slice().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0))
+    }
+
+    /// Messages with `from <= seq < to`, ascending, at most `limit`.
+    pub fn messages_up(&self, channel_id: &str, channel_type: u8, from: u64, to: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        let (start, end) = (k.message(from), k.message(to));
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Forward)) {
+            let (key, v) = item?;
+            if key.as_ref() >= end.as_slice() || out.len() >= limit {
+                break;
+            }
+            out.push(super::decode("message", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Messages with `to < seq <= from`, newest first, at most `limit`.
+    pub fn messages_down(&self, channel_id: &str, channel_type: u8, from: u64, to: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        let (start, end) = (k.message(from), k.message(to));
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Reverse)) {
+            let (key, v) = item?;
+            if key.as_ref() <= end.as_slice() || out.len() >= limit {
+                break;
+            }
+            out.push(super::decode("message", &v)?);
+        }
+        Ok(out)
+    }
+}

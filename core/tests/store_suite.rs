@@ -1,0 +1,22 @@
+//! openraft's storage conformance suite against the RocksDB log store and state machine.
+
+use openraft::testing::{StoreBuilder, Suite};
+use tempfile::TempDir;
+use tern_core::raft::{StorageError, TypeConfig};
+use tern_core::store::{log_store::LogStore, state_machine::StateMachine, Db};
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError> {
+        let dir = tempfile::tempdir().map_err(|e| openraft::StorageIOError::write(&e))?;
+        let db = Db::open(&dir.path().join("db"), 64).map_err(|e| openraft::StorageIOError::write(&e))?;
+        let sm = StateMachine::new(db.clone(), dir.path().join("snapshot.bin"), None);
+        Ok((dir, LogStore::new(db), sm))
+    }
+}
+
+#[test]
+fn openraft_storage_suite() -> Result<(), StorageError> {
+    Suite::test_all(Builder)
+}
