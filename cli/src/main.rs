@@ -1,1 +1,48 @@
-fn main(){}
+//! `tern`: run a local deployment, a core node or an edge; chat from a terminal; measure.
+
+mod bench;
+mod chat;
+mod dev;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tern", version, about = "Tern: a WuKongIM-compatible IM edge + core")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a core and an edge on loopback with embedded defaults (data in ./data).
+    Dev(dev::DevArgs),
+    /// Run one core node.
+    Core(serve::CoreArgs),
+    /// Run one edge.
+    Edge(serve::EdgeArgs),
+    /// Chat from a terminal: lines you type are sent, messages you receive are printed.
+    Chat(chat::ChatArgs),
+    /// Load tests against a running edge and core.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Dev(a) => dev::run(a).await,
+        Command::Core(a) => serve::core(a).await,
+        Command::Edge(a) => serve::edge(a).await,
+        Command::Chat(a) => chat::run(a).await,
+        Command::Bench(b) => bench::run(b).await,
+    }
+}

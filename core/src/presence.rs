@@ -82,6 +82,8 @@ impl Presence {
     /// same uid and device flag: they are returned with the frames that kick them.
     pub fn open(&self, edge_id: &str, info: SessionInfo) -> Vec<(mpsc::Sender<LinkFrame>, LinkFrame)> {
         let mut g = self.lock();
+        // Announcements may repeat (a session opened while a reconnect snapshot was in flight).
+        g.drop_session(edge_id, info.session);
         let mut kicks = Vec::new();
         if info.device_level == 1 {
             let older: Vec<SessionRef> = g

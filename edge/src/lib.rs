@@ -1,1 +1,105 @@
+//! tern-edge: the light binary near users.
+//!
+//! ```text
+//!  clients ─▶ listeners/ (tcp, ws) ─▶ session/ (CONNECT, crypto, SEND/RECV) ─▶ link/ ══▶ core
+//!                                          ▲                                    │
+//!                                          └──── registry (RECV, kicks) ◀───────┘
+//! ```
 
+pub mod config;
+pub mod http;
+pub mod link;
+pub mod listeners;
+pub mod metrics;
+pub mod session;
+
+pub use config::EdgeConfig;
+
+use link::Link;
+use metrics::Metrics;
+use session::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tern_shared::link::EdgeAddrs;
+use tokio::net::TcpListener;
+
+/// State every session of this edge shares.
+pub struct Edge {
+    pub config: EdgeConfig,
+    pub link: Arc<Link>,
+    pub registry: Arc<Registry>,
+    pub metrics: Metrics,
+    next_session: AtomicU64,
+}
+
+impl Edge {
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A running edge and the addresses it bound.
+pub struct EdgeHandle {
+    pub edge: Arc<Edge>,
+    pub tcp_addr: Option<SocketAddr>,
+    pub ws_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {what} on {addr}: {source}")]
+pub struct BindError {
+    what: &'static str,
+    addr: String,
+    source: std::io::Error,
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<Option<TcpListener>, BindError> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    TcpListener::bind(addr).await.map(Some).map_err(|source| BindError { what, addr: addr.into(), source })
+}
+
+fn advertised(given: &str, bound: Option<SocketAddr>, scheme: &str) -> String {
+    match (given.is_empty(), bound) {
+        (false, _) => given.to_string(),
+        (true, Some(a)) => format!("{scheme}{a}"),
+        (true, None) => String::new(),
+    }
+}
+
+pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, BindError> {
+    let tcp = bind("tcp_addr", &config.tcp_addr).await?;
+    let ws = bind("ws_addr", &config.ws_addr).await?;
+    let http = bind("http_addr", &config.http_addr).await?;
+    let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let (tcp_addr, ws_addr, http_addr) = (addr(&tcp), addr(&ws), addr(&http));
+    let addrs = EdgeAddrs {
+        tcp: advertised(&config.advertise.tcp, tcp_addr, ""),
+        ws: advertised(&config.advertise.ws, ws_addr, "ws://"),
+        wss: config.advertise.wss.clone(),
+    };
+    let metrics = Metrics::new();
+    let registry = Arc::new(Registry::default());
+    let link = Link::new(config.core_addr.clone(), config.edge_id.clone(), addrs, config.link_queue, registry.clone(), metrics.clone());
+    tokio::spawn(link.clone().run());
+    let edge = Arc::new(Edge { config, link, registry, metrics, next_session: AtomicU64::new(1) });
+    if let Some(l) = tcp {
+        tokio::spawn(listeners::tcp::serve(l, edge.clone()));
+    }
+    if let Some(l) = ws {
+        tokio::spawn(listeners::ws::serve(l, edge.clone()));
+    }
+    if let Some(l) = http {
+        let app = http::router(edge.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!(error = %e, "edge http server stopped");
+            }
+        });
+    }
+    tracing::info!(?tcp_addr, ?ws_addr, ?http_addr, edge_id = %edge.config.edge_id, "edge ready");
+    Ok(EdgeHandle { edge, tcp_addr, ws_addr, http_addr })
+}

@@ -1,0 +1,99 @@
+//! `tern dev`: a whole deployment in one process on loopback, with demo users to chat as.
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use tern_core::raft::Command;
+use tern_core::store::model::ChannelRecord;
+use tern_core::CoreConfig;
+use tern_edge::EdgeConfig;
+use tern_shared::config::Validate;
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Where the core keeps its RocksDB data.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Require this token on the HTTP API (none by default).
+    #[arg(long)]
+    manager_token: Option<String>,
+    /// Address every listener binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 5001)]
+    http_port: u16,
+    #[arg(long, default_value_t = 5100)]
+    tcp_port: u16,
+    #[arg(long, default_value_t = 5200)]
+    ws_port: u16,
+    #[arg(long, default_value_t = 5301)]
+    link_port: u16,
+    #[arg(long, default_value_t = 5080)]
+    edge_http_port: u16,
+}
+
+const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
+const DEMO_GROUP: &str = "demo";
+
+/// Raises the soft open-files limit to the hard limit; every connection is a descriptor.
+pub fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < 65_536 => tracing::warn!(limit = n, "open-files limit is low; see docs/TUNING.md"),
+        Ok(n) => tracing::debug!(limit = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
+}
+
+pub async fn run(a: DevArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let at = |port: u16| format!("{}:{port}", a.host);
+    let core_cfg = CoreConfig {
+        data_dir: a.data_dir.join("core"),
+        http_addr: at(a.http_port),
+        link_addr: at(a.link_port),
+        manager_token: a.manager_token.clone(),
+        ..Default::default()
+    };
+    core_cfg.validate()?;
+    let core = tern_core::start(core_cfg).await.context("starting core")?;
+    let edge_cfg = EdgeConfig {
+        tcp_addr: at(a.tcp_port),
+        ws_addr: at(a.ws_port),
+        http_addr: at(a.edge_http_port),
+        core_addr: core.link_addr.to_string(),
+        ..Default::default()
+    };
+    edge_cfg.validate()?;
+    let edge = tern_edge::start(edge_cfg).await.context("starting edge")?;
+
+    for uid in DEMO_USERS {
+        for device_flag in [0, 1, 2] {
+            let cmd = Command::SetToken { uid: uid.into(), device_flag, token: format!("{uid}-token"), device_level: 1 };
+            core.core.proposer.propose(cmd).await?;
+        }
+    }
+    let group = ChannelRecord { channel_id: DEMO_GROUP.into(), channel_type: 2, ..Default::default() };
+    let members = DEMO_USERS.iter().map(|u| u.to_string()).collect();
+    core.core.proposer.propose(Command::UpsertChannel { channel: group, subscribers: members }).await?;
+    for _ in 0..50 {
+        if edge.edge.link.is_up() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    println!("Tern is running (data in {}).", a.data_dir.display());
+    println!("  HTTP API   http://{}", core.http_addr);
+    println!("  TCP        {}", show(edge.tcp_addr));
+    println!("  WebSocket  ws://{}", show(edge.ws_addr));
+    println!("  edge       http://{}/healthz", show(edge.http_addr));
+    println!("Demo users (any device flag): alice/alice-token, bob/bob-token, carol/carol-token; group `{DEMO_GROUP}` has all three.");
+    println!("Try, in two terminals:");
+    println!("  tern chat --addr {} --uid alice --token alice-token --to bob", show(edge.tcp_addr));
+    println!("  tern chat --addr {} --uid bob --token bob-token --to alice", show(edge.tcp_addr));
+    println!("Ctrl-C stops.");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `tern core` and `tern edge`: a TOML file, then flags (or env) on top, then validation.
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use tern_core::CoreConfig;
+use tern_edge::EdgeConfig;
+use tern_shared::config::{self, Validate};
+
+#[derive(Args)]
+pub struct CoreArgs {
+    /// TOML settings file (see docs/CONFIG.md).
+    #[arg(long, env = "TERN_CORE_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "TERN_NODE_ID")]
+    node_id: Option<u64>,
+    #[arg(long, env = "TERN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, env = "TERN_HTTP_ADDR")]
+    http_addr: Option<String>,
+    #[arg(long, env = "TERN_LINK_ADDR")]
+    link_addr: Option<String>,
+    #[arg(long, env = "TERN_MANAGER_TOKEN")]
+    manager_token: Option<String>,
+}
+
+#[derive(Args)]
+pub struct EdgeArgs {
+    #[arg(long, env = "TERN_EDGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "TERN_EDGE_ID")]
+    edge_id: Option<String>,
+    #[arg(long, env = "TERN_TCP_ADDR")]
+    tcp_addr: Option<String>,
+    #[arg(long, env = "TERN_WS_ADDR")]
+    ws_addr: Option<String>,
+    #[arg(long, env = "TERN_EDGE_HTTP_ADDR")]
+    http_addr: Option<String>,
+    #[arg(long, env = "TERN_CORE_ADDR")]
+    core_addr: Option<String>,
+}
+
+fn load<T: serde::de::DeserializeOwned + Validate + Default>(path: &Option<PathBuf>) -> anyhow::Result<T> {
+    Ok(match path {
+        Some(p) => config::load(p)?,
+        None => T::default(),
+    })
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// One machine-readable line on stdout once listeners are bound, for scripts and tests.
+fn announce_ready(fields: serde_json::Value) {
+    println!("TERN_READY {fields}");
+}
+
+pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
+    let mut c: CoreConfig = load(&a.config)?;
+    set(&mut c.node_id, a.node_id);
+    set(&mut c.data_dir, a.data_dir);
+    set(&mut c.http_addr, a.http_addr);
+    set(&mut c.link_addr, a.link_addr);
+    if a.manager_token.is_some() {
+        c.manager_token = a.manager_token;
+    }
+    c.validate()?;
+    crate::dev::raise_fd_limit();
+    let h = tern_core::start(c).await.context("starting core")?;
+    announce_ready(serde_json::json!({"http": h.http_addr.to_string(), "link": h.link_addr.to_string()}));
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
+    let mut c: EdgeConfig = load(&a.config)?;
+    set(&mut c.edge_id, a.edge_id);
+    set(&mut c.tcp_addr, a.tcp_addr);
+    set(&mut c.ws_addr, a.ws_addr);
+    set(&mut c.http_addr, a.http_addr);
+    set(&mut c.core_addr, a.core_addr);
+    c.validate()?;
+    crate::dev::raise_fd_limit();
+    let h = tern_edge::start(c).await.context("starting edge")?;
+    let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    announce_ready(serde_json::json!({"tcp": show(h.tcp_addr), "ws": show(h.ws_addr), "http": show(h.http_addr)}));
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Settings of one edge (TOML, every key optional).
+
+use serde::{Deserialize, Serialize};
+use tern_shared::config::{check_addr, ConfigError, Validate};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Names this edge to the core; a restarted edge with the same id replaces its old presence.
+    pub edge_id: String,
+    /// Client protocol over TCP (WuKongIM's default port); empty disables.
+    pub tcp_addr: String,
+    /// Client protocol over WebSocket; empty disables.
+    pub ws_addr: String,
+    /// `/healthz` and `/metrics`.
+    pub http_addr: String,
+    /// The core node's link address.
+    pub core_addr: String,
+    /// Addresses handed to clients by `/route` (defaults: the bound listener addresses).
+    pub advertise: Advertise,
+    /// Largest client frame body accepted.
+    pub max_frame: usize,
+    /// Time a new connection has to send CONNECT.
+    pub connect_timeout_ms: u64,
+    /// An authenticated connection silent this long is closed (clients ping every ~60 s).
+    pub idle_timeout_ms: u64,
+    /// Frames queued toward one client before it counts as too slow and is closed.
+    pub session_queue: usize,
+    /// Frames queued toward the core before client reads wait.
+    pub link_queue: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Advertise {
+    pub tcp: String,
+    pub ws: String,
+    pub wss: String,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            edge_id: "edge-1".into(),
+            tcp_addr: "0.0.0.0:5100".into(),
+            ws_addr: "0.0.0.0:5200".into(),
+            http_addr: "0.0.0.0:5080".into(),
+            core_addr: "127.0.0.1:5301".into(),
+            advertise: Advertise::default(),
+            max_frame: tern_shared::proto::DEFAULT_MAX_FRAME,
+            connect_timeout_ms: 5_000,
+            idle_timeout_ms: 180_000,
+            session_queue: 1024,
+            link_queue: 64 * 1024,
+        }
+    }
+}
+
+impl Validate for EdgeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.edge_id.is_empty() || self.edge_id.len() > 64 {
+            return Err(ConfigError::invalid("edge_id", "must be 1-64 characters"));
+        }
+        check_addr("tcp_addr", &self.tcp_addr, true)?;
+        check_addr("ws_addr", &self.ws_addr, true)?;
+        check_addr("http_addr", &self.http_addr, true)?;
+        if self.tcp_addr.is_empty() && self.ws_addr.is_empty() {
+            return Err(ConfigError::invalid("tcp_addr", "at least one of tcp_addr and ws_addr must be set"));
+        }
+        if self.core_addr.is_empty() {
+            return Err(ConfigError::invalid("core_addr", "must name the core's link address"));
+        }
+        if !(64..=tern_shared::proto::varint::MAX_VARINT).contains(&self.max_frame) {
+            return Err(ConfigError::invalid("max_frame", "must be between 64 bytes and 256 MiB"));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(ConfigError::invalid("connect_timeout_ms", "must be greater than 0"));
+        }
+        if self.idle_timeout_ms < 1000 {
+            return Err(ConfigError::invalid("idle_timeout_ms", "must be at least 1000"));
+        }
+        if self.session_queue < 8 {
+            return Err(ConfigError::invalid("session_queue", "must be at least 8"));
+        }
+        if self.link_queue < 64 {
+            return Err(ConfigError::invalid("link_queue", "must be at least 64"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = tern_shared::config::parse::<EdgeConfig>("e.toml", "max_frame = 1").unwrap_err();
+        assert!(e.to_string().contains("`max_frame`"), "{e}");
+        let e = tern_shared::config::parse::<EdgeConfig>("e.toml", "tcp_addr = \"nope\"").unwrap_err();
+        assert!(e.to_string().contains("`tcp_addr`"), "{e}");
+        assert!(tern_shared::config::parse::<EdgeConfig>("e.toml", "").is_ok());
+    }
+}

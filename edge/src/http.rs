@@ -1,0 +1,27 @@
+//! The edge's own HTTP endpoints: `/healthz` (503 while the core is unreachable) and `/metrics`.
+
+use crate::Edge;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+pub fn router(edge: Arc<Edge>) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(edge)
+}
+
+async fn healthz(State(edge): State<Arc<Edge>>) -> impl IntoResponse {
+    let up = edge.link.is_up();
+    let body = serde_json::json!({
+        "status": if up { "ok" } else { "core-unreachable" },
+        "edge_id": edge.config.edge_id,
+        "sessions": edge.registry.len(),
+    });
+    (if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body))
+}
+
+async fn metrics(State(edge): State<Arc<Edge>>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], edge.metrics.render())
+}

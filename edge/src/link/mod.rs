@@ -1,0 +1,240 @@
+//! The link to the core: one long-lived TCP connection multiplexing every client session of this edge.
+//! It reconnects with backoff, pings every second, and re-announces all sessions after each connect.
+
+mod inbound;
+
+use crate::metrics::Metrics;
+use crate::session::registry::{Outbound, Registry, SessionEntry};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tern_shared::link::io::{write_loop, FrameReader};
+use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage, LINK_VERSION};
+use tern_shared::proto::{self, Packet, Reason};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// Silence after which the core counts as gone (a few missed pongs).
+const DEAD_AFTER: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[error("no link to the core")]
+pub struct LinkDown;
+
+/// A SEND waiting for the core's answer.
+struct PendingSend {
+    session: u64,
+    client_seq: u32,
+    flags: u8,
+}
+
+pub struct Link {
+    core_addr: String,
+    edge_id: String,
+    addrs: EdgeAddrs,
+    queue: usize,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    /// The live link's frame queue. Its lock also orders presence announcements against the snapshot
+    /// sent on reconnect, so the core never misses or double-counts a session.
+    current: tokio::sync::Mutex<Option<mpsc::Sender<LinkFrame>>>,
+    up: AtomicBool,
+    next_req: AtomicU64,
+    auths: Mutex<HashMap<u64, oneshot::Sender<(u8, u8)>>>,
+    sends: Mutex<HashMap<u64, PendingSend>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Link {
+    pub fn new(core_addr: String, edge_id: String, addrs: EdgeAddrs, queue: usize, registry: Arc<Registry>, metrics: Metrics) -> Arc<Link> {
+        Arc::new(Link {
+            core_addr,
+            edge_id,
+            addrs,
+            queue,
+            registry,
+            metrics,
+            current: tokio::sync::Mutex::new(None),
+            up: AtomicBool::new(false),
+            next_req: AtomicU64::new(1),
+            auths: Mutex::default(),
+            sends: Mutex::default(),
+        })
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    async fn sender(&self) -> Result<mpsc::Sender<LinkFrame>, LinkDown> {
+        self.current.lock().await.clone().ok_or(LinkDown)
+    }
+
+    /// Asks the core whether `token` is valid; returns (reason code, device level).
+    pub async fn auth(&self, uid: &str, device_flag: u8, token: &str) -> Result<(u8, u8), LinkDown> {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        locked(&self.auths).insert(req, tx);
+        let frame = LinkFrame::Auth { req, uid: uid.into(), device_flag, token: token.into() };
+        let sent = match self.sender().await {
+            Ok(link) => link.send(frame).await.map_err(|_| LinkDown),
+            Err(e) => Err(e),
+        };
+        if sent.is_err() {
+            locked(&self.auths).remove(&req);
+            return Err(LinkDown);
+        }
+        match tokio::time::timeout(DEAD_AFTER * 2, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            _ => {
+                locked(&self.auths).remove(&req);
+                Err(LinkDown)
+            }
+        }
+    }
+
+    /// Forwards a client's SEND; the SENDACK reaches the session when the core answers.
+    pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let session = msg.session;
+        locked(&self.sends).insert(req, PendingSend { session, client_seq, flags });
+        let link = self.sender().await;
+        let sent = match link {
+            Ok(link) => link.send(LinkFrame::Send { req, msg }).await.map_err(|_| LinkDown),
+            Err(e) => Err(e),
+        };
+        if sent.is_err() {
+            locked(&self.sends).remove(&req);
+        }
+        sent
+    }
+
+    /// Adds a session and tells the core, in one step with respect to reconnect snapshots.
+    pub async fn open_session(&self, entry: SessionEntry) {
+        let info = entry.info.clone();
+        let current = self.current.lock().await;
+        self.registry.insert(entry);
+        if let Some(link) = current.as_ref() {
+            let _ = link.send(LinkFrame::SessionOpen(info)).await;
+        }
+    }
+
+    pub async fn close_session(&self, session: u64) {
+        let current = self.current.lock().await;
+        self.registry.remove(session);
+        if let Some(link) = current.as_ref() {
+            let _ = link.send(LinkFrame::SessionClose { session }).await;
+        }
+    }
+
+    /// Keeps a link to the core up for as long as the edge runs.
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.core_addr)).await {
+                Ok(Ok(stream)) => {
+                    backoff = Duration::from_millis(50);
+                    let result = self.clone().serve(stream).await;
+                    tracing::warn!(core = %self.core_addr, ?result, "link to core lost");
+                }
+                Ok(Err(e)) => tracing::debug!(core = %self.core_addr, error = %e, "cannot reach core"),
+                Err(_) => tracing::debug!(core = %self.core_addr, "connect to core timed out"),
+            }
+            self.went_down().await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn serve(self: Arc<Self>, stream: TcpStream) -> Result<(), String> {
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (r, w) = stream.into_split();
+        let mut reader = FrameReader::new(r);
+        let (tx, rx) = mpsc::channel(self.queue);
+        let writer = tokio::spawn(write_loop(w, rx));
+        let hello = LinkFrame::Hello { version: LINK_VERSION, edge_id: self.edge_id.clone(), addrs: self.addrs.clone() };
+        tx.send(hello).await.map_err(|_| "link writer ended")?;
+        match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
+            Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => tracing::info!(core = %self.core_addr, node_id, "link to core up"),
+            other => {
+                writer.abort();
+                return Err(format!("no hello ack: {other:?}"));
+            }
+        }
+        {
+            let mut current = self.current.lock().await;
+            tx.send(LinkFrame::PresenceSnapshot(self.registry.snapshot())).await.map_err(|_| "link writer ended")?;
+            *current = Some(tx.clone());
+        }
+        self.up.store(true, Ordering::Relaxed);
+        self.metrics.link_up.set(1);
+        let pinger = tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                tokio::time::sleep(PING_EVERY).await;
+                n += 1;
+                if tx.send(LinkFrame::Ping(n)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let result = loop {
+            match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
+                Ok(Ok(Some(frame))) => self.on_frame(frame),
+                Ok(Ok(None)) => break Err("core closed the link".to_string()),
+                Ok(Err(e)) => break Err(e.to_string()),
+                Err(_) => break Err(format!("no frame from core for {DEAD_AFTER:?}")),
+            }
+        };
+        pinger.abort();
+        writer.abort();
+        result
+    }
+
+    /// Fails everything that was waiting on the lost link; clients may resend (dedup makes that safe).
+    async fn went_down(&self) {
+        *self.current.lock().await = None;
+        self.up.store(false, Ordering::Relaxed);
+        self.metrics.link_up.set(0);
+        locked(&self.auths).clear();
+        let sends: Vec<PendingSend> = locked(&self.sends).drain().map(|(_, p)| p).collect();
+        for p in sends {
+            self.sendack(p, Reason::SystemError.code(), 0, 0);
+        }
+    }
+
+    fn sendack(&self, p: PendingSend, reason: u8, message_id: i64, message_seq: u64) {
+        let Some(s) = self.registry.get(p.session) else { return };
+        let ack = Packet::Sendack(proto::Sendack {
+            flags: p.flags,
+            message_id,
+            client_seq: p.client_seq,
+            message_seq: message_seq as u32,
+            reason_code: reason,
+        });
+        if let Ok(b) = proto::encode_to_vec(&ack, s.version) {
+            self.push(&s, Outbound::Frame(b.into()));
+        }
+    }
+
+    /// Queues a frame for a client; a client whose queue is full is too slow and is dropped.
+    fn push(&self, s: &SessionEntry, out: Outbound) -> bool {
+        match s.out.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(session = s.info.session, uid = %s.info.uid, "client too slow, closing");
+                self.metrics.slow_clients_closed.inc();
+                self.registry.remove(s.info.session);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! WebSocket: binary messages carry the same byte stream as TCP. Any path is accepted; behind a proxy
+//! the client address comes from `X-Forwarded-For` or `X-Real-IP`.
+
+use crate::{session, Edge};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tern_shared::transport::ws_io;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(upgrade(stream, peer.to_string(), edge.clone()));
+            }
+            Err(e) => super::accept_backoff("ws", e).await,
+        }
+    }
+}
+
+async fn upgrade(stream: TcpStream, peer: String, edge: Arc<Edge>) {
+    let forwarded = Arc::new(Mutex::new(None::<String>));
+    let seen = forwarded.clone();
+    let callback = move |req: &Request, resp: Response| {
+        let h = req.headers();
+        let ip = h
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .or_else(|| h.get("x-real-ip").and_then(|v| v.to_str().ok()))
+            .map(|s| s.trim().to_string());
+        *seen.lock().unwrap_or_else(|e| e.into_inner()) = ip;
+        Ok(resp)
+    };
+    // A WebSocket message may not exceed the frame limit by much: bound tungstenite's buffers the same way.
+    let max = edge.config.max_frame + 16;
+    let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
+    let limit = Duration::from_millis(edge.config.connect_timeout_ms);
+    let accepted = tokio::time::timeout(limit, tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config))).await;
+    match accepted {
+        Ok(Ok(ws)) => {
+            let peer = forwarded.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(peer);
+            let (rx, tx) = ws_io(ws);
+            session::run(edge, rx, tx, peer).await;
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
+        Err(_) => tracing::debug!(%peer, "websocket upgrade timed out"),
+    }
+}

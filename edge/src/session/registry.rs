@@ -1,0 +1,60 @@
+//! The live sessions of this edge, by id: what the link needs to deliver to, kick, or announce.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tern_shared::link::SessionInfo;
+use tern_shared::proto::crypto::SessionCipher;
+use tokio::sync::mpsc;
+
+/// What goes to a client connection's writer.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Bytes),
+    /// Write this last frame (a DISCONNECT) and close.
+    Close(Bytes),
+}
+
+#[derive(Clone)]
+pub struct SessionEntry {
+    pub info: SessionInfo,
+    pub version: u8,
+    pub cipher: SessionCipher,
+    pub out: mpsc::Sender<Outbound>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<u64, SessionEntry>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert(&self, entry: SessionEntry) {
+        self.lock().insert(entry.info.session, entry);
+    }
+
+    /// Removing the entry drops the registry's sender, which ends a session whose queue was the reason.
+    pub fn remove(&self, session: u64) -> Option<SessionEntry> {
+        self.lock().remove(&session)
+    }
+
+    pub fn get(&self, session: u64) -> Option<SessionEntry> {
+        self.lock().get(&session).cloned()
+    }
+
+    pub fn snapshot(&self) -> Vec<SessionInfo> {
+        self.lock().values().map(|e| e.info.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
