@@ -1,0 +1,197 @@
+//! Test harness: real `tern core` and `tern edge` processes on loopback, each with its own data dir.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tern_shared::client::{Client, ClientOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc {
+    child: Child,
+    pub ready: serde_json::Value,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], log: &Path) -> Proc {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn tern");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix("TERN_READY ") {
+                    let _ = tx.send(json.to_string());
+                }
+            }
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("{args:?} did not become ready; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        };
+        Proc { child, ready: serde_json::from_str(&line).expect("ready json") }
+    }
+
+    pub fn addr(&self, key: &str) -> String {
+        self.ready[key].as_str().unwrap_or_default().to_string()
+    }
+
+    /// SIGKILL: no shutdown code runs, like a crash or power loss of the process.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub core: Proc,
+    pub edge: Proc,
+    pub api: Api,
+}
+
+impl Cluster {
+    /// A core on ephemeral ports and an edge linked to it. `edge_toml` is extra edge settings.
+    pub async fn start(edge_toml: &str) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let core = start_core(dir.path(), "127.0.0.1:0", "127.0.0.1:0", 0);
+        let edge = start_edge(dir.path(), &core.addr("link"), edge_toml, 0);
+        let api = Api::new(&core.addr("http"));
+        wait_edge_up(&edge).await;
+        Cluster { dir, core, edge, api }
+    }
+
+    pub fn tcp(&self) -> String {
+        self.edge.addr("tcp")
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://{}", self.edge.addr("ws"))
+    }
+
+    /// Restarts the core on the same data dir and ports after a kill.
+    pub async fn restart_core(&mut self, generation: u32) {
+        let (http, link) = (self.core.addr("http"), self.core.addr("link"));
+        self.core = start_core(self.dir.path(), &http, &link, generation);
+        wait_edge_up(&self.edge).await;
+    }
+}
+
+pub fn start_core(dir: &Path, http: &str, link: &str, generation: u32) -> Proc {
+    let data: PathBuf = dir.join("core-data");
+    let log = dir.join(format!("core-{generation}.log"));
+    Proc::spawn(&["core", "--data-dir", data.to_str().unwrap_or_default(), "--http-addr", http, "--link-addr", link], &log)
+}
+
+pub fn start_edge(dir: &Path, core_link: &str, extra_toml: &str, generation: u32) -> Proc {
+    let cfg = dir.join(format!("edge-{generation}.toml"));
+    let toml = format!(
+        "tcp_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ncore_addr = \"{core_link}\"\n{extra_toml}"
+    );
+    std::fs::write(&cfg, toml).expect("edge config");
+    let log = dir.join(format!("edge-{generation}.log"));
+    Proc::spawn(&["edge", "--config", cfg.to_str().unwrap_or_default()], &log)
+}
+
+/// Waits until the edge reports its core link up.
+pub async fn wait_edge_up(edge: &Proc) {
+    let url = format!("http://{}/healthz", edge.addr("http"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(&url).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("edge link to core did not come up");
+}
+
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn new(addr: &str) -> Api {
+        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), token: None }
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = &self.token {
+            req = req.header("token", t);
+        }
+        let resp = req.send().await.expect("http request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// POST that must succeed.
+    pub async fn ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, v) = self.post(path, body).await;
+        assert_eq!(status, 200, "POST {path}: {v}");
+        v
+    }
+
+    pub async fn user(&self, uid: &str, device_flag: u8) {
+        self.ok("/user/token", serde_json::json!({"uid": uid, "token": format!("{uid}-tok"), "device_flag": device_flag})).await;
+    }
+
+    pub async fn group(&self, id: &str, members: &[&str]) {
+        self.ok("/channel", serde_json::json!({"channel_id": id, "channel_type": 2, "subscribers": members})).await;
+    }
+
+    /// Every message of a channel as `login_uid` sees it, paging upward from seq 1.
+    pub async fn sync_all(&self, login_uid: &str, channel_id: &str, channel_type: u8) -> Vec<serde_json::Value> {
+        let mut out: Vec<serde_json::Value> = Vec::new();
+        let mut start = 1;
+        loop {
+            let body = serde_json::json!({
+                "login_uid": login_uid, "channel_id": channel_id, "channel_type": channel_type,
+                "start_message_seq": start, "end_message_seq": 0, "limit": 100, "pull_mode": 1,
+            });
+            let page = self.ok("/channel/messagesync", body).await;
+            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
+            if let Some(last) = msgs.last() {
+                start = last["message_seq"].as_u64().unwrap_or(0) + 1;
+            }
+            out.extend(msgs);
+            if page["more"] != 1 {
+                return out;
+            }
+        }
+    }
+}
+
+pub async fn connect(addr: &str, uid: &str, device_flag: u8) -> Client {
+    let mut o = ClientOptions::new(addr, uid, format!("{uid}-tok"));
+    o.device_flag = device_flag;
+    Client::connect(o).await.unwrap_or_else(|e| panic!("{uid} connect: {e}"))
+}
+
+impl Proc {
+    pub fn spawn_core_with_token(data: &Path, log: &Path, token: &str) -> Proc {
+        let args = ["core", "--data-dir", data.to_str().unwrap_or_default(), "--http-addr", "127.0.0.1:0", "--link-addr", "127.0.0.1:0", "--manager-token", token];
+        Proc::spawn(&args, log)
+    }
+}

@@ -1,0 +1,120 @@
+//! Clients on one edge exchange person and group messages end to end; non-members get nothing.
+
+mod common;
+
+use common::{connect, Cluster};
+use std::time::Duration;
+use tern_shared::client::{Client, Incoming, Received};
+
+async fn next_message(c: &mut Client) -> Received {
+    match c.recv_timeout(Duration::from_secs(5)).await {
+        Some(Incoming::Message(m)) => m,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+fn text(m: &Received) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("json payload");
+    v["content"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn person_and_group_messages_reach_members_only() {
+    let cl = Cluster::start("").await;
+    for uid in ["alice", "bob", "carol"] {
+        cl.api.user(uid, 0).await;
+    }
+    cl.api.user("bob", 1).await;
+    cl.api.group("g1", &["alice", "bob"]).await;
+
+    let mut alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+    // Bob's second device speaks WebSocket and the oldest served protocol version.
+    let mut bob_web = {
+        let mut o = tern_shared::client::ClientOptions::new(cl.ws(), "bob", "bob-tok");
+        o.device_flag = 1;
+        o.version = 2;
+        Client::connect(o).await.expect("bob web connect")
+    };
+    let mut carol = connect(&cl.tcp(), "carol", 0).await;
+
+    // Person: alice -> bob reaches both of bob's devices, named after the sender.
+    let ack = alice.send_text("bob", 1, "hi bob").await.unwrap();
+    assert_eq!((ack.reason_code, ack.message_seq), (1, 1));
+    for dev in [&mut bob, &mut bob_web] {
+        let m = next_message(dev).await;
+        assert_eq!((m.from_uid.as_str(), m.channel_id.as_str(), m.channel_type), ("alice", "alice", 1));
+        assert_eq!((m.message_id, m.message_seq), (ack.message_id, 1));
+        assert_eq!(text(&m), "hi bob");
+    }
+
+    // The reply lands in the same channel (seq 2); bob's other device sees it as its own, under "alice".
+    let ack = bob.send_text("alice", 1, "hi alice").await.unwrap();
+    assert_eq!((ack.reason_code, ack.message_seq), (1, 2));
+    let m = next_message(&mut alice).await;
+    assert_eq!((m.from_uid.as_str(), m.channel_id.as_str(), text(&m).as_str()), ("bob", "bob", "hi alice"));
+    let m = next_message(&mut bob_web).await;
+    assert_eq!((m.from_uid.as_str(), m.channel_id.as_str()), ("bob", "alice"));
+    assert_eq!(m.flags & tern_shared::proto::flag::RED_DOT, 0, "own messages carry no red dot");
+
+    // Group: alice -> g1 reaches bob on both devices.
+    let ack = alice.send_text("g1", 2, "hello group").await.unwrap();
+    assert_eq!((ack.reason_code, ack.message_seq), (1, 1));
+    for dev in [&mut bob, &mut bob_web] {
+        let m = next_message(dev).await;
+        assert_eq!((m.channel_id.as_str(), m.channel_type, text(&m).as_str()), ("g1", 2, "hello group"));
+    }
+
+    // Carol is no member: she cannot send to g1, and has received nothing at all.
+    let ack = carol.send_text("g1", 2, "let me in").await.unwrap();
+    assert_eq!(ack.reason_code, tern_shared::proto::Reason::SubscriberNotExist.code());
+    let ack = carol.send_text("nope", 2, "?").await.unwrap();
+    assert_eq!(ack.reason_code, tern_shared::proto::Reason::ChannelNotExist.code());
+    assert_eq!(carol.recv_timeout(Duration::from_millis(500)).await, None);
+    // Nor did the refused sends reach anyone.
+    assert_eq!(bob.recv_timeout(Duration::from_millis(300)).await, None);
+
+    // The business API's send reaches online members too, and sync returns everything in order.
+    let sent = cl.api.ok("/message/send", serde_json::json!({
+        "from_uid": "alice", "channel_id": "g1", "channel_type": 2,
+        "payload": "eyJ0eXBlIjoxLCJjb250ZW50Ijoic3lzdGVtIn0=",
+    })).await;
+    assert_eq!(sent["message_seq"], 2);
+    assert_eq!(text(&next_message(&mut bob).await), "system");
+    let all = cl.api.sync_all("bob", "alice", 1).await;
+    let seqs: Vec<u64> = all.iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(all[0]["channel_id"], "alice", "person channels are named from the viewer's side");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_master_login_kicks_the_old_connection() {
+    let cl = Cluster::start("").await;
+    cl.api.user("dave", 0).await;
+    let mut first = connect(&cl.tcp(), "dave", 0).await;
+    let _second = connect(&cl.tcp(), "dave", 0).await;
+    match first.recv_timeout(Duration::from_secs(5)).await {
+        Some(Incoming::Disconnect { reason_code, .. }) => assert_eq!(reason_code, 12),
+        other => panic!("expected a kick, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_checks_manager_token_and_reports_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("core.log");
+    let data = dir.path().join("d");
+    let core = common::Proc::spawn_core_with_token(&data, &log, "s3cret");
+    let mut api = common::Api::new(&core.addr("http"));
+    let (status, body) = api.post("/user/token", serde_json::json!({"uid": "a", "token": "t"})).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["status"], 401);
+    api.token = Some("s3cret".into());
+    let (status, body) = api.post("/user/token", serde_json::json!({"uid": "a@b", "token": "t"})).await;
+    assert_eq!(status, 400);
+    assert!(body["msg"].as_str().unwrap().contains("uid"), "{body}");
+    let (status, body) = api.post("/channel", serde_json::json!({"channel_type": 2})).await;
+    assert_eq!(status, 400);
+    assert!(body["msg"].as_str().unwrap().contains("channel_id"), "{body}");
+    api.ok("/user/token", serde_json::json!({"uid": "a", "token": "t"})).await;
+}
