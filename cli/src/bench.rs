@@ -94,17 +94,28 @@ async fn send(a: SendArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicU64::new(0));
     let bar = ProgressBar::new(a.messages);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} acked {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} acked {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, client) in clients.into_iter().enumerate() {
-        let (remaining, stop, failed, bar, payload) = (remaining.clone(), stop.clone(), failed.clone(), bar.clone(), payload.clone());
+        let (remaining, stop, failed, bar, payload) =
+            (remaining.clone(), stop.clone(), failed.clone(), bar.clone(), payload.clone());
         let peer = format!("bench-{run_id}-peer-{i}");
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
-            while !stop.load(Ordering::Relaxed) && remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+            while !stop.load(Ordering::Relaxed)
+                && remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+            {
                 let t = Instant::now();
-                let msg = Outgoing { channel_id: peer.clone(), channel_type: kind::PERSON, payload: payload.clone(), ..Default::default() };
+                let msg = Outgoing {
+                    channel_id: peer.clone(),
+                    channel_type: kind::PERSON,
+                    payload: payload.clone(),
+                    ..Default::default()
+                };
                 match client.send(msg).await {
                     Ok(ack) if ack.reason_code == 1 => {
                         let _ = hist.record(t.elapsed().as_micros() as u64);
@@ -150,7 +161,16 @@ async fn send(a: SendArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} B | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
-        s.senders, s.payload_bytes, s.acked, s.failed, s.seconds, s.acked_per_sec, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms
+        s.senders,
+        s.payload_bytes,
+        s.acked,
+        s.failed,
+        s.seconds,
+        s.acked_per_sec,
+        s.p50_ms,
+        s.p99_ms,
+        s.p999_ms,
+        s.max_ms
     );
     let json = serde_json::to_string_pretty(&s)?;
     println!("{json}");

@@ -69,7 +69,8 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
 
     for uid in DEMO_USERS {
         for device_flag in [0, 1, 2] {
-            let cmd = Command::SetToken { uid: uid.into(), device_flag, token: format!("{uid}-token"), device_level: 1 };
+            let cmd =
+                Command::SetToken { uid: uid.into(), device_flag, token: format!("{uid}-token"), device_level: 1 };
             core.core.proposer.propose(cmd).await?;
         }
     }

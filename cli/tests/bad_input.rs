@@ -116,8 +116,13 @@ async fn each_bad_connection_is_closed_alone_with_a_reason() {
     let keys = proto::crypto::ClientKeys::generate();
     let mut raw = Raw { s: TcpStream::connect(&addr).await.unwrap(), buf: Vec::new() };
     let c = Packet::Connect(proto::Connect {
-        version: 4, uid: "alice".into(), token: "alice-tok".into(), device_flag: 2, device_id: "raw".into(),
-        client_key: keys.public_b64(), ..Default::default()
+        version: 4,
+        uid: "alice".into(),
+        token: "alice-tok".into(),
+        device_flag: 2,
+        device_id: "raw".into(),
+        client_key: keys.public_b64(),
+        ..Default::default()
     });
     raw.write(&c).await;
     let Packet::Connack(ack) = raw.next().await else { panic!("no CONNACK") };
@@ -129,7 +134,12 @@ async fn each_bad_connection_is_closed_alone_with_a_reason() {
     ];
     for (seq, payload, msg_key, want) in sends {
         raw.write(&Packet::Send(proto::Send {
-            client_seq: seq, client_msg_no: format!("m{seq}"), channel_id: "bob".into(), channel_type: 1, msg_key, payload,
+            client_seq: seq,
+            client_msg_no: format!("m{seq}"),
+            channel_id: "bob".into(),
+            channel_type: 1,
+            msg_key,
+            payload,
             ..Default::default()
         }))
         .await;

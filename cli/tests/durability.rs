@@ -20,7 +20,11 @@ fn outgoing(channel: &str, channel_type: u8, no: &str) -> Outgoing {
     }
 }
 
-async fn send_burst(alice: &Client, prefix: &str, count: usize) -> Vec<(String, tokio::sync::oneshot::Receiver<tern_shared::proto::Sendack>)> {
+async fn send_burst(
+    alice: &Client,
+    prefix: &str,
+    count: usize,
+) -> Vec<(String, tokio::sync::oneshot::Receiver<tern_shared::proto::Sendack>)> {
     let mut waits = Vec::new();
     for i in 0..count {
         let (channel, kind) = if i % 3 == 2 { ("g", 2) } else { ("bob", 1) };
@@ -46,7 +50,10 @@ fn check_channel(msgs: &[serde_json::Value], acked: &Acked, kind_tag: &str) -> u
     for (i, m) in msgs.iter().enumerate() {
         assert_eq!(m["message_seq"].as_u64(), Some(i as u64 + 1), "seqs must be contiguous and ordered");
         let no = m["client_msg_no"].as_str().unwrap().to_string();
-        assert!(seen.insert(no.clone(), (m["message_id"].as_i64().unwrap(), i as u64 + 1)).is_none(), "{no} stored twice");
+        assert!(
+            seen.insert(no.clone(), (m["message_id"].as_i64().unwrap(), i as u64 + 1)).is_none(),
+            "{no} stored twice"
+        );
     }
     let mut n = 0;
     for (no, ids) in acked.iter().filter(|(no, _)| no.contains(kind_tag)) {

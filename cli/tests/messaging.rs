@@ -75,10 +75,16 @@ async fn person_and_group_messages_reach_members_only() {
     assert_eq!(bob.recv_timeout(Duration::from_millis(300)).await, None);
 
     // The business API's send reaches online members too, and sync returns everything in order.
-    let sent = cl.api.ok("/message/send", serde_json::json!({
-        "from_uid": "alice", "channel_id": "g1", "channel_type": 2,
-        "payload": "eyJ0eXBlIjoxLCJjb250ZW50Ijoic3lzdGVtIn0=",
-    })).await;
+    let sent = cl
+        .api
+        .ok(
+            "/message/send",
+            serde_json::json!({
+                "from_uid": "alice", "channel_id": "g1", "channel_type": 2,
+                "payload": "eyJ0eXBlIjoxLCJjb250ZW50Ijoic3lzdGVtIn0=",
+            }),
+        )
+        .await;
     assert_eq!(sent["message_seq"], 2);
     assert_eq!(text(&next_message(&mut bob).await), "system");
     let all = cl.api.sync_all("bob", "alice", 1).await;

@@ -123,7 +123,13 @@ mod tests {
             origin: Some(Origin { edge_id: "e1".into(), session: 1 }),
         };
         let plan = plan(&p, &applied, &["alice".into(), "bob".into()]);
-        assert_eq!(plan["e1"], vec![DeliverTarget { channel_id: "alice".into(), clear_red_dot: false, sessions: vec![3] }]);
-        assert_eq!(plan["e2"], vec![DeliverTarget { channel_id: "bob".into(), clear_red_dot: true, sessions: vec![2] }]);
+        assert_eq!(
+            plan["e1"],
+            vec![DeliverTarget { channel_id: "alice".into(), clear_red_dot: false, sessions: vec![3] }]
+        );
+        assert_eq!(
+            plan["e2"],
+            vec![DeliverTarget { channel_id: "bob".into(), clear_red_dot: true, sessions: vec![2] }]
+        );
     }
 }

@@ -38,7 +38,8 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     let _ = r.register(Box::new(h.clone()));
     h
 }
@@ -50,9 +51,23 @@ impl Metrics {
             messages_stored: counter(&r, "messages_stored_total", "Messages committed and applied"),
             messages_rejected: counter(&r, "messages_rejected_total", "Sends refused by the state machine"),
             deliveries: counter(&r, "deliveries_total", "Message copies handed to edge links"),
-            deliveries_dropped: counter(&r, "deliveries_dropped_total", "Deliveries dropped because an edge link queue was full"),
-            batch_size: histogram(&r, "raft_batch_commands", "Commands per raft entry", prometheus::exponential_buckets(1.0, 2.0, 12).unwrap_or_default()),
-            commit_latency: histogram(&r, "raft_commit_seconds", "Time from proposal to applied", prometheus::exponential_buckets(0.0001, 2.0, 16).unwrap_or_default()),
+            deliveries_dropped: counter(
+                &r,
+                "deliveries_dropped_total",
+                "Deliveries dropped because an edge link queue was full",
+            ),
+            batch_size: histogram(
+                &r,
+                "raft_batch_commands",
+                "Commands per raft entry",
+                prometheus::exponential_buckets(1.0, 2.0, 12).unwrap_or_default(),
+            ),
+            commit_latency: histogram(
+                &r,
+                "raft_commit_seconds",
+                "Time from proposal to applied",
+                prometheus::exponential_buckets(0.0001, 2.0, 16).unwrap_or_default(),
+            ),
             edge_links: gauge(&r, "edge_links", "Connected edge links"),
             online_sessions: gauge(&r, "online_sessions", "Client sessions announced by edges"),
             raft_term: gauge(&r, "raft_term", "Current raft term"),

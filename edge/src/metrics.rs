@@ -35,7 +35,8 @@ impl Metrics {
             c
         };
         let by_reason = |name: &str, help: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &["reason"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            let c =
+                IntCounterVec::new(Opts::new(name, help), &["reason"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
             let _ = r.register(Box::new(c.clone()));
             c
         };

@@ -184,7 +184,12 @@ impl Client {
     }
 
     /// Sends a text message (`{"type":1,"content":..}`) and waits for its SENDACK.
-    pub async fn send_text(&self, channel_id: &str, channel_type: u8, text: &str) -> Result<proto::Sendack, ClientError> {
+    pub async fn send_text(
+        &self,
+        channel_id: &str,
+        channel_type: u8,
+        text: &str,
+    ) -> Result<proto::Sendack, ClientError> {
         let payload = serde_json::json!({"type": 1, "content": text}).to_string().into_bytes();
         self.send(Outgoing { channel_id: channel_id.into(), channel_type, payload, ..Default::default() }).await
     }
@@ -192,7 +197,10 @@ impl Client {
     /// Sends a message and waits for its SENDACK.
     pub async fn send(&self, msg: Outgoing) -> Result<proto::Sendack, ClientError> {
         let wait = self.send_nowait(msg).await?;
-        tokio::time::timeout(self.timeout, wait).await.map_err(|_| ClientError::Timeout)?.map_err(|_| ClientError::Closed)
+        tokio::time::timeout(self.timeout, wait)
+            .await
+            .map_err(|_| ClientError::Timeout)?
+            .map_err(|_| ClientError::Closed)
     }
 
     /// Writes a SEND and returns the receiver of its SENDACK, so callers can pipeline.
@@ -270,7 +278,11 @@ async fn read_loop(
                 if expected != r.msg_key {
                     continue;
                 }
-                let ack = Packet::Recvack(proto::Recvack { flags: r.flags, message_id: r.message_id, message_seq: r.message_seq });
+                let ack = Packet::Recvack(proto::Recvack {
+                    flags: r.flags,
+                    message_id: r.message_id,
+                    message_seq: r.message_seq,
+                });
                 if let Ok(b) = encode(&ack, reader.version) {
                     let _ = out.send(b).await;
                 }

@@ -27,7 +27,8 @@ pub trait Validate {
 
 /// Parses `text` (the contents of `path`) and validates it.
 pub fn parse<T: DeserializeOwned + Validate>(path: &str, text: &str) -> Result<T, ConfigError> {
-    let value: T = toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+    let value: T =
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
     value.validate()?;
     Ok(value)
 }

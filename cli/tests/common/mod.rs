@@ -96,7 +96,10 @@ impl Cluster {
 pub fn start_core(dir: &Path, http: &str, link: &str, generation: u32) -> Proc {
     let data: PathBuf = dir.join("core-data");
     let log = dir.join(format!("core-{generation}.log"));
-    Proc::spawn(&["core", "--data-dir", data.to_str().unwrap_or_default(), "--http-addr", http, "--link-addr", link], &log)
+    Proc::spawn(
+        &["core", "--data-dir", data.to_str().unwrap_or_default(), "--http-addr", http, "--link-addr", link],
+        &log,
+    )
 }
 
 pub fn start_edge(dir: &Path, core_link: &str, extra_toml: &str, generation: u32) -> Proc {
@@ -154,7 +157,11 @@ impl Api {
     }
 
     pub async fn user(&self, uid: &str, device_flag: u8) {
-        self.ok("/user/token", serde_json::json!({"uid": uid, "token": format!("{uid}-tok"), "device_flag": device_flag})).await;
+        self.ok(
+            "/user/token",
+            serde_json::json!({"uid": uid, "token": format!("{uid}-tok"), "device_flag": device_flag}),
+        )
+        .await;
     }
 
     pub async fn group(&self, id: &str, members: &[&str]) {
@@ -191,7 +198,17 @@ pub async fn connect(addr: &str, uid: &str, device_flag: u8) -> Client {
 
 impl Proc {
     pub fn spawn_core_with_token(data: &Path, log: &Path, token: &str) -> Proc {
-        let args = ["core", "--data-dir", data.to_str().unwrap_or_default(), "--http-addr", "127.0.0.1:0", "--link-addr", "127.0.0.1:0", "--manager-token", token];
+        let args = [
+            "core",
+            "--data-dir",
+            data.to_str().unwrap_or_default(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--link-addr",
+            "127.0.0.1:0",
+            "--manager-token",
+            token,
+        ];
         Proc::spawn(&args, log)
     }
 }

@@ -87,11 +87,16 @@ pub async fn info(State(core): State<AppState>, ApiJson(req): ApiJson<ChannelReq
 
 pub async fn delete(State(core): State<AppState>, ApiJson(req): ApiJson<ChannelRef>) -> Result<Response, ApiError> {
     check_channel(&req.channel_id, req.channel_type)?;
-    core.proposer.propose(Command::DeleteChannel { channel_id: req.channel_id, channel_type: req.channel_type }).await?;
+    core.proposer
+        .propose(Command::DeleteChannel { channel_id: req.channel_id, channel_type: req.channel_type })
+        .await?;
     Ok(ok())
 }
 
-pub async fn subscriber_add(State(core): State<AppState>, ApiJson(req): ApiJson<SubscribersReq>) -> Result<Response, ApiError> {
+pub async fn subscriber_add(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<SubscribersReq>,
+) -> Result<Response, ApiError> {
     check_channel(&req.channel_id, req.channel_type)?;
     check_uids(&req.subscribers)?;
     let cmd = Command::AddSubscribers {
@@ -104,9 +109,16 @@ pub async fn subscriber_add(State(core): State<AppState>, ApiJson(req): ApiJson<
     Ok(ok())
 }
 
-pub async fn subscriber_remove(State(core): State<AppState>, ApiJson(req): ApiJson<SubscribersReq>) -> Result<Response, ApiError> {
+pub async fn subscriber_remove(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<SubscribersReq>,
+) -> Result<Response, ApiError> {
     check_channel(&req.channel_id, req.channel_type)?;
-    let cmd = Command::RemoveSubscribers { channel_id: req.channel_id, channel_type: req.channel_type, uids: req.subscribers };
+    let cmd = Command::RemoveSubscribers {
+        channel_id: req.channel_id,
+        channel_type: req.channel_type,
+        uids: req.subscribers,
+    };
     core.proposer.propose(cmd).await?;
     Ok(ok())
 }

@@ -90,11 +90,14 @@ fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -> Result<St
 /// A business server sends a message as `from_uid`.
 pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) -> Result<Json<SendResp>, ApiError> {
     if !req.subscribers.is_empty() {
-        return Err(ApiError::bad_request("`subscribers` (send to a list of uids) is not supported yet; send to a channel"));
+        return Err(ApiError::bad_request(
+            "`subscribers` (send to a list of uids) is not supported yet; send to a channel",
+        ));
     }
     let payload = B64.decode(req.payload.as_bytes()).map_err(|_| ApiError::bad_request("payload must be base64"))?;
     let channel_id = stored_channel(&req.from_uid, &req.channel_id, req.channel_type)?;
-    let client_msg_no = if req.client_msg_no.is_empty() { tern_shared::client::random_msg_no() } else { req.client_msg_no };
+    let client_msg_no =
+        if req.client_msg_no.is_empty() { tern_shared::client::random_msg_no() } else { req.client_msg_no };
     let msg = NewMessage {
         from_uid: req.from_uid,
         channel_id,
@@ -108,7 +111,11 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
     };
     let (reason, message_id, message_seq) = outcome(&core, core.proposer.propose(Command::Send(msg)).await);
     if reason != Reason::Success.code() {
-        let status = if reason == Reason::SystemError.code() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+        let status = if reason == Reason::SystemError.code() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         return Err(ApiError::new(status, format!("message refused: reason code {reason}")));
     }
     Ok(Json(SendResp { message_id, client_msg_no, message_seq }))
@@ -180,7 +187,11 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
         }
     }
     let shown = |m: &StoredMessage| -> String {
-        if m.channel_type == kind::PERSON { person_channel_for(&m.channel_id, &req.login_uid).to_string() } else { m.channel_id.clone() }
+        if m.channel_type == kind::PERSON {
+            person_channel_for(&m.channel_id, &req.login_uid).to_string()
+        } else {
+            m.channel_id.clone()
+        }
     };
     let messages: Vec<SyncMessage> = messages
         .into_iter()
@@ -216,7 +227,10 @@ pub struct MaxSeqQuery {
     login_uid: String,
 }
 
-pub async fn max_seq(State(core): State<AppState>, Query(q): Query<MaxSeqQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn max_seq(
+    State(core): State<AppState>,
+    Query(q): Query<MaxSeqQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let stored = stored_channel(&q.login_uid, &q.channel_id, q.channel_type)?;
     Ok(Json(serde_json::json!({"message_seq": core.db.last_seq(&stored, q.channel_type)?})))
 }

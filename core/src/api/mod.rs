@@ -44,7 +44,8 @@ async fn require_manager_token(State(core): State<AppState>, req: Request, next:
     if let Some(expected) = &core.config.manager_token {
         let given = req.headers().get("token").and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
-            return ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "missing or wrong manager token").into_response();
+            return ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "missing or wrong manager token")
+                .into_response();
         }
     }
     next.run(req).await

@@ -44,7 +44,12 @@ fn route_for(core: &AppState, uid: &str) -> Result<Route, ApiError> {
     edges.rotate_left(first);
     let mut it = edges.into_iter().map(|(_, a)| EdgeRoute::from(a));
     let primary = it.next().ok_or_else(|| ApiError::internal("no edge"))?;
-    Ok(Route { tcp_addr: primary.tcp_addr, ws_addr: primary.ws_addr, wss_addr: primary.wss_addr, fallback: it.collect() })
+    Ok(Route {
+        tcp_addr: primary.tcp_addr,
+        ws_addr: primary.ws_addr,
+        wss_addr: primary.wss_addr,
+        fallback: it.collect(),
+    })
 }
 
 pub async fn route(State(core): State<AppState>, Query(q): Query<RouteQuery>) -> Result<Json<Route>, ApiError> {
@@ -58,8 +63,14 @@ pub struct UidRoute {
     route: Route,
 }
 
-pub async fn route_batch(State(core): State<AppState>, ApiJson(uids): ApiJson<Vec<String>>) -> Result<Json<Vec<UidRoute>>, ApiError> {
-    uids.into_iter().map(|uid| Ok(UidRoute { route: route_for(&core, &uid)?, uids: vec![uid] })).collect::<Result<_, _>>().map(Json)
+pub async fn route_batch(
+    State(core): State<AppState>,
+    ApiJson(uids): ApiJson<Vec<String>>,
+) -> Result<Json<Vec<UidRoute>>, ApiError> {
+    uids.into_iter()
+        .map(|uid| Ok(UidRoute { route: route_for(&core, &uid)?, uids: vec![uid] }))
+        .collect::<Result<_, _>>()
+        .map(Json)
 }
 
 pub async fn health(State(core): State<AppState>) -> impl IntoResponse {

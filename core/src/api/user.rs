@@ -35,7 +35,12 @@ pub async fn token(State(core): State<AppState>, ApiJson(req): ApiJson<TokenReq>
     if req.token.is_empty() {
         return Err(ApiError::bad_request("token must not be empty"));
     }
-    let cmd = Command::SetToken { uid: req.uid, device_flag: req.device_flag, token: req.token, device_level: req.device_level };
+    let cmd = Command::SetToken {
+        uid: req.uid,
+        device_flag: req.device_flag,
+        token: req.token,
+        device_level: req.device_level,
+    };
     core.proposer.propose(cmd).await?;
     Ok(ok())
 }
@@ -48,12 +53,19 @@ pub struct DeviceQuitReq {
 }
 
 /// Revokes the token of one device and disconnects its sessions.
-pub async fn device_quit(State(core): State<AppState>, ApiJson(req): ApiJson<DeviceQuitReq>) -> Result<Response, ApiError> {
+pub async fn device_quit(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<DeviceQuitReq>,
+) -> Result<Response, ApiError> {
     check_uid(&req.uid)?;
     core.proposer.propose(Command::RemoveToken { uid: req.uid.clone(), device_flag: req.device_flag }).await?;
     for s in core.presence.device_sessions(&req.uid, req.device_flag) {
         if let Some(link) = core.presence.link_of(&s.edge_id) {
-            let kick = LinkFrame::Kick { session: s.session, reason_code: Reason::ConnectKick.code(), reason: "device quit".into() };
+            let kick = LinkFrame::Kick {
+                session: s.session,
+                reason_code: Reason::ConnectKick.code(),
+                reason: "device quit".into(),
+            };
             let _ = link.send(kick).await;
         }
         core.presence.close(&s.edge_id, s.session);
@@ -68,7 +80,10 @@ pub struct OnlineStatus {
     online: u8,
 }
 
-pub async fn online_status(State(core): State<AppState>, ApiJson(uids): ApiJson<Vec<String>>) -> Json<Vec<OnlineStatus>> {
+pub async fn online_status(
+    State(core): State<AppState>,
+    ApiJson(uids): ApiJson<Vec<String>>,
+) -> Json<Vec<OnlineStatus>> {
     let mut out = Vec::new();
     for uid in uids {
         let mut flags: Vec<u8> = core.presence.sessions_of(&uid).iter().map(|s| s.device_flag).collect();

@@ -78,7 +78,12 @@ fn command_size(cmd: &Command) -> usize {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>, limits: BatchLimits, metrics: crate::metrics::Metrics) {
+async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<(Command, Reply)>,
+    limits: BatchLimits,
+    metrics: crate::metrics::Metrics,
+) {
     let max_commands = limits.max_commands.clamp(1, MAX_BATCH);
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     while let Some(first) = rx.recv().await {

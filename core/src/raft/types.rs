@@ -29,13 +29,36 @@ pub struct BatchResult(pub Vec<CommandResult>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    SetToken { uid: String, device_flag: u8, token: String, device_level: u8 },
-    RemoveToken { uid: String, device_flag: u8 },
+    SetToken {
+        uid: String,
+        device_flag: u8,
+        token: String,
+        device_level: u8,
+    },
+    RemoveToken {
+        uid: String,
+        device_flag: u8,
+    },
     /// Create or update a channel; `subscribers`, when given, are added.
-    UpsertChannel { channel: ChannelRecord, subscribers: Vec<String> },
-    DeleteChannel { channel_id: String, channel_type: u8 },
-    AddSubscribers { channel_id: String, channel_type: u8, reset: bool, uids: Vec<String> },
-    RemoveSubscribers { channel_id: String, channel_type: u8, uids: Vec<String> },
+    UpsertChannel {
+        channel: ChannelRecord,
+        subscribers: Vec<String>,
+    },
+    DeleteChannel {
+        channel_id: String,
+        channel_type: u8,
+    },
+    AddSubscribers {
+        channel_id: String,
+        channel_type: u8,
+        reset: bool,
+        uids: Vec<String>,
+    },
+    RemoveSubscribers {
+        channel_id: String,
+        channel_type: u8,
+        uids: Vec<String>,
+    },
     Send(NewMessage),
 }
 
@@ -67,7 +90,11 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
     Done,
-    Sent { message_id: i64, message_seq: u64, duplicate: bool },
+    Sent {
+        message_id: i64,
+        message_seq: u64,
+        duplicate: bool,
+    },
     /// Refused by the state machine; the protocol reason code says why.
     Rejected(u8),
 }

@@ -42,7 +42,14 @@ impl Db {
     }
 
     /// Messages with `from <= seq < to`, ascending, at most `limit`.
-    pub fn messages_up(&self, channel_id: &str, channel_type: u8, from: u64, to: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn messages_up(
+        &self,
+        channel_id: &str,
+        channel_type: u8,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
         let (start, end) = (k.message(from), k.message(to));
         let mut out = Vec::new();
@@ -57,7 +64,14 @@ impl Db {
     }
 
     /// Messages with `to < seq <= from`, newest first, at most `limit`.
-    pub fn messages_down(&self, channel_id: &str, channel_type: u8, from: u64, to: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn messages_down(
+        &self,
+        channel_id: &str,
+        channel_type: u8,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
         let (start, end) = (k.message(from), k.message(to));
         let mut out = Vec::new();

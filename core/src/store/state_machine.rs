@@ -54,7 +54,7 @@ impl StateMachine {
     }
 
     /// Copies the whole state machine out of a consistent RocksDB snapshot.
-    fn dump(&self) -> Result<(Option<LogId<NodeId>>, Membership, Vec<u8>), StoreError> {
+    fn dump(&self) -> Result<Dump, StoreError> {
         let snap = self.db.db.snapshot();
         let cf = self.db.cf(CF_SM)?;
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -64,14 +64,22 @@ impl StateMachine {
         }
         let get = |key: &[u8]| -> Result<Option<Vec<u8>>, StoreError> { Ok(snap.get_cf(cf, key)?) };
         let applied = get(keys::APPLIED)?.map(|r| super::decode("applied", &r)).transpose()?.flatten();
-        let membership = get(keys::MEMBERSHIP)?.map(|r| super::decode("membership", &r)).transpose()?.unwrap_or_default();
-        Ok((applied, membership, super::encode(&pairs)))
+        let membership =
+            get(keys::MEMBERSHIP)?.map(|r| super::decode("membership", &r)).transpose()?.unwrap_or_default();
+        Ok(Dump { applied, membership, data: super::encode(&pairs) })
     }
+}
+
+/// A point-in-time copy of the state machine.
+struct Dump {
+    applied: Option<LogId<NodeId>>,
+    membership: Membership,
+    data: Vec<u8>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (applied, membership, data) = self.dump().map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let Dump { applied, membership, data } = self.dump().map_err(|e| StorageIOError::read_state_machine(&e))?;
         let meta = Meta {
             snapshot_id: format!("{}-{}", applied.map(|l| l.index).unwrap_or(0), tern_shared::client::now_ms()),
             last_log_id: applied,

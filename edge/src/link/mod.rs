@@ -53,7 +53,14 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Link {
-    pub fn new(core_addr: String, edge_id: String, addrs: EdgeAddrs, queue: usize, registry: Arc<Registry>, metrics: Metrics) -> Arc<Link> {
+    pub fn new(
+        core_addr: String,
+        edge_id: String,
+        addrs: EdgeAddrs,
+        queue: usize,
+        registry: Arc<Registry>,
+        metrics: Metrics,
+    ) -> Arc<Link> {
         Arc::new(Link {
             core_addr,
             edge_id,
@@ -159,10 +166,13 @@ impl Link {
         let mut reader = FrameReader::new(r);
         let (tx, rx) = mpsc::channel(self.queue);
         let writer = tokio::spawn(write_loop(w, rx));
-        let hello = LinkFrame::Hello { version: LINK_VERSION, edge_id: self.edge_id.clone(), addrs: self.addrs.clone() };
+        let hello =
+            LinkFrame::Hello { version: LINK_VERSION, edge_id: self.edge_id.clone(), addrs: self.addrs.clone() };
         tx.send(hello).await.map_err(|_| "link writer ended")?;
         match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
-            Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => tracing::info!(core = %self.core_addr, node_id, "link to core up"),
+            Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => {
+                tracing::info!(core = %self.core_addr, node_id, "link to core up")
+            }
             other => {
                 writer.abort();
                 return Err(format!("no hello ack: {other:?}"));

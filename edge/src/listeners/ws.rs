@@ -21,6 +21,8 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
     }
 }
 
+// tungstenite fixes the callback's error type (an HTTP response), large as it is.
+#[allow(clippy::result_large_err)]
 async fn upgrade(stream: TcpStream, peer: String, edge: Arc<Edge>) {
     let forwarded = Arc::new(Mutex::new(None::<String>));
     let seen = forwarded.clone();
@@ -39,7 +41,9 @@ async fn upgrade(stream: TcpStream, peer: String, edge: Arc<Edge>) {
     let max = edge.config.max_frame + 16;
     let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
-    let accepted = tokio::time::timeout(limit, tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config))).await;
+    let accepted =
+        tokio::time::timeout(limit, tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)))
+            .await;
     match accepted {
         Ok(Ok(ws)) => {
             let peer = forwarded.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(peer);

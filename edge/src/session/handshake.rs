@@ -12,7 +12,12 @@ use tern_shared::proto::{self, crypto, Packet, Reason};
 use tern_shared::transport::{ByteRx, ByteTx};
 
 /// Runs the handshake. On refusal the client has already been told why (CONNACK or DISCONNECT).
-pub(super) async fn accept(edge: &Arc<Edge>, rx: &mut ByteRx, tx: &mut ByteTx, buf: &mut BytesMut) -> Result<Session, Close> {
+pub(super) async fn accept(
+    edge: &Arc<Edge>,
+    rx: &mut ByteRx,
+    tx: &mut ByteTx,
+    buf: &mut BytesMut,
+) -> Result<Session, Close> {
     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
     let first = match tokio::time::timeout(limit, first_packet(rx, buf, edge.config.max_frame)).await {
         Ok(Ok(p)) => p,
@@ -22,12 +27,15 @@ pub(super) async fn accept(edge: &Arc<Edge>, rx: &mut ByteRx, tx: &mut ByteTx, b
     let c = match first {
         Packet::Connect(c) => c,
         other => {
-            let close = Close::new(Reason::AuthFail, format!("first frame must be CONNECT, got {:?}", other.packet_type()));
+            let close =
+                Close::new(Reason::AuthFail, format!("first frame must be CONNECT, got {:?}", other.packet_type()));
             return Err(tell(tx, close).await);
         }
     };
     let Some(version) = proto::negotiate_version(c.version) else {
-        return Err(refuse(tx, Reason::NotSupportHeader, format!("protocol version {} is not served", c.version), 2).await);
+        return Err(
+            refuse(tx, Reason::NotSupportHeader, format!("protocol version {} is not served", c.version), 2).await
+        );
     };
     if !valid_uid(&c.uid) {
         return Err(refuse(tx, Reason::AuthFail, "invalid uid".into(), version).await);

@@ -118,7 +118,13 @@ fn drain_frames(buf: &mut BytesMut, version: u8, max: usize) -> Result<Vec<Packe
 }
 
 impl Session {
-    async fn serve(&self, mut rx: ByteRx, tx: &mut ByteTx, mut buf: BytesMut, mut out_rx: mpsc::Receiver<Outbound>) -> Close {
+    async fn serve(
+        &self,
+        mut rx: ByteRx,
+        tx: &mut ByteTx,
+        mut buf: BytesMut,
+        mut out_rx: mpsc::Receiver<Outbound>,
+    ) -> Close {
         let idle = Duration::from_millis(self.edge.config.idle_timeout_ms);
         let mut deadline = Instant::now() + idle;
         // Frames already in the buffer (sent right behind CONNECT) come first.
@@ -174,7 +180,12 @@ impl Session {
     }
 
     /// Writes what the link queued for this client, packing everything already waiting into one flush.
-    async fn write_out(&self, tx: &mut ByteTx, first: Option<Outbound>, out_rx: &mut mpsc::Receiver<Outbound>) -> Result<(), Close> {
+    async fn write_out(
+        &self,
+        tx: &mut ByteTx,
+        first: Option<Outbound>,
+        out_rx: &mut mpsc::Receiver<Outbound>,
+    ) -> Result<(), Close> {
         let mut next = first;
         let mut n = 0;
         loop {
@@ -248,7 +259,8 @@ impl Session {
         let payload = if s.setting & setting::NO_ENCRYPT != 0 {
             s.payload.clone()
         } else {
-            let expected = self.cipher.send_msg_key(s.client_seq, &s.client_msg_no, &s.channel_id, s.channel_type, &s.payload);
+            let expected =
+                self.cipher.send_msg_key(s.client_seq, &s.client_msg_no, &s.channel_id, s.channel_type, &s.payload);
             if expected != s.msg_key {
                 self.sendack(&s, Reason::MsgKeyError, now);
                 return Ok(());

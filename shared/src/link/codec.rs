@@ -60,7 +60,12 @@ mod tests {
             LinkFrame::Hello { version: LINK_VERSION, edge_id: "e1".into(), addrs: EdgeAddrs::default() },
             LinkFrame::Send {
                 req: 9,
-                msg: OutgoingMessage { session: 3, from_uid: "a".into(), payload: b"hi".to_vec(), ..Default::default() },
+                msg: OutgoingMessage {
+                    session: 3,
+                    from_uid: "a".into(),
+                    payload: b"hi".to_vec(),
+                    ..Default::default()
+                },
             },
             LinkFrame::Deliver(Delivery {
                 message: DeliveredMessage { message_id: 1, message_seq: 2, ..Default::default() },

@@ -9,27 +9,56 @@ pub const LINK_VERSION: u16 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkFrame {
     /// First frame from the edge.
-    Hello { version: u16, edge_id: String, addrs: EdgeAddrs },
+    Hello {
+        version: u16,
+        edge_id: String,
+        addrs: EdgeAddrs,
+    },
     /// The core's answer to `Hello`.
-    HelloAck { node_id: u64 },
+    HelloAck {
+        node_id: u64,
+    },
     Ping(u64),
     Pong(u64),
     /// Check a client's token.
-    Auth { req: u64, uid: String, device_flag: u8, token: String },
-    AuthResult { req: u64, reason: u8, device_level: u8 },
+    Auth {
+        req: u64,
+        uid: String,
+        device_flag: u8,
+        token: String,
+    },
+    AuthResult {
+        req: u64,
+        reason: u8,
+        device_level: u8,
+    },
     /// Presence: a session came up or went away on this edge.
     SessionOpen(SessionInfo),
-    SessionClose { session: u64 },
+    SessionClose {
+        session: u64,
+    },
     /// Presence: every live session of this edge, sent after each (re)connect.
     PresenceSnapshot(Vec<SessionInfo>),
     /// A client's SEND, already decrypted and checked by the edge.
-    Send { req: u64, msg: OutgoingMessage },
+    Send {
+        req: u64,
+        msg: OutgoingMessage,
+    },
     /// Answer to `Send`; `reason` is a protocol reason code (1 = stored).
-    SendResult { req: u64, reason: u8, message_id: i64, message_seq: u64 },
+    SendResult {
+        req: u64,
+        reason: u8,
+        message_id: i64,
+        message_seq: u64,
+    },
     /// A stored message for some sessions of this edge.
     Deliver(Delivery),
     /// Close a session (e.g. the same uid and device logged in elsewhere).
-    Kick { session: u64, reason_code: u8, reason: String },
+    Kick {
+        session: u64,
+        reason_code: u8,
+        reason: String,
+    },
 }
 
 /// Addresses an edge advertises to clients (empty = not offered).

@@ -117,15 +117,12 @@ pub fn decode(buf: &[u8], version: u8, max_frame: usize) -> Result<Option<(Packe
                 payload: r.rest().to_vec(),
             })
         }
-        PacketType::Recvack => Packet::Recvack(Recvack {
-            flags,
-            message_id: r.i64("messageID")?,
-            message_seq: r.u32("messageSeq")?,
-        }),
-        PacketType::Disconnect => Packet::Disconnect(Disconnect {
-            reason_code: r.u8("reasonCode")?,
-            reason: r.string("reason")?,
-        }),
+        PacketType::Recvack => {
+            Packet::Recvack(Recvack { flags, message_id: r.i64("messageID")?, message_seq: r.u32("messageSeq")? })
+        }
+        PacketType::Disconnect => {
+            Packet::Disconnect(Disconnect { reason_code: r.u8("reasonCode")?, reason: r.string("reason")? })
+        }
         PacketType::Sub => Packet::Sub(Sub {
             setting: r.u8("setting")?,
             sub_no: r.string("subNo")?,
@@ -182,7 +179,11 @@ pub fn encode(packet: &Packet, version: u8, out: &mut Vec<u8>) -> Result<(), Enc
             if version >= 4 {
                 w.u64(p.node_id);
             }
-            if p.server_version.is_some() { flag::HAS_SERVER_VERSION } else { 0 }
+            if p.server_version.is_some() {
+                flag::HAS_SERVER_VERSION
+            } else {
+                0
+            }
         }
         Packet::Send(p) => {
             w.u8(p.setting);

@@ -63,10 +63,7 @@ fn bad_frames_are_errors() {
         decode(&[0x60, 0x03, 0, 0, 0], 4, 1024),
         Err(DecodeError::Truncated { packet: PacketType::Recvack, field: "messageID" })
     ));
-    assert!(matches!(
-        decode(&[0x90, 0x04, 1, 0, 2, 0xff, 0xfe], 4, 1024),
-        Err(DecodeError::Truncated { .. })
-    ));
+    assert!(matches!(decode(&[0x90, 0x04, 1, 0, 2, 0xff, 0xfe], 4, 1024), Err(DecodeError::Truncated { .. })));
     assert!(matches!(decode(&[0x90, 0x05, 1, 0, 2, 0xff, 0xfe], 4, 1024), Err(DecodeError::InvalidUtf8 { .. })));
 }
 
@@ -93,28 +90,80 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 /// Any packet; fields a version does not carry are fixed up by `for_version`.
 fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
-        (any::<u8>(), any::<u8>(), any::<u8>(), s(), s(), s(), any::<i64>(), s()).prop_map(|(f, v, d, di, u, t, ts, k)| {
-            Packet::Connect(Connect { flags: f & 0x0f, version: v, device_flag: d, device_id: di, uid: u, token: t, client_timestamp: ts, client_key: k })
-        }),
-        (proptest::option::of(any::<u8>()), any::<i64>(), any::<u8>(), s(), s(), any::<u64>()).prop_map(|(sv, td, r, k, salt, n)| {
-            Packet::Connack(Connack { server_version: sv, time_diff: td, reason_code: r, server_key: k, salt, node_id: n })
-        }),
+        (any::<u8>(), any::<u8>(), any::<u8>(), s(), s(), s(), any::<i64>(), s()).prop_map(
+            |(f, v, d, di, u, t, ts, k)| {
+                Packet::Connect(Connect {
+                    flags: f & 0x0f,
+                    version: v,
+                    device_flag: d,
+                    device_id: di,
+                    uid: u,
+                    token: t,
+                    client_timestamp: ts,
+                    client_key: k,
+                })
+            }
+        ),
+        (proptest::option::of(any::<u8>()), any::<i64>(), any::<u8>(), s(), s(), any::<u64>()).prop_map(
+            |(sv, td, r, k, salt, n)| {
+                Packet::Connack(Connack {
+                    server_version: sv,
+                    time_diff: td,
+                    reason_code: r,
+                    server_key: k,
+                    salt,
+                    node_id: n,
+                })
+            }
+        ),
         (any::<u8>(), any::<u8>(), any::<u32>(), s(), s(), s(), any::<u8>(), any::<u32>(), s(), s(), bytes()).prop_map(
             |(f, st, cs, cmn, sn, ch, ct, ex, mk, tp, pl)| Packet::Send(Send {
-                flags: f & 0x0f, setting: st, client_seq: cs, client_msg_no: cmn, stream_no: sn, channel_id: ch,
-                channel_type: ct, expire: ex, msg_key: mk, topic: tp, payload: pl,
+                flags: f & 0x0f,
+                setting: st,
+                client_seq: cs,
+                client_msg_no: cmn,
+                stream_no: sn,
+                channel_id: ch,
+                channel_type: ct,
+                expire: ex,
+                msg_key: mk,
+                topic: tp,
+                payload: pl,
             })
         ),
         (any::<u8>(), any::<i64>(), any::<u32>(), any::<u32>(), any::<u8>()).prop_map(|(f, id, cs, seq, r)| {
-            Packet::Sendack(Sendack { flags: f & 0x0f, message_id: id, client_seq: cs, message_seq: seq, reason_code: r })
-        }),
-        ((any::<u8>(), any::<u8>(), s(), s(), s(), any::<u8>()), (any::<u32>(), s(), any::<i64>(), any::<u32>(), any::<i32>(), s(), bytes())).prop_map(
-            |((f, st, mk, from, ch, ct), (ex, cmn, id, seq, ts, tp, pl))| Packet::Recv(Recv {
-                flags: f & 0x0f, setting: st, msg_key: mk, from_uid: from, channel_id: ch, channel_type: ct, expire: ex,
-                client_msg_no: cmn, message_id: id, message_seq: seq, timestamp: ts, topic: tp, payload: pl,
+            Packet::Sendack(Sendack {
+                flags: f & 0x0f,
+                message_id: id,
+                client_seq: cs,
+                message_seq: seq,
+                reason_code: r,
             })
-        ),
-        (any::<u8>(), any::<i64>(), any::<u32>()).prop_map(|(f, id, seq)| Packet::Recvack(Recvack { flags: f & 0x0f, message_id: id, message_seq: seq })),
+        }),
+        (
+            (any::<u8>(), any::<u8>(), s(), s(), s(), any::<u8>()),
+            (any::<u32>(), s(), any::<i64>(), any::<u32>(), any::<i32>(), s(), bytes())
+        )
+            .prop_map(|((f, st, mk, from, ch, ct), (ex, cmn, id, seq, ts, tp, pl))| Packet::Recv(Recv {
+                flags: f & 0x0f,
+                setting: st,
+                msg_key: mk,
+                from_uid: from,
+                channel_id: ch,
+                channel_type: ct,
+                expire: ex,
+                client_msg_no: cmn,
+                message_id: id,
+                message_seq: seq,
+                timestamp: ts,
+                topic: tp,
+                payload: pl,
+            })),
+        (any::<u8>(), any::<i64>(), any::<u32>()).prop_map(|(f, id, seq)| Packet::Recvack(Recvack {
+            flags: f & 0x0f,
+            message_id: id,
+            message_seq: seq
+        })),
         Just(Packet::Ping),
         Just(Packet::Pong),
         (any::<u8>(), s()).prop_map(|(r, reason)| Packet::Disconnect(Disconnect { reason_code: r, reason })),
@@ -124,7 +173,12 @@ fn packet() -> impl Strategy<Value = Packet> {
         (s(), s(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(no, ch, ct, a, r)| {
             Packet::Suback(Suback { sub_no: no, channel_id: ch, channel_type: ct, action: a, reason_code: r })
         }),
-        (s(), s(), any::<i64>(), bytes()).prop_map(|(id, t, ts, d)| Packet::Event(Event { id, event_type: t, timestamp: ts, data: d })),
+        (s(), s(), any::<i64>(), bytes()).prop_map(|(id, t, ts, d)| Packet::Event(Event {
+            id,
+            event_type: t,
+            timestamp: ts,
+            data: d
+        })),
     ]
 }
 

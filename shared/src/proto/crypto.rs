@@ -72,7 +72,14 @@ impl SessionCipher {
     }
 
     /// msgKey of a SEND; `payload` is the wire (base64) payload.
-    pub fn send_msg_key(&self, client_seq: u32, client_msg_no: &str, channel_id: &str, channel_type: u8, payload: &[u8]) -> String {
+    pub fn send_msg_key(
+        &self,
+        client_seq: u32,
+        client_msg_no: &str,
+        channel_id: &str,
+        channel_type: u8,
+        payload: &[u8],
+    ) -> String {
         let sig = format!("{client_seq}{client_msg_no}{channel_id}{channel_type}{}", String::from_utf8_lossy(payload));
         self.msg_key(&sig)
     }
@@ -118,11 +125,7 @@ fn decode_public(b64: &str) -> Result<PublicKey, CryptoError> {
     if b64.is_empty() {
         return Err(CryptoError::EmptyClientKey);
     }
-    let bytes: [u8; 32] = B64
-        .decode(b64)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or(CryptoError::BadClientKey)?;
+    let bytes: [u8; 32] = B64.decode(b64).ok().and_then(|v| v.try_into().ok()).ok_or(CryptoError::BadClientKey)?;
     Ok(PublicKey::from(bytes))
 }
 
