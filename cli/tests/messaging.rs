@@ -124,3 +124,26 @@ async fn api_checks_manager_token_and_reports_json_errors() {
     assert!(body["msg"].as_str().unwrap().contains("channel_id"), "{body}");
     api.ok("/user/token", serde_json::json!({"uid": "a", "token": "t"})).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connection_is_closed_at_the_idle_limit_and_pings_keep_it_open() {
+    let cl = Cluster::start("idle_timeout_ms = 1000").await;
+    cl.api.user("erin", 0).await;
+    cl.api.user("fred", 0).await;
+    let pinger = connect(&cl.tcp(), "fred", 0).await;
+    let mut idle = connect(&cl.tcp(), "erin", 0).await;
+    let mut closed = None;
+    for _ in 0..6 {
+        pinger.ping().await.unwrap();
+        if let Some(msg) = idle.recv_timeout(Duration::from_millis(500)).await {
+            closed = Some(msg);
+            break;
+        }
+    }
+    match closed {
+        Some(Incoming::Disconnect { reason, .. }) => assert!(reason.contains("idle"), "{reason}"),
+        other => panic!("expected an idle DISCONNECT, got {other:?}"),
+    }
+    // Three seconds in, the pinging client is still served.
+    assert_eq!(pinger.send_text("erin", 1, "still here").await.unwrap().reason_code, 1);
+}
