@@ -91,6 +91,12 @@ async fn person_and_group_messages_reach_members_only() {
     let seqs: Vec<u64> = all.iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![1, 2]);
     assert_eq!(all[0]["channel_id"], "alice", "person channels are named from the viewer's side");
+    // Pulling down from the newest message.
+    let body = serde_json::json!({
+        "login_uid": "bob", "channel_id": "alice", "channel_type": 1, "start_message_seq": 0, "limit": 1, "pull_mode": 0,
+    });
+    let newest = cl.api.ok("/channel/messagesync", body).await;
+    assert_eq!((newest["messages"][0]["message_seq"].as_u64(), newest["more"].as_u64()), (Some(2), Some(1)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,16 +51,8 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
-        let (start, end) = (k.message(from), k.message(to));
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Forward)) {
-            let (key, v) = item?;
-            if key.as_ref() >= end.as_slice() || out.len() >= limit {
-                break;
-            }
-            out.push(super::decode("message", &v)?);
-        }
-        Ok(out)
+        let end = k.message(to);
+        self.scan_messages(&k.message(from), Direction::Forward, |key| key >= end.as_slice(), limit)
     }
 
     /// Messages with `to < seq <= from`, newest first, at most `limit`.
@@ -73,11 +65,22 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
-        let (start, end) = (k.message(from), k.message(to));
+        let end = k.message(to);
+        self.scan_messages(&k.message(from), Direction::Reverse, |key| key <= end.as_slice(), limit)
+    }
+
+    /// Both bounds are message keys of one channel, so every key between them is one of its messages.
+    fn scan_messages(
+        &self,
+        start: &[u8],
+        direction: Direction,
+        past_end: impl Fn(&[u8]) -> bool,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Reverse)) {
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(start, direction)) {
             let (key, v) = item?;
-            if key.as_ref() <= end.as_slice() || out.len() >= limit {
+            if past_end(&key) || out.len() >= limit {
                 break;
             }
             out.push(super::decode("message", &v)?);
