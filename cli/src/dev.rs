@@ -36,17 +36,7 @@ pub struct DevArgs {
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
 const DEMO_GROUP: &str = "demo";
 
-/// Raises the soft open-files limit to the hard limit; every connection is a descriptor.
-pub fn raise_fd_limit() {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) if n < 65_536 => tracing::warn!(limit = n, "open-files limit is low; see docs/TUNING.md"),
-        Ok(n) => tracing::debug!(limit = n, "open-files limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
-    }
-}
-
 pub async fn run(a: DevArgs) -> anyhow::Result<()> {
-    raise_fd_limit();
     let at = |port: u16| format!("{}:{port}", a.host);
     let core_cfg = CoreConfig {
         data_dir: a.data_dir.join("core"),

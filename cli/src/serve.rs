@@ -68,7 +68,6 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
         c.manager_token = a.manager_token;
     }
     c.validate()?;
-    crate::dev::raise_fd_limit();
     let h = tern_core::start(c).await.context("starting core")?;
     announce_ready(serde_json::json!({"http": h.http_addr.to_string(), "link": h.link_addr.to_string()}));
     tokio::signal::ctrl_c().await?;
@@ -83,7 +82,6 @@ pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
     set(&mut c.http_addr, a.http_addr);
     set(&mut c.core_addr, a.core_addr);
     c.validate()?;
-    crate::dev::raise_fd_limit();
     let h = tern_edge::start(c).await.context("starting edge")?;
     let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     announce_ready(serde_json::json!({"tcp": show(h.tcp_addr), "ws": show(h.ws_addr), "http": show(h.http_addr)}));

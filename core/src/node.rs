@@ -46,7 +46,11 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError>
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr: addr.into(), source })
 }
 
+/// Descriptors a core node wants: edge links and HTTP clients, with room to spare (WuKongIM's guidance).
+const CORE_FDS: u64 = 65_536;
+
 pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
+    tern_shared::limits::raise_fd_limit(CORE_FDS, "a core node");
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let http = bind("http_addr", &config.http_addr).await?;

@@ -28,6 +28,8 @@ pub struct EdgeConfig {
     pub session_queue: usize,
     /// Frames queued toward the core before client reads wait.
     pub link_queue: usize,
+    /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
+    pub max_sessions: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -52,6 +54,7 @@ impl Default for EdgeConfig {
             idle_timeout_ms: 180_000,
             session_queue: 1024,
             link_queue: 64 * 1024,
+            max_sessions: 1_000_000,
         }
     }
 }
@@ -81,6 +84,9 @@ impl Validate for EdgeConfig {
         }
         if self.session_queue < 8 {
             return Err(ConfigError::invalid("session_queue", "must be at least 8"));
+        }
+        if self.max_sessions == 0 {
+            return Err(ConfigError::invalid("max_sessions", "must be greater than 0"));
         }
         if self.link_queue < 64 {
             return Err(ConfigError::invalid("link_queue", "must be at least 64"));

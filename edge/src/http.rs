@@ -18,6 +18,7 @@ async fn healthz(State(edge): State<Arc<Edge>>) -> impl IntoResponse {
         "status": if up { "ok" } else { "core-unreachable" },
         "edge_id": edge.config.edge_id,
         "sessions": edge.registry.len(),
+        "rss_bytes": tern_shared::limits::rss_bytes(),
     });
     (if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body))
 }

@@ -71,6 +71,8 @@ fn advertised(given: &str, bound: Option<SocketAddr>, scheme: &str) -> String {
 }
 
 pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, BindError> {
+    let needed = config.max_sessions as u64 + tern_shared::limits::FD_RESERVE;
+    tern_shared::limits::raise_fd_limit(needed, "edge.max_sessions");
     let tcp = bind("tcp_addr", &config.tcp_addr).await?;
     let ws = bind("ws_addr", &config.ws_addr).await?;
     let http = bind("http_addr", &config.http_addr).await?;

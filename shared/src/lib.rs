@@ -10,6 +10,7 @@
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod limits;
 pub mod link;
 pub mod proto;
 pub mod transport;

@@ -40,6 +40,10 @@ pub(super) async fn accept(
     if !valid_uid(&c.uid) {
         return Err(refuse(tx, Reason::AuthFail, "invalid uid".into(), version).await);
     }
+    if edge.registry.len() >= edge.config.max_sessions {
+        let reason = format!("edge is full ({} sessions)", edge.config.max_sessions);
+        return Err(refuse(tx, Reason::SystemError, reason, version).await);
+    }
     if !edge.link.is_up() {
         return Err(refuse(tx, Reason::SystemError, "edge has no link to the core".into(), version).await);
     }

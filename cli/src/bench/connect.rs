@@ -1,0 +1,245 @@
+//! `tern bench connect`: opens many idle sessions at a set rate, spread over several client source
+//! addresses (each 127.0.0.0/8 address gives another ~28k source ports) and edge addresses, holds them,
+//! and reports the connect rate, failures by reason and the edge's memory per session.
+//!
+//! Sessions are kept lean on the client side (a socket and nothing else) so the load tool itself can hold
+//! as many as the machine allows.
+
+use super::{progress, run_tag, Api};
+use anyhow::{bail, Context};
+use clap::Args;
+use futures_util::{stream, StreamExt};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tern_shared::proto::{self, crypto::ClientKeys, Packet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+#[derive(Args, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    api: Api,
+    /// Edge TCP addresses; sessions are spread over them in turn. Repeat the flag for several.
+    #[arg(long = "addr", default_value = "127.0.0.1:5100")]
+    addrs: Vec<SocketAddr>,
+    /// Sessions to open.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: u64,
+    /// New sessions per second.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 512)]
+    concurrency: usize,
+    /// Client source addresses, counted up from --source-base (0: let the OS choose).
+    #[arg(long, default_value_t = 0)]
+    sources: u32,
+    #[arg(long, default_value = "127.0.1.1")]
+    source_base: Ipv4Addr,
+    /// Seconds to hold the sessions once all are open.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+    /// Sessions per uid (uids are made with device level 0 so one uid can hold many).
+    #[arg(long, default_value_t = 100)]
+    per_uid: u64,
+    /// The edge's /healthz, read before and after for session count and memory.
+    #[arg(long, default_value = "http://127.0.0.1:5080/healthz")]
+    edge_health: String,
+    /// Give up on the whole ramp after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    max_seconds: u64,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    requested: u64,
+    opened: u64,
+    failed: u64,
+    failures: BTreeMap<String, u64>,
+    ramp_seconds: f64,
+    connects_per_sec: f64,
+    held_seconds: u64,
+    still_open_at_end: u64,
+    edge_sessions_before: u64,
+    edge_sessions_after: u64,
+    edge_rss_before_mib: f64,
+    edge_rss_after_mib: f64,
+    edge_bytes_per_session: f64,
+}
+
+#[derive(Default)]
+struct EdgeView {
+    sessions: u64,
+    rss: u64,
+}
+
+async fn edge_view(http: &reqwest::Client, url: &str) -> EdgeView {
+    let Ok(resp) = http.get(url).send().await else { return EdgeView::default() };
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    EdgeView { sessions: v["sessions"].as_u64().unwrap_or(0), rss: v["rss_bytes"].as_u64().unwrap_or(0) }
+}
+
+fn source(a: &ConnectArgs, i: u64) -> Option<Ipv4Addr> {
+    (a.sources > 0).then(|| Ipv4Addr::from(u32::from(a.source_base) + (i % u64::from(a.sources)) as u32))
+}
+
+fn classify(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(24) => "too many open files (load tool)".into(),
+        Some(99) => "no free source port (EADDRNOTAVAIL)".into(),
+        _ => format!("{:?}", e.kind()),
+    }
+}
+
+/// One session: connect from `src`, CONNECT, wait for a successful CONNACK.
+async fn open(addr: SocketAddr, src: Option<Ipv4Addr>, connect: Vec<u8>) -> Result<TcpStream, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| classify(&e))?;
+    if let Some(ip) = src {
+        socket.bind(SocketAddr::new(IpAddr::V4(ip), 0)).map_err(|e| classify(&e))?;
+    }
+    let mut s = socket.connect(addr).await.map_err(|e| classify(&e))?;
+    s.write_all(&connect).await.map_err(|e| classify(&e))?;
+    let mut buf = Vec::with_capacity(128);
+    loop {
+        if let Ok(Some((p, _))) = proto::decode(&buf, proto::MAX_VERSION, 4096) {
+            return match p {
+                Packet::Connack(a) if a.reason_code == 1 => Ok(s),
+                Packet::Connack(a) => Err(format!("CONNACK reason {}", a.reason_code)),
+                Packet::Disconnect(d) => Err(format!("DISCONNECT: {}", d.reason)),
+                other => Err(format!("unexpected {:?}", other.packet_type())),
+            };
+        }
+        let mut chunk = [0u8; 256];
+        match s.read(&mut chunk).await {
+            Ok(0) => return Err("closed before CONNACK".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(classify(&e)),
+        }
+    }
+}
+
+fn connect_frame(uid: &str, key: &str) -> Vec<u8> {
+    let c = Packet::Connect(proto::Connect {
+        version: proto::MAX_VERSION,
+        device_id: "bench".into(),
+        uid: uid.into(),
+        token: "t".into(),
+        client_timestamp: tern_shared::client::now_ms(),
+        client_key: key.into(),
+        ..Default::default()
+    });
+    proto::encode_to_vec(&c, proto::MAX_VERSION).unwrap_or_default()
+}
+
+pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
+    if a.addrs.is_empty() || a.sessions == 0 || a.rate == 0 || a.per_uid == 0 {
+        bail!("--addr, --sessions, --rate and --per-uid must be non-zero");
+    }
+    let fd_limit = tern_shared::limits::raise_fd_limit(a.sessions + 64, "this load tool");
+    let http = reqwest::Client::new();
+    let tag = run_tag();
+    let uids: Vec<String> = (0..a.sessions.div_ceil(a.per_uid)).map(|i| format!("conn-{tag}-{i}")).collect();
+    let bar = progress(uids.len() as u64, "users");
+    let made: Vec<anyhow::Result<()>> = stream::iter(&uids)
+        .map(|uid| {
+            let (http, api, bar) = (&http, &a.api, &bar);
+            async move {
+                api.user(http, uid, true).await?;
+                bar.inc(1);
+                Ok(())
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    made.into_iter().collect::<anyhow::Result<Vec<()>>>().context("creating users")?;
+
+    let before = edge_view(&http, &a.edge_health).await;
+    // One client key for all: the edge's key pair is fresh per connection, so sessions still differ.
+    let key = ClientKeys::generate().public_b64();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<TcpStream, String>>();
+    let gate = Arc::new(Semaphore::new(a.concurrency.max(1)));
+    let bar = progress(a.sessions, "sessions");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(a.max_seconds);
+    let spawner = {
+        let (a, gate, key) = (a.clone(), gate.clone(), key.clone());
+        tokio::spawn(async move {
+            let gap = Duration::from_secs_f64(1.0 / a.rate as f64);
+            let mut tick = tokio::time::interval(gap);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            for i in 0..a.sessions {
+                tick.tick().await;
+                if Instant::now() > deadline {
+                    break;
+                }
+                let Ok(permit) = gate.clone().acquire_owned().await else { break };
+                let addr = a.addrs[(i % a.addrs.len() as u64) as usize];
+                let frame = connect_frame(&uids[(i / a.per_uid) as usize], &key);
+                let (src, done) = (source(&a, i), done_tx.clone());
+                tokio::spawn(async move {
+                    let r = tokio::time::timeout(Duration::from_secs(10), open(addr, src, frame)).await;
+                    let _ = done.send(r.unwrap_or_else(|_| Err("handshake timeout".into())));
+                    drop(permit);
+                });
+            }
+        })
+    };
+    let mut held = Vec::new();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut answered = 0;
+    while answered < a.sessions {
+        let Ok(Some(r)) = tokio::time::timeout_at(deadline.into(), done_rx.recv()).await else { break };
+        answered += 1;
+        bar.inc(1);
+        match r {
+            Ok(s) => held.push(s),
+            Err(reason) => *failures.entry(reason).or_default() += 1,
+        }
+    }
+    spawner.abort();
+    let ramp = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    if fd_limit > 0 && a.sessions + 64 > fd_limit {
+        eprintln!("note: this process may hold at most about {fd_limit} sockets (RLIMIT_NOFILE)");
+    }
+
+    // Hold: ping every 20 s (the edge closes silent sessions) and drop what the edge closed.
+    let hold_until = Instant::now() + Duration::from_secs(a.hold);
+    while Instant::now() < hold_until {
+        tokio::time::sleep(Duration::from_secs(20).min(hold_until - Instant::now())).await;
+        held.retain(|s| {
+            let mut scratch = [0u8; 64];
+            let alive = !matches!(s.try_read(&mut scratch), Ok(0));
+            alive && s.try_write(&[0x70]).is_ok()
+        });
+    }
+    let after = edge_view(&http, &a.edge_health).await;
+    let opened = held.len() as u64;
+    let grown = after.sessions.saturating_sub(before.sessions);
+    let s = Summary {
+        requested: a.sessions,
+        opened: answered - failures.values().sum::<u64>(),
+        failed: failures.values().sum(),
+        failures,
+        ramp_seconds: ramp,
+        connects_per_sec: opened as f64 / ramp,
+        held_seconds: a.hold,
+        still_open_at_end: opened,
+        edge_sessions_before: before.sessions,
+        edge_sessions_after: after.sessions,
+        edge_rss_before_mib: before.rss as f64 / 1048576.0,
+        edge_rss_after_mib: after.rss as f64 / 1048576.0,
+        edge_bytes_per_session: if grown > 0 {
+            after.rss.saturating_sub(before.rss) as f64 / grown as f64
+        } else {
+            0.0
+        },
+    };
+    a.api.report("bench connect", &s)
+}
