@@ -38,7 +38,7 @@ async fn still_works(alice: &Client, bob: &mut Client, n: usize) {
     assert_eq!(ack.reason_code, 1);
     match bob.recv_timeout(Duration::from_secs(5)).await {
         Some(Incoming::Message(m)) => assert_eq!(m.message_seq, ack.message_seq),
-        other => panic!("healthy client lost its message: {other:?}"),
+        other => panic!("healthy client lost message {n}: {other:?}"),
     }
 }
 
@@ -177,4 +177,49 @@ impl Raw {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_others_keep_going() {
+    let cl = Cluster::start("session_queue = 8\nwrite_timeout_ms = 1000").await;
+    for uid in ["alice", "bob", "slow"] {
+        cl.api.user(uid, 0).await;
+    }
+    let alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+
+    // `slow` logs in with a tiny receive buffer, then never reads again.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = Raw { s: socket.connect(cl.tcp().parse().unwrap()).await.unwrap(), buf: Vec::new() };
+    slow.s.write_all(&connect_frame("slow", "slow-tok")).await.unwrap();
+    assert!(matches!(slow.next().await, Packet::Connack(a) if a.reason_code == 1));
+
+    // ~11 MB of deliveries: more than any socket buffer holds.
+    let big = format!("{{\"type\":1,\"content\":\"{}\"}}", "x".repeat(4000)).into_bytes();
+    let mut waits = Vec::new();
+    for _ in 0..2000 {
+        let msg = tern_shared::client::Outgoing {
+            channel_id: "slow".into(),
+            channel_type: 1,
+            payload: big.clone(),
+            ..Default::default()
+        };
+        waits.push(alice.send_nowait(msg).await.unwrap());
+    }
+    for w in waits {
+        assert_eq!(w.await.unwrap().reason_code, 1, "storing does not wait for a slow recipient");
+    }
+    let metrics = format!("http://{}/metrics", cl.edge.addr("http"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let online = cl.api.ok("/user/onlinestatus", serde_json::json!(["slow"])).await;
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        if online.as_array().is_some_and(|a| a.is_empty()) && !text.contains("tern_edge_slow_clients_closed_total 0") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slow client was not closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    still_works(&alice, &mut bob, 0).await;
 }

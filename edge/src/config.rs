@@ -26,6 +26,8 @@ pub struct EdgeConfig {
     pub idle_timeout_ms: u64,
     /// Frames queued toward one client before it counts as too slow and is closed.
     pub session_queue: usize,
+    /// A write to a client that cannot finish in this time closes it as too slow.
+    pub write_timeout_ms: u64,
     /// Frames queued toward the core before client reads wait.
     pub link_queue: usize,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
@@ -53,6 +55,7 @@ impl Default for EdgeConfig {
             connect_timeout_ms: 5_000,
             idle_timeout_ms: 180_000,
             session_queue: 1024,
+            write_timeout_ms: 10_000,
             link_queue: 64 * 1024,
             max_sessions: 1_000_000,
         }
@@ -81,6 +84,9 @@ impl Validate for EdgeConfig {
         }
         if self.idle_timeout_ms < 1000 {
             return Err(ConfigError::invalid("idle_timeout_ms", "must be at least 1000"));
+        }
+        if self.write_timeout_ms == 0 {
+            return Err(ConfigError::invalid("write_timeout_ms", "must be greater than 0"));
         }
         if self.session_queue < 8 {
             return Err(ConfigError::invalid("session_queue", "must be at least 8"));

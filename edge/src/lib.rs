@@ -85,14 +85,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, BindError> {
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());
-    let link = Link::new(
-        config.core_addr.clone(),
-        config.edge_id.clone(),
-        addrs,
-        config.link_queue,
-        registry.clone(),
-        metrics.clone(),
-    );
+    let link = Link::new(&config, addrs, registry.clone(), metrics.clone());
     tokio::spawn(link.clone().run());
     let edge = Arc::new(Edge { config, link, registry, metrics, next_session: AtomicU64::new(1) });
     if let Some(l) = tcp {

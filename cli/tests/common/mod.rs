@@ -66,6 +66,16 @@ pub struct Cluster {
     pub api: Api,
 }
 
+impl Drop for Cluster {
+    /// A failing test keeps its data dir and process logs for a look afterwards.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
+            eprintln!("test failed: core and edge logs kept in {}", kept.display());
+        }
+    }
+}
+
 impl Cluster {
     /// A core on ephemeral ports and an edge linked to it. `edge_toml` is extra edge settings.
     pub async fn start(edge_toml: &str) -> Cluster {

@@ -1,7 +1,6 @@
 //! Frames from the core: answers to pending requests, deliveries and kicks.
 
 use super::{locked, Link};
-use crate::session::registry::Outbound;
 use tern_shared::link::{Delivery, LinkFrame};
 use tern_shared::proto::{self, flag, setting, Packet};
 
@@ -24,7 +23,7 @@ impl Link {
                 if let Some(s) = self.registry.get(session) {
                     let frame = Packet::Disconnect(proto::Disconnect { reason_code, reason });
                     if let Ok(b) = proto::encode_to_vec(&frame, s.version) {
-                        self.push(&s, Outbound::Close(b.into()));
+                        s.outbox.close_with(b.into());
                     }
                 }
             }
@@ -70,7 +69,7 @@ impl Link {
                 });
                 match proto::encode_to_vec(&recv, s.version) {
                     Ok(b) => {
-                        if self.push(&s, Outbound::Frame(b.into())) {
+                        if self.push(&s, b.into()) {
                             self.metrics.recv_delivered.inc();
                         }
                     }

@@ -4,7 +4,8 @@
 mod inbound;
 
 use crate::metrics::Metrics;
-use crate::session::registry::{Outbound, Registry, SessionEntry};
+use crate::session::registry::{Registry, SessionEntry};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub struct Link {
     edge_id: String,
     addrs: EdgeAddrs,
     queue: usize,
+    /// Frames one client may have waiting before it counts as too slow.
+    session_queue: usize,
     registry: Arc<Registry>,
     metrics: Metrics,
     /// The live link's frame queue. Its lock also orders presence announcements against the snapshot
@@ -53,19 +56,13 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Link {
-    pub fn new(
-        core_addr: String,
-        edge_id: String,
-        addrs: EdgeAddrs,
-        queue: usize,
-        registry: Arc<Registry>,
-        metrics: Metrics,
-    ) -> Arc<Link> {
+    pub fn new(config: &crate::EdgeConfig, addrs: EdgeAddrs, registry: Arc<Registry>, metrics: Metrics) -> Arc<Link> {
         Arc::new(Link {
-            core_addr,
-            edge_id,
+            core_addr: config.core_addr.clone(),
+            edge_id: config.edge_id.clone(),
             addrs,
-            queue,
+            queue: config.link_queue,
+            session_queue: config.session_queue,
             registry,
             metrics,
             current: tokio::sync::Mutex::new(None),
@@ -230,21 +227,12 @@ impl Link {
             reason_code: reason,
         });
         if let Ok(b) = proto::encode_to_vec(&ack, s.version) {
-            self.push(&s, Outbound::Frame(b.into()));
+            s.outbox.push_reply(b.into());
         }
     }
 
-    /// Queues a frame for a client; a client whose queue is full is too slow and is dropped.
-    fn push(&self, s: &SessionEntry, out: Outbound) -> bool {
-        match s.out.try_send(out) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(session = s.info.session, uid = %s.info.uid, "client too slow, closing");
-                self.metrics.slow_clients_closed.inc();
-                self.registry.remove(s.info.session);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+    /// Queues a frame for a client; a client whose queue is full closes itself as too slow.
+    fn push(&self, s: &SessionEntry, frame: Bytes) -> bool {
+        s.outbox.push(frame, self.session_queue)
     }
 }

@@ -2,7 +2,6 @@
 
 use crate::{session, Edge};
 use std::sync::Arc;
-use tern_shared::transport::stream_io;
 use tokio::net::TcpListener;
 
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
@@ -10,8 +9,7 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let (rx, tx) = stream_io(stream);
-                tokio::spawn(session::run(edge.clone(), rx, tx, peer.to_string()));
+                tokio::spawn(session::run(edge.clone(), session::wire::TcpWire(stream), peer.to_string()));
             }
             Err(e) => super::accept_backoff("tcp", e).await,
         }

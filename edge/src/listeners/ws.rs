@@ -48,7 +48,7 @@ async fn upgrade(stream: TcpStream, peer: String, edge: Arc<Edge>) {
         Ok(Ok(ws)) => {
             let peer = forwarded.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(peer);
             let (rx, tx) = ws_io(ws);
-            session::run(edge, rx, tx, peer).await;
+            session::run(edge, session::wire::StreamWire { rx, tx }, peer).await;
         }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         Err(_) => tracing::debug!(%peer, "websocket upgrade timed out"),

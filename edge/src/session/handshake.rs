@@ -1,25 +1,25 @@
 //! CONNECT → token check at the core → key agreement → CONNACK.
 
-use super::{write_disconnect, Close, Session};
+use super::{wire::Wire, write_disconnect, Close, Session};
 use crate::Edge;
-use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
 use tern_shared::channel::valid_uid;
 use tern_shared::client::now_ms;
 use tern_shared::proto::{self, crypto, Packet, Reason};
-use tern_shared::transport::{ByteRx, ByteTx};
+
+/// An accepted session and the CONNACK that tells the client so. The caller registers the session before
+/// writing it, so the core knows the session before the client can see itself connected.
+pub(super) struct Accepted {
+    pub session: Session,
+    pub connack: Bytes,
+}
 
 /// Runs the handshake. On refusal the client has already been told why (CONNACK or DISCONNECT).
-pub(super) async fn accept(
-    edge: &Arc<Edge>,
-    rx: &mut ByteRx,
-    tx: &mut ByteTx,
-    buf: &mut BytesMut,
-) -> Result<Session, Close> {
+pub(super) async fn accept<W: Wire>(edge: &Arc<Edge>, tx: &mut W, buf: &mut BytesMut) -> Result<Accepted, Close> {
     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
-    let first = match tokio::time::timeout(limit, first_packet(rx, buf, edge.config.max_frame)).await {
+    let first = match tokio::time::timeout(limit, first_packet(tx, buf, edge.config.max_frame)).await {
         Ok(Ok(p)) => p,
         Ok(Err(close)) => return Err(tell(tx, close).await),
         Err(_) => return Err(tell(tx, Close::new(Reason::Unknown, format!("no CONNECT within {limit:?}"))).await),
@@ -70,8 +70,8 @@ pub(super) async fn accept(
         salt: hs.salt,
         node_id: 1,
     });
-    send(tx, &ack, version).await.map_err(|e| Close::new(Reason::Success, format!("write failed: {e}")))?;
-    Ok(Session {
+    let connack = proto::encode_to_vec(&ack, version).map_err(|e| Close::new(Reason::SystemError, e.to_string()))?;
+    let session = Session {
         edge: edge.clone(),
         id: edge.next_session_id(),
         uid: c.uid,
@@ -79,10 +79,11 @@ pub(super) async fn accept(
         device_level,
         version,
         cipher: hs.cipher,
-    })
+    };
+    Ok(Accepted { session, connack: connack.into() })
 }
 
-async fn first_packet(rx: &mut ByteRx, buf: &mut BytesMut, max: usize) -> Result<Packet, Close> {
+async fn first_packet<W: Wire>(wire: &mut W, buf: &mut BytesMut, max: usize) -> Result<Packet, Close> {
     loop {
         if let Some((p, used)) = proto::decode(buf, proto::MIN_VERSION, max)
             .map_err(|e| Close::new(Reason::NotSupportHeader, format!("malformed frame: {e}")))?
@@ -90,20 +91,20 @@ async fn first_packet(rx: &mut ByteRx, buf: &mut BytesMut, max: usize) -> Result
             let _ = buf.split_to(used);
             return Ok(p);
         }
-        match rx.next().await {
-            Some(Ok(b)) => buf.extend_from_slice(&b),
-            _ => return Err(Close::new(Reason::Success, "")),
+        match wire.read_some(|chunk| buf.extend_from_slice(chunk)).await {
+            Ok(true) => {}
+            _ => return Err(Close::quiet()),
         }
     }
 }
 
-async fn send(tx: &mut ByteTx, p: &Packet, version: u8) -> std::io::Result<()> {
+async fn send<W: Wire>(wire: &mut W, p: &Packet, version: u8) -> std::io::Result<()> {
     let bytes = proto::encode_to_vec(p, version).map_err(std::io::Error::other)?;
-    tokio::time::timeout(Duration::from_secs(2), tx.send(bytes.into())).await.map_err(std::io::Error::other)?
+    tokio::time::timeout(Duration::from_secs(2), wire.write(vec![bytes.into()])).await.map_err(std::io::Error::other)?
 }
 
 /// Tells a client that never authenticated why it is being closed.
-async fn tell(tx: &mut ByteTx, close: Close) -> Close {
+async fn tell<W: Wire>(tx: &mut W, close: Close) -> Close {
     if !close.reason.is_empty() {
         let _ = write_disconnect(tx, &close, proto::MIN_VERSION).await;
     }
@@ -111,7 +112,7 @@ async fn tell(tx: &mut ByteTx, close: Close) -> Close {
 }
 
 /// Answers CONNECT with a failing CONNACK (the SDKs stop retrying on reason 2).
-async fn refuse(tx: &mut ByteTx, code: Reason, reason: String, version: u8) -> Close {
+async fn refuse<W: Wire>(tx: &mut W, code: Reason, reason: String, version: u8) -> Close {
     let ack = Packet::Connack(proto::Connack {
         server_version: (version > 3).then_some(version),
         reason_code: code.code(),

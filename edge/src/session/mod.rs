@@ -1,21 +1,22 @@
 //! One client connection: CONNECT and key agreement, then frames both ways until either side closes.
-//! The transport (TCP, WebSocket) is already reduced to byte chunks.
+//! One task per connection; it owns no buffer while the connection is idle.
 
 mod handshake;
+pub mod outbox;
 pub mod registry;
+pub mod wire;
 
 use crate::Edge;
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
-use registry::{Outbound, SessionEntry};
+use outbox::{Drained, Outbox};
+use registry::SessionEntry;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_shared::link::OutgoingMessage;
 use tern_shared::proto::{self, crypto::SessionCipher, setting, Packet, Reason};
-use tern_shared::transport::{ByteRx, ByteTx};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
+use wire::Wire;
 
 /// Why a session ended; the text is what the client is told in DISCONNECT and what the log says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,10 @@ impl Close {
     fn new(code: Reason, reason: impl Into<String>) -> Self {
         Close { code, reason: reason.into() }
     }
+    /// The client went away or asked to close: nothing to tell it.
+    fn quiet() -> Self {
+        Close::new(Reason::Success, "")
+    }
     /// A counter label for metrics.
     fn label(&self) -> &'static str {
         match self.code {
@@ -37,9 +42,6 @@ impl Close {
         }
     }
 }
-
-/// Frames to write now, from the session task itself.
-type Immediate = Vec<Bytes>;
 
 struct Session {
     edge: Arc<Edge>,
@@ -52,19 +54,19 @@ struct Session {
 }
 
 /// Serves one client connection to its end.
-pub async fn run(edge: Arc<Edge>, mut rx: ByteRx, mut tx: ByteTx, peer: String) {
+pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
     edge.metrics.connects.inc();
     let mut buf = BytesMut::new();
-    let session = match handshake::accept(&edge, &mut rx, &mut tx, &mut buf).await {
-        Ok(s) => s,
+    let handshake::Accepted { session, connack } = match handshake::accept(&edge, &mut wire, &mut buf).await {
+        Ok(a) => a,
         Err(close) => {
             tracing::debug!(%peer, reason = %close.reason, "connection refused");
             edge.metrics.connect_rejected.with_label_values(&[close.label()]).inc();
-            let _ = tx.close().await;
+            wire.close().await;
             return;
         }
     };
-    let (out_tx, out_rx) = mpsc::channel(edge.config.session_queue);
+    let outbox = Arc::new(Outbox::default());
     let entry = SessionEntry {
         info: tern_shared::link::SessionInfo {
             session: session.id,
@@ -74,149 +76,152 @@ pub async fn run(edge: Arc<Edge>, mut rx: ByteRx, mut tx: ByteTx, peer: String) 
         },
         version: session.version,
         cipher: session.cipher.clone(),
-        out: out_tx,
+        outbox: outbox.clone(),
     };
     edge.link.open_session(entry).await;
     edge.metrics.sessions.inc();
-    let span = tracing::debug_span!("session", id = session.id, uid = %session.uid, %peer);
-    let close = session.serve(rx, &mut tx, buf, out_rx).instrument(span).await;
-    if close.code != Reason::Success {
+    let write_limit = Duration::from_millis(edge.config.write_timeout_ms);
+    let close = match write_bounded(&mut wire, vec![connack], write_limit).await {
+        Ok(()) => {
+            let span = tracing::debug_span!("session", id = session.id, uid = %session.uid, %peer);
+            session.serve(&mut wire, buf, &outbox).instrument(span).await
+        }
+        Err(close) => close,
+    };
+    if !close.reason.is_empty() {
         tracing::debug!(id = session.id, reason = %close.reason, "session closed");
-        if matches!(close.code, Reason::NotSupportHeader) {
+        if close.code == Reason::NotSupportHeader {
             edge.metrics.closed_bad_input.with_label_values(&[close.label()]).inc();
         }
-        if !close.reason.is_empty() {
-            let _ = write_disconnect(&mut tx, &close, session.version).await;
-        }
+        let _ = write_disconnect(&mut wire, &close, session.version).await;
     }
-    let _ = tx.close().await;
+    wire.close().await;
     edge.link.close_session(session.id).await;
     edge.metrics.sessions.dec();
 }
 
-async fn write_disconnect(tx: &mut ByteTx, close: &Close, version: u8) -> std::io::Result<()> {
+async fn write_disconnect<W: Wire>(wire: &mut W, close: &Close, version: u8) -> std::io::Result<()> {
     let frame = Packet::Disconnect(proto::Disconnect { reason_code: close.code.code(), reason: close.reason.clone() });
-    if let Ok(b) = proto::encode_to_vec(&frame, version) {
-        tokio::time::timeout(Duration::from_secs(1), tx.send(b.into())).await.map_err(std::io::Error::other)??;
+    let bytes = proto::encode_to_vec(&frame, version).map_err(std::io::Error::other)?;
+    tokio::time::timeout(Duration::from_secs(1), wire.write(vec![bytes.into()])).await.map_err(std::io::Error::other)?
+}
+
+/// Appends `chunk` to what is buffered and decodes every complete frame. Whole frames are decoded straight
+/// from the chunk; only a trailing partial frame is kept, and the buffer is freed once drained.
+fn ingest(buf: &mut BytesMut, chunk: &[u8], version: u8, max: usize, out: &mut Vec<Packet>) -> Result<(), Close> {
+    let malformed = |e: proto::DecodeError| Close::new(Reason::NotSupportHeader, format!("malformed frame: {e}"));
+    if buf.is_empty() {
+        let mut rest = chunk;
+        while let Some((p, used)) = proto::decode(rest, version, max).map_err(malformed)? {
+            out.push(p);
+            rest = &rest[used..];
+        }
+        buf.extend_from_slice(rest);
+    } else {
+        buf.extend_from_slice(chunk);
+        while let Some((p, used)) = proto::decode(buf, version, max).map_err(malformed)? {
+            out.push(p);
+            let _ = buf.split_to(used);
+        }
+        if buf.is_empty() {
+            *buf = BytesMut::new();
+        }
     }
     Ok(())
 }
 
-/// Decodes every complete frame in `buf`.
-fn drain_frames(buf: &mut BytesMut, version: u8, max: usize) -> Result<Vec<Packet>, Close> {
-    let mut packets = Vec::new();
-    loop {
-        match proto::decode(buf, version, max) {
-            Ok(Some((p, used))) => {
-                let _ = buf.split_to(used);
-                packets.push(p);
-            }
-            Ok(None) => return Ok(packets),
-            Err(e) => return Err(Close::new(Reason::NotSupportHeader, format!("malformed frame: {e}"))),
-        }
+fn write_failed(e: std::io::Error) -> Close {
+    Close::new(Reason::Success, format!("write failed: {e}"))
+}
+
+/// Writes to the client, giving up on one that does not read.
+async fn write_bounded<W: Wire>(wire: &mut W, frames: Vec<Bytes>, limit: Duration) -> Result<(), Close> {
+    match tokio::time::timeout(limit, wire.write(frames)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(write_failed(e)),
+        Err(_) => Err(Close::new(Reason::Unknown, format!("too slow: a write took over {limit:?}"))),
     }
 }
 
 impl Session {
-    async fn serve(
-        &self,
-        mut rx: ByteRx,
-        tx: &mut ByteTx,
-        mut buf: BytesMut,
-        mut out_rx: mpsc::Receiver<Outbound>,
-    ) -> Close {
+    async fn serve<W: Wire>(&self, wire: &mut W, mut buf: BytesMut, outbox: &Outbox) -> Close {
         let idle = Duration::from_millis(self.edge.config.idle_timeout_ms);
+        let max = self.edge.config.max_frame;
+        let write_limit = Duration::from_millis(self.edge.config.write_timeout_ms);
         let mut deadline = Instant::now() + idle;
-        // Frames already in the buffer (sent right behind CONNECT) come first.
-        let mut pending = Some(Bytes::new());
+        // Frames that came right behind CONNECT are already buffered.
+        let mut packets = Vec::new();
+        let early = std::mem::take(&mut buf);
+        if let Err(close) = ingest(&mut buf, &early, self.version, max, &mut packets) {
+            return close;
+        }
         loop {
-            let chunk = match pending.take() {
-                Some(b) => Some(Ok(b)),
-                None => tokio::select! {
-                    chunk = rx.next() => chunk,
-                    out = out_rx.recv() => {
-                        match self.write_out(tx, out, &mut out_rx).await {
-                            Ok(()) => continue,
-                            Err(close) => return close,
-                        }
+            if !packets.is_empty() {
+                deadline = Instant::now() + idle;
+                let mut replies = Vec::new();
+                for p in std::mem::take(&mut packets) {
+                    if let Err(close) = self.handle(p, &mut replies).await {
+                        let _ = write_bounded(wire, replies, write_limit).await;
+                        return close;
                     }
-                    _ = tokio::time::sleep_until(deadline) => {
-                        return Close::new(Reason::Unknown, format!("idle for {idle:?}"));
+                }
+                if !replies.is_empty() {
+                    if let Err(close) = write_bounded(wire, replies, write_limit).await {
+                        return close;
                     }
-                },
-            };
-            let bytes = match chunk {
-                Some(Ok(b)) => b,
-                Some(Err(e)) => return Close::new(Reason::Success, format!("read failed: {e}")),
-                None => return Close::new(Reason::Success, ""),
-            };
-            buf.extend_from_slice(&bytes);
-            deadline = Instant::now() + idle;
-            let packets = match drain_frames(&mut buf, self.version, self.edge.config.max_frame) {
-                Ok(p) => p,
-                Err(close) => return close,
-            };
-            let mut now = Immediate::new();
-            for p in packets {
-                if let Err(close) = self.handle(p, &mut now).await {
-                    let _ = self.flush(tx, now).await;
-                    return close;
                 }
             }
-            if let Err(close) = self.flush(tx, now).await {
+            let mut bad = None;
+            tokio::select! {
+                read = wire.read_some(|chunk| {
+                    if bad.is_none() {
+                        bad = ingest(&mut buf, chunk, self.version, max, &mut packets).err();
+                    }
+                }) => match read {
+                    Ok(true) => {}
+                    Ok(false) => return Close::quiet(),
+                    Err(e) => return Close::new(Reason::Success, format!("read failed: {e}")),
+                },
+                _ = outbox.ready() => match outbox.drain() {
+                    Drained::Frames(frames) => {
+                        if let Err(close) = write_bounded(wire, frames.into(), write_limit).await {
+                            if close.reason.starts_with("too slow") {
+                                self.edge.metrics.slow_clients_closed.inc();
+                            }
+                            return close;
+                        }
+                    }
+                    Drained::Close(mut frames, last) => {
+                        frames.push_back(last);
+                        let _ = write_bounded(wire, frames.into(), write_limit).await;
+                        // The closing frame is written: nothing more to tell.
+                        return Close::new(Reason::ConnectKick, "");
+                    }
+                    Drained::Overflowed => {
+                        self.edge.metrics.slow_clients_closed.inc();
+                        return Close::new(Reason::Unknown, "too slow: outbound queue overflowed");
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => return Close::new(Reason::Unknown, format!("idle for {idle:?}")),
+            }
+            if let Some(close) = bad {
                 return close;
             }
         }
     }
 
-    async fn flush(&self, tx: &mut ByteTx, frames: Immediate) -> Result<(), Close> {
-        if frames.is_empty() {
-            return Ok(());
-        }
-        for f in frames {
-            tx.feed(f).await.map_err(|e| Close::new(Reason::Success, format!("write failed: {e}")))?;
-        }
-        tx.flush().await.map_err(|e| Close::new(Reason::Success, format!("write failed: {e}")))
-    }
-
-    /// Writes what the link queued for this client, packing everything already waiting into one flush.
-    async fn write_out(
-        &self,
-        tx: &mut ByteTx,
-        first: Option<Outbound>,
-        out_rx: &mut mpsc::Receiver<Outbound>,
-    ) -> Result<(), Close> {
-        let mut next = first;
-        let mut n = 0;
-        loop {
-            match next {
-                None if n == 0 => return Err(Close::new(Reason::Unknown, "too slow: outbound queue overflowed")),
-                None => break,
-                Some(Outbound::Frame(b)) => {
-                    tx.feed(b).await.map_err(|e| Close::new(Reason::Success, format!("write failed: {e}")))?;
-                }
-                Some(Outbound::Close(b)) => {
-                    let _ = tx.feed(b).await;
-                    let _ = tx.flush().await;
-                    // The DISCONNECT is written; nothing more to tell.
-                    return Err(Close::new(Reason::ConnectKick, ""));
-                }
-            }
-            n += 1;
-            next = if n < 256 { out_rx.try_recv().ok() } else { None };
-        }
-        tx.flush().await.map_err(|e| Close::new(Reason::Success, format!("write failed: {e}")))
-    }
-
-    async fn handle(&self, p: Packet, now: &mut Immediate) -> Result<(), Close> {
+    async fn handle(&self, p: Packet, replies: &mut Vec<Bytes>) -> Result<(), Close> {
         match p {
-            Packet::Send(s) => self.send(s, now).await,
-            Packet::Recvack(_) => Ok(()),
-            Packet::Ping => {
-                now.push(Bytes::from_static(&[(proto::PacketType::Pong as u8) << 4]));
+            Packet::Send(s) => {
+                self.send(s, replies).await;
                 Ok(())
             }
-            Packet::Disconnect(_) => Err(Close::new(Reason::Success, "")),
+            Packet::Recvack(_) => Ok(()),
+            Packet::Ping => {
+                replies.push(Bytes::from_static(&[(proto::PacketType::Pong as u8) << 4]));
+                Ok(())
+            }
+            Packet::Disconnect(_) => Err(Close::quiet()),
             Packet::Sub(sub) => {
                 let ack = Packet::Suback(proto::Suback {
                     sub_no: sub.sub_no,
@@ -225,7 +230,7 @@ impl Session {
                     action: sub.action,
                     reason_code: Reason::NotSupportChannelType.code(),
                 });
-                self.push_now(&ack, now);
+                self.reply(&ack, replies);
                 Ok(())
             }
             Packet::Connect(_) => Err(Close::new(Reason::NotSupportHeader, "CONNECT sent twice")),
@@ -236,14 +241,14 @@ impl Session {
         }
     }
 
-    fn push_now(&self, p: &Packet, now: &mut Immediate) {
+    fn reply(&self, p: &Packet, replies: &mut Vec<Bytes>) {
         match proto::encode_to_vec(p, self.version) {
-            Ok(b) => now.push(b.into()),
+            Ok(b) => replies.push(b.into()),
             Err(e) => tracing::warn!(error = %e, "cannot encode reply"),
         }
     }
 
-    fn sendack(&self, s: &proto::Send, reason: Reason, now: &mut Immediate) {
+    fn sendack(&self, s: &proto::Send, reason: Reason, replies: &mut Vec<Bytes>) {
         let ack = Packet::Sendack(proto::Sendack {
             flags: s.flags,
             message_id: 0,
@@ -251,10 +256,11 @@ impl Session {
             message_seq: 0,
             reason_code: reason.code(),
         });
-        self.push_now(&ack, now);
+        self.reply(&ack, replies);
     }
 
-    async fn send(&self, s: proto::Send, now: &mut Immediate) -> Result<(), Close> {
+    /// Checks and decrypts a SEND and forwards it; the SENDACK comes back through the outbox.
+    async fn send(&self, s: proto::Send, replies: &mut Vec<Bytes>) {
         self.edge.metrics.sends.inc();
         let payload = if s.setting & setting::NO_ENCRYPT != 0 {
             s.payload.clone()
@@ -262,15 +268,11 @@ impl Session {
             let expected =
                 self.cipher.send_msg_key(s.client_seq, &s.client_msg_no, &s.channel_id, s.channel_type, &s.payload);
             if expected != s.msg_key {
-                self.sendack(&s, Reason::MsgKeyError, now);
-                return Ok(());
+                return self.sendack(&s, Reason::MsgKeyError, replies);
             }
             match self.cipher.decrypt(&s.payload) {
                 Ok(p) => p,
-                Err(_) => {
-                    self.sendack(&s, Reason::PayloadDecodeError, now);
-                    return Ok(());
-                }
+                Err(_) => return self.sendack(&s, Reason::PayloadDecodeError, replies),
             }
         };
         let msg = OutgoingMessage {
@@ -287,8 +289,7 @@ impl Session {
             payload,
         };
         if self.edge.link.send(msg, s.client_seq, s.flags).await.is_err() {
-            self.sendack(&s, Reason::SystemError, now);
+            self.sendack(&s, Reason::SystemError, replies);
         }
-        Ok(())
     }
 }

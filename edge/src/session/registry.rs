@@ -1,26 +1,17 @@
 //! The live sessions of this edge, by id: what the link needs to deliver to, kick, or announce.
 
-use bytes::Bytes;
+use super::outbox::Outbox;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tern_shared::link::SessionInfo;
 use tern_shared::proto::crypto::SessionCipher;
-use tokio::sync::mpsc;
-
-/// What goes to a client connection's writer.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(Bytes),
-    /// Write this last frame (a DISCONNECT) and close.
-    Close(Bytes),
-}
 
 #[derive(Clone)]
 pub struct SessionEntry {
     pub info: SessionInfo,
     pub version: u8,
     pub cipher: SessionCipher,
-    pub out: mpsc::Sender<Outbound>,
+    pub outbox: Arc<Outbox>,
 }
 
 #[derive(Default)]
@@ -37,7 +28,6 @@ impl Registry {
         self.lock().insert(entry.info.session, entry);
     }
 
-    /// Removing the entry drops the registry's sender, which ends a session whose queue was the reason.
     pub fn remove(&self, session: u64) -> Option<SessionEntry> {
         self.lock().remove(&session)
     }
