@@ -38,6 +38,10 @@ impl Metrics {
             let c =
                 IntCounterVec::new(Opts::new(name, help), &["reason"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
             let _ = r.register(Box::new(c.clone()));
+            // Every reason shows from the start, at zero, so dashboards and alerts see the series.
+            for reason in ["auth", "malformed", "other"] {
+                c.with_label_values(&[reason]);
+            }
             c
         };
         Metrics {

@@ -1,0 +1,65 @@
+//! The load tool against a real edge and core, at small sizes: each mode finishes within its bounds and
+//! its JSON summary adds up.
+
+mod common;
+
+use common::{Cluster, BIN};
+use std::process::Command;
+
+fn bench(cl: &Cluster, args: &[&str]) -> serde_json::Value {
+    let out_file = cl.dir.path().join(format!("{}.json", args[0]));
+    let api = format!("http://{}", cl.core.addr("http"));
+    let mut cmd = Command::new(BIN);
+    cmd.arg("bench").args(args).args(["--api", &api, "--json", out_file.to_str().unwrap()]);
+    let out = cmd.output().expect("run tern bench");
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| metric | value |"), "no Markdown summary: {stdout}");
+    serde_json::from_str(&std::fs::read_to_string(out_file).expect("json summary")).expect("valid json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_send_and_deliver_modes_report_consistent_summaries() {
+    let cl = Cluster::start("").await;
+    let tcp = cl.tcp();
+    let health = format!("http://{}/healthz", cl.edge.addr("http"));
+
+    let s = bench(
+        &cl,
+        &[
+            "connect",
+            "--addr",
+            &tcp,
+            "--sessions",
+            "300",
+            "--rate",
+            "2000",
+            "--hold",
+            "1",
+            "--sources",
+            "4",
+            "--per-uid",
+            "50",
+            "--edge-health",
+            &health,
+        ],
+    );
+    assert_eq!(
+        (s["opened"].as_u64(), s["failed"].as_u64(), s["still_open_at_end"].as_u64()),
+        (Some(300), Some(0), Some(300)),
+        "{s}"
+    );
+    assert_eq!(s["edge_sessions_after"].as_u64(), Some(300), "{s}");
+    assert!(s["edge_bytes_per_session"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
+
+    let s = bench(&cl, &["send", "--addr", &tcp, "--senders", "4", "--messages", "400", "--max-seconds", "60"]);
+    assert_eq!((s["acked"].as_u64(), s["failed"].as_u64()), (Some(400), Some(0)), "{s}");
+    assert!(s["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
+
+    let s = bench(&cl, &["deliver", "--addr", &tcp, "--receivers", "20", "--messages", "20", "--rate", "100"]);
+    assert_eq!(s["delivered"].as_u64(), Some(400), "{s}");
+    assert_eq!(
+        (s["missing"].as_u64(), s["duplicates"].as_u64(), s["out_of_order"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
+}
