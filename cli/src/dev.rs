@@ -29,6 +29,8 @@ pub struct DevArgs {
     ws_port: u16,
     #[arg(long, default_value_t = 5301)]
     link_port: u16,
+    #[arg(long, default_value_t = 5302)]
+    raft_port: u16,
     #[arg(long, default_value_t = 5080)]
     edge_http_port: u16,
 }
@@ -42,6 +44,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         data_dir: a.data_dir.join("core"),
         http_addr: at(a.http_port),
         link_addr: at(a.link_port),
+        raft_addr: at(a.raft_port),
         manager_token: a.manager_token.clone(),
         ..Default::default()
     };

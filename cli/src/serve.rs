@@ -20,6 +20,11 @@ pub struct CoreArgs {
     http_addr: Option<String>,
     #[arg(long, env = "TERN_LINK_ADDR")]
     link_addr: Option<String>,
+    #[arg(long, env = "TERN_RAFT_ADDR")]
+    raft_addr: Option<String>,
+    /// Every voter, this node included: `1=host:port,2=host:port,3=host:port` (raft addresses).
+    #[arg(long, env = "TERN_PEERS")]
+    peers: Option<String>,
     #[arg(long, env = "TERN_MANAGER_TOKEN")]
     manager_token: Option<String>,
 }
@@ -36,6 +41,7 @@ pub struct EdgeArgs {
     ws_addr: Option<String>,
     #[arg(long, env = "TERN_EDGE_HTTP_ADDR")]
     http_addr: Option<String>,
+    /// Core link addresses, comma-separated; the edge moves to the next when one fails.
     #[arg(long, env = "TERN_CORE_ADDR")]
     core_addr: Option<String>,
 }
@@ -64,12 +70,18 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
     set(&mut c.data_dir, a.data_dir);
     set(&mut c.http_addr, a.http_addr);
     set(&mut c.link_addr, a.link_addr);
+    set(&mut c.raft_addr, a.raft_addr);
+    if let Some(p) = a.peers {
+        c.peers = tern_core::config::PeerConfig::parse_list(&p)?;
+    }
     if a.manager_token.is_some() {
         c.manager_token = a.manager_token;
     }
     c.validate()?;
     let h = tern_core::start(c).await.context("starting core")?;
-    announce_ready(serde_json::json!({"http": h.http_addr.to_string(), "link": h.link_addr.to_string()}));
+    announce_ready(serde_json::json!({
+        "http": h.http_addr.to_string(), "link": h.link_addr.to_string(), "raft": h.raft_addr.to_string(),
+    }));
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

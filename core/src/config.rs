@@ -15,6 +15,11 @@ pub struct CoreConfig {
     pub http_addr: String,
     /// Where edges open their links.
     pub link_addr: String,
+    /// Where the other core nodes reach this one (raft, forwarded writes). Keep it on a private network.
+    pub raft_addr: String,
+    /// Every voter of the cluster, this node included; empty runs a single-node cluster. The node with
+    /// the lowest id creates the cluster on first start.
+    pub peers: Vec<PeerConfig>,
     /// Required in the `token` header of API calls when set.
     pub manager_token: Option<String>,
     /// Fixed at cluster creation.
@@ -23,6 +28,30 @@ pub struct CoreConfig {
     pub batch: BatchSettings,
     /// Frames queued per edge link before deliveries to that edge are dropped.
     pub link_queue: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    pub raft_addr: String,
+}
+
+impl PeerConfig {
+    /// Parses `1=10.0.0.1:5302,2=10.0.0.2:5302` (the `--peers` flag).
+    pub fn parse_list(s: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let (id, addr) = p
+                    .split_once('=')
+                    .ok_or_else(|| ConfigError::invalid("peers", format!("`{p}` is not id=host:port")))?;
+                let id =
+                    id.trim().parse().map_err(|_| ConfigError::invalid("peers", format!("`{id}` is not a node id")))?;
+                Ok(PeerConfig { id, raft_addr: addr.trim().to_string() })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +79,8 @@ impl Default for CoreConfig {
             data_dir: PathBuf::from("./data/core"),
             http_addr: "0.0.0.0:5001".into(),
             link_addr: "0.0.0.0:5301".into(),
+            raft_addr: "0.0.0.0:5302".into(),
+            peers: Vec::new(),
             manager_token: None,
             slots: tern_shared::channel::DEFAULT_SLOTS,
             raft: RaftSettings::default(),
@@ -79,6 +110,18 @@ impl Validate for CoreConfig {
         }
         check_addr("http_addr", &self.http_addr, false)?;
         check_addr("link_addr", &self.link_addr, false)?;
+        check_addr("raft_addr", &self.raft_addr, false)?;
+        if !self.peers.is_empty() {
+            if !self.peers.iter().any(|p| p.id == self.node_id) {
+                return Err(ConfigError::invalid("peers", format!("must include this node (id {})", self.node_id)));
+            }
+            for p in &self.peers {
+                if p.id == 0 {
+                    return Err(ConfigError::invalid("peers", "node ids must be greater than 0"));
+                }
+                check_addr("peers.raft_addr", &p.raft_addr, false)?;
+            }
+        }
         if self.slots == 0 || self.slots > 4096 {
             return Err(ConfigError::invalid("slots", "must be between 1 and 4096"));
         }

@@ -3,6 +3,7 @@
 use crate::config::CoreConfig;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::raft::leader::ReadBarrier;
 use crate::raft::proposer::{BatchLimits, Proposer};
 use crate::raft::{network::Network, Raft};
 use crate::store::{log_store::LogStore, state_machine::StateMachine, Db};
@@ -31,6 +32,7 @@ pub struct Core {
     pub db: Db,
     pub raft: Raft,
     pub proposer: Proposer,
+    pub reads: ReadBarrier,
     pub presence: Arc<Presence>,
     pub metrics: Metrics,
 }
@@ -40,6 +42,7 @@ pub struct CoreHandle {
     pub core: Arc<Core>,
     pub http_addr: SocketAddr,
     pub link_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
@@ -55,7 +58,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let http = bind("http_addr", &config.http_addr).await?;
     let link = bind("link_addr", &config.link_addr).await?;
-    let (http_addr, link_addr) = (local(&http), local(&link));
+    let raft_listener = bind("raft_addr", &config.raft_addr).await?;
+    let (http_addr, link_addr, raft_addr) = (local(&http), local(&link), local(&raft_listener));
 
     let db = Db::open(&config.data_dir.join("db"), config.slots)?;
     let metrics = Metrics::new();
@@ -79,22 +83,31 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let raft = Raft::new(config.node_id, Arc::new(raft_config), Network, LogStore::new(db.clone()), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
-        let members = BTreeMap::from([(config.node_id, BasicNode::new(link_addr.to_string()))]);
+    tokio::spawn(crate::raft::server::serve(raft_listener, raft.clone()));
+    let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
+        BTreeMap::from([(config.node_id, BasicNode::new(raft_addr.to_string()))])
+    } else {
+        config.peers.iter().map(|p| (p.id, BasicNode::new(p.raft_addr.clone()))).collect()
+    };
+    let founder = members.keys().next() == Some(&config.node_id);
+    if founder && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
         raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
     }
-    raft.wait(Some(Duration::from_secs(30)))
-        .current_leader(config.node_id, "single voter elects itself")
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if config.peers.is_empty() {
+        raft.wait(Some(Duration::from_secs(30)))
+            .current_leader(config.node_id, "single voter elects itself")
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+    }
 
     let limits = BatchLimits {
         max_commands: config.batch.max_commands,
         max_bytes: config.batch.max_bytes,
         max_in_flight: config.batch.max_in_flight,
     };
-    let proposer = Proposer::start(raft.clone(), limits, metrics.clone());
-    let core = Arc::new(Core { config, db, raft, proposer, presence, metrics });
+    let proposer = Proposer::start(raft.clone(), config.node_id, limits, metrics.clone());
+    let reads = ReadBarrier::new(raft.clone(), config.node_id);
+    let core = Arc::new(Core { config, db, raft, proposer, reads, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, core.clone()));
     let app = crate::api::router(core.clone());
@@ -103,8 +116,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
             tracing::error!(error = %e, "http server stopped");
         }
     });
-    tracing::info!(%http_addr, %link_addr, node_id = core.config.node_id, "core node ready");
-    Ok(CoreHandle { core, http_addr, link_addr })
+    tracing::info!(%http_addr, %link_addr, %raft_addr, node_id = core.config.node_id, "core node ready");
+    Ok(CoreHandle { core, http_addr, link_addr, raft_addr })
 }
 
 fn local(l: &TcpListener) -> SocketAddr {

@@ -14,7 +14,7 @@ pub struct EdgeConfig {
     pub ws_addr: String,
     /// `/healthz` and `/metrics`.
     pub http_addr: String,
-    /// The core node's link address.
+    /// Core nodes' link addresses, comma-separated; the edge links to one and moves on when it fails.
     pub core_addr: String,
     /// Addresses handed to clients by `/route` (defaults: the bound listener addresses).
     pub advertise: Advertise,

@@ -107,7 +107,17 @@ pub fn start_core(dir: &Path, http: &str, link: &str, generation: u32) -> Proc {
     let data: PathBuf = dir.join("core-data");
     let log = dir.join(format!("core-{generation}.log"));
     Proc::spawn(
-        &["core", "--data-dir", data.to_str().unwrap_or_default(), "--http-addr", http, "--link-addr", link],
+        &[
+            "core",
+            "--data-dir",
+            data.to_str().unwrap_or_default(),
+            "--http-addr",
+            http,
+            "--link-addr",
+            link,
+            "--raft-addr",
+            "127.0.0.1:0",
+        ],
         &log,
     )
 }
@@ -221,4 +231,107 @@ impl Proc {
         ];
         Proc::spawn(&args, log)
     }
+}
+
+/// `n` loopback ports that were free a moment ago (for processes that must know each other's ports).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+/// A three-node core cluster and one edge linked to all three nodes.
+pub struct Cluster3 {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Option<Proc>>,
+    ports: Vec<[u16; 3]>,
+    pub edge: Proc,
+}
+
+impl Drop for Cluster3 {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
+            eprintln!("test failed: core and edge logs kept in {}", kept.display());
+        }
+    }
+}
+
+impl Cluster3 {
+    pub async fn start() -> Cluster3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = free_ports(9);
+        let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
+        let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0))).collect();
+        let links: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{}", p[1])).collect();
+        let edge = start_edge(dir.path(), &links.join(","), "", 0);
+        let cl = Cluster3 { dir, nodes, ports, edge };
+        cl.leader().await;
+        wait_edge_up(&cl.edge).await;
+        cl
+    }
+
+    pub fn api(&self, i: usize) -> Api {
+        Api::new(&format!("127.0.0.1:{}", self.ports[i][0]))
+    }
+
+    /// The index of the node every live node names as leader, once they agree.
+    pub async fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut seen = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.is_none() {
+                    continue;
+                }
+                let url = format!("http://127.0.0.1:{}/health", self.ports[i][0]);
+                let leader = match reqwest::get(&url).await {
+                    Ok(r) => r.json::<serde_json::Value>().await.ok().and_then(|v| v["leader"].as_u64()),
+                    Err(_) => None,
+                };
+                seen.push(leader);
+            }
+            if let Some(Some(l)) = seen.first() {
+                if seen.iter().all(|s| *s == Some(*l)) && self.nodes[(*l - 1) as usize].is_some() {
+                    return (*l - 1) as usize;
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].take() {
+            p.kill9();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize, generation: u32) {
+        self.nodes[i] = Some(spawn_node(self.dir.path(), &self.ports, i, generation));
+    }
+}
+
+fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32) -> Proc {
+    let [http, link, raft] = ports[i];
+    let peers: Vec<String> = ports.iter().enumerate().map(|(j, p)| format!("{}=127.0.0.1:{}", j + 1, p[2])).collect();
+    let data = dir.join(format!("node{}", i + 1));
+    let log = dir.join(format!("node{}-{generation}.log", i + 1));
+    let (http, link, raft) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{link}"), format!("127.0.0.1:{raft}"));
+    let id = (i + 1).to_string();
+    let args = [
+        "core",
+        "--node-id",
+        &id,
+        "--data-dir",
+        data.to_str().unwrap_or_default(),
+        "--http-addr",
+        &http,
+        "--link-addr",
+        &link,
+        "--raft-addr",
+        &raft,
+        "--peers",
+        &peers.join(","),
+    ];
+    Proc::spawn(&args, &log)
 }

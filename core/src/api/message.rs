@@ -168,6 +168,8 @@ const MAX_SYNC_LIMIT: usize = 10_000;
 /// (down): `end < seq <= start` (start 0 = newest). Either way messages come back in seq order.
 pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) -> Result<Json<SyncResp>, ApiError> {
     let stored = stored_channel(&req.login_uid, &req.channel_id, req.channel_type)?;
+    // Every message acked before this request is visible, whichever node answers.
+    core.reads.wait().await?;
     let limit = if req.limit == 0 { 100 } else { req.limit.min(MAX_SYNC_LIMIT) };
     let mut messages = if req.pull_mode == 1 {
         let end = if req.end_message_seq == 0 { u64::MAX } else { req.end_message_seq };
@@ -232,5 +234,6 @@ pub async fn max_seq(
     Query(q): Query<MaxSeqQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let stored = stored_channel(&q.login_uid, &q.channel_id, q.channel_type)?;
+    core.reads.wait().await?;
     Ok(Json(serde_json::json!({"message_seq": core.db.last_seq(&stored, q.channel_type)?})))
 }

@@ -20,8 +20,12 @@ impl LinkHandler {
         match frame {
             LinkFrame::Ping(n) => self.reply(LinkFrame::Pong(n)).await,
             LinkFrame::Auth { req, uid, device_flag, token } => {
-                let (reason, device_level) = self.check_token(&uid, device_flag, &token);
-                self.reply(LinkFrame::AuthResult { req, reason: reason.code(), device_level }).await;
+                // Off the read loop: on a follower the check waits for the leader's read index.
+                let (core, tx) = (self.core.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let (reason, device_level) = check_token(&core, &uid, device_flag, &token).await;
+                    let _ = tx.send(LinkFrame::AuthResult { req, reason: reason.code(), device_level }).await;
+                });
             }
             LinkFrame::SessionOpen(info) => {
                 for (link, kick) in self.core.presence.open(&self.edge_id, info) {
@@ -50,20 +54,6 @@ impl LinkHandler {
         self.core.metrics.online_sessions.set(self.core.presence.counts().1 as i64);
     }
 
-    fn check_token(&self, uid: &str, device_flag: u8, token: &str) -> (Reason, u8) {
-        if !valid_uid(uid) {
-            return (Reason::AuthFail, 0);
-        }
-        match self.core.db.token(uid, device_flag) {
-            Ok(Some(t)) if !t.token.is_empty() && t.token == token => (Reason::Success, t.device_level),
-            Ok(_) => (Reason::AuthFail, 0),
-            Err(e) => {
-                tracing::error!(error = %e, "token lookup failed");
-                (Reason::QueryTokenError, 0)
-            }
-        }
-    }
-
     /// Queues the message in arrival order (so one client's messages keep their order), then waits for
     /// the commit off the read loop so one slow commit does not stall the link.
     async fn send(&self, req: u64, msg: OutgoingMessage) {
@@ -82,6 +72,25 @@ impl LinkHandler {
             };
             let _ = tx.send(LinkFrame::SendResult { req, reason, message_id, message_seq }).await;
         });
+    }
+}
+
+/// A token set through any node is seen here (linearizable read).
+async fn check_token(core: &Core, uid: &str, device_flag: u8, token: &str) -> (Reason, u8) {
+    if !valid_uid(uid) {
+        return (Reason::AuthFail, 0);
+    }
+    if let Err(e) = core.reads.wait().await {
+        tracing::warn!(error = %e, "token check: no linearizable read");
+        return (Reason::QueryTokenError, 0);
+    }
+    match core.db.token(uid, device_flag) {
+        Ok(Some(t)) if !t.token.is_empty() && t.token == token => (Reason::Success, t.device_level),
+        Ok(_) => (Reason::AuthFail, 0),
+        Err(e) => {
+            tracing::error!(error = %e, "token lookup failed");
+            (Reason::QueryTokenError, 0)
+        }
     }
 }
 

@@ -1,7 +1,13 @@
-//! Consensus: openraft over the RocksDB store. One raft group for now; every key already carries its slot.
+//! Consensus: openraft over the RocksDB store, one raft group for now (every key already carries its
+//! slot). Nodes talk over their raft port (`server.rs`, `network.rs`); followers forward writes and
+//! read-index requests to the leader (`proposer.rs`, `leader.rs`).
 
+pub mod leader;
 pub mod network;
+pub mod peer;
 pub mod proposer;
+pub mod rpc;
+pub mod server;
 pub mod types;
 
 pub use types::*;

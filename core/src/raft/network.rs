@@ -1,8 +1,9 @@
-//! Raft RPC transport. The core runs as a single voter for now, so no RPC is ever sent; a request to
-//! another node is answered as unreachable. Multi-node replication replaces this module.
+//! openraft's network over `Peer` connections (see `rpc.rs` for the frames).
 
+use super::peer::Peer;
+use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -12,49 +13,62 @@ use openraft::BasicNode;
 
 pub struct Network;
 
-#[derive(Debug, thiserror::Error)]
-#[error("node {0} is not reachable: this core runs a single-voter raft group")]
-pub struct NoPeers(NodeId);
-
-pub struct PeerClient(NodeId);
+pub struct PeerClient {
+    target: NodeId,
+    peer: Peer,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> PeerClient {
-        PeerClient(target)
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient { target, peer: Peer::new(node.addr.clone()) }
     }
 }
 
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
 impl PeerClient {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&NoPeers(self.0)))
+    async fn call<E: std::error::Error>(&mut self, req: RaftRequest, option: &RPCOption) -> RpcResult<RaftResponse, E> {
+        self.peer.call(&req, option.hard_ttl()).await.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    fn unexpected<E: std::error::Error>(
+        &self,
+        got: &RaftResponse,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        let e = std::io::Error::other(format!("node {} answered with the wrong kind: {got:?}", self.target));
+        RPCError::Network(NetworkError::new(&e))
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        match self.call(RaftRequest::Append(rpc), &option).await? {
+            RaftResponse::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
-        Err(self.unreachable())
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        match self.call(RaftRequest::Snapshot(rpc), &option).await? {
+            RaftResponse::Snapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
     }
 
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+        match self.call(RaftRequest::Vote(rpc), &option).await? {
+            RaftResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
     }
 }

@@ -2,7 +2,10 @@
 //! waiting into a single raft entry. Entries are handed to openraft in queue order and several may be in
 //! flight at once, so a busy core writes few large entries and an idle one answers a lone message at once.
 
-use super::types::{Batch, BatchResult, Command, CommandResult, Raft};
+use super::leader::{await_leader, leader_of};
+use super::peer::Peer;
+use super::rpc::{RaftRequest, RaftResponse};
+use super::types::{Batch, BatchResult, Command, CommandResult, NodeId, Raft};
 use crate::store::apply::MAX_BATCH;
 use openraft::error::ClientWriteError;
 use std::sync::Arc;
@@ -43,9 +46,11 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    pub fn start(raft: Raft, limits: BatchLimits, metrics: crate::metrics::Metrics) -> Proposer {
+    pub fn start(raft: Raft, node_id: NodeId, limits: BatchLimits, metrics: crate::metrics::Metrics) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
-        tokio::spawn(run(raft, rx, limits, metrics));
+        let (forward_tx, forward_rx) = mpsc::channel(64);
+        tokio::spawn(forward(raft.clone(), forward_rx));
+        tokio::spawn(run(raft, node_id, rx, forward_tx, limits, metrics));
         Proposer { tx }
     }
 
@@ -78,9 +83,13 @@ fn command_size(cmd: &Command) -> usize {
     }
 }
 
+type Group = (Vec<Command>, Vec<Reply>);
+
 async fn run(
     raft: Raft,
+    node_id: NodeId,
     mut rx: mpsc::Receiver<(Command, Reply)>,
+    forward_tx: mpsc::Sender<Group>,
     limits: BatchLimits,
     metrics: crate::metrics::Metrics,
 ) {
@@ -101,6 +110,21 @@ async fn run(
             }
         }
         let (cmds, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        // Followers hand groups, in order, to the one task that forwards them to the leader.
+        match await_leader(&raft).await {
+            Some(leader) if leader == node_id => {}
+            Some(_) => {
+                drop(permit);
+                if let Err(mpsc::error::SendError((_, replies))) = forward_tx.send((cmds, replies)).await {
+                    fail_all(replies, ProposeError::ShuttingDown);
+                }
+                continue;
+            }
+            None => {
+                fail_all(replies, ProposeError::NotLeader(None));
+                continue;
+            }
+        }
         metrics.batch_size.observe(cmds.len() as f64);
         let started = std::time::Instant::now();
         let receiver = match raft.client_write_ff(Batch(cmds)).await {
@@ -127,6 +151,33 @@ async fn run(
                 Err(_) => fail_all(replies, ProposeError::ShuttingDown),
             }
         });
+    }
+}
+
+/// Sends groups to the leader one at a time, so they commit in the order this node received them.
+async fn forward(raft: Raft, mut rx: mpsc::Receiver<Group>) {
+    let mut peer: Option<(NodeId, Peer)> = None;
+    while let Some((cmds, replies)) = rx.recv().await {
+        let Some((id, addr)) = leader_of(&raft) else {
+            fail_all(replies, ProposeError::NotLeader(None));
+            continue;
+        };
+        let conn = match &mut peer {
+            Some((cached, conn)) if *cached == id => conn,
+            slot => &mut slot.insert((id, Peer::new(addr))).1,
+        };
+        match conn.call(&RaftRequest::Propose(Batch(cmds)), std::time::Duration::from_secs(10)).await {
+            Ok(RaftResponse::Propose(Ok(results))) => deliver(replies, results),
+            Ok(RaftResponse::Propose(Err(e))) => {
+                tracing::info!(leader = id, error = %e, "forwarded batch refused");
+                fail_all(replies, ProposeError::NotLeader(Some(id)));
+            }
+            Ok(other) => fail_all(replies, ProposeError::Fatal(format!("leader answered {other:?}"))),
+            Err(e) => {
+                tracing::info!(leader = id, error = %e, "cannot forward to the leader");
+                fail_all(replies, ProposeError::NotLeader(Some(id)));
+            }
+        }
     }
 }
 

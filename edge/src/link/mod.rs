@@ -138,26 +138,36 @@ impl Link {
         }
     }
 
-    /// Keeps a link to the core up for as long as the edge runs.
+    /// Keeps a link to a core node up for as long as the edge runs, moving to the next listed node
+    /// whenever one cannot be reached or its link is lost.
     pub async fn run(self: Arc<Self>) {
+        let nodes: Vec<String> =
+            self.core_addr.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        if nodes.is_empty() {
+            tracing::error!("no core address configured");
+            return;
+        }
         let mut backoff = Duration::from_millis(50);
-        loop {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.core_addr)).await {
+        for (attempt, node) in nodes.iter().cycle().enumerate() {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(node)).await {
                 Ok(Ok(stream)) => {
                     backoff = Duration::from_millis(50);
-                    let result = self.clone().serve(stream).await;
-                    tracing::warn!(core = %self.core_addr, ?result, "link to core lost");
+                    let result = self.clone().serve(stream, node).await;
+                    tracing::warn!(core = %node, ?result, "link to core lost");
                 }
-                Ok(Err(e)) => tracing::debug!(core = %self.core_addr, error = %e, "cannot reach core"),
-                Err(_) => tracing::debug!(core = %self.core_addr, "connect to core timed out"),
+                Ok(Err(e)) => tracing::debug!(core = %node, error = %e, "cannot reach core"),
+                Err(_) => tracing::debug!(core = %node, "connect to core timed out"),
             }
             self.went_down().await;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            // Try every node once quickly, then back off.
+            if (attempt + 1) % nodes.len() == 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
     }
 
-    async fn serve(self: Arc<Self>, stream: TcpStream) -> Result<(), String> {
+    async fn serve(self: Arc<Self>, stream: TcpStream, node: &str) -> Result<(), String> {
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let (r, w) = stream.into_split();
         let mut reader = FrameReader::new(r);
@@ -168,7 +178,7 @@ impl Link {
         tx.send(hello).await.map_err(|_| "link writer ended")?;
         match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
             Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => {
-                tracing::info!(core = %self.core_addr, node_id, "link to core up")
+                tracing::info!(core = %node, node_id, "link to core up")
             }
             other => {
                 writer.abort();

@@ -1,0 +1,123 @@
+//! A three-node core: writes through any node, and the leader killed (-9) during a send storm.
+
+mod common;
+
+use common::{connect, Cluster3};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tern_shared::client::{Client, Outgoing};
+
+const SENDERS: usize = 4;
+const PER_SENDER: usize = 120;
+
+/// Sends `PER_SENDER` messages one at a time, resending each (same client msg no) until it is acked.
+/// Returns (client msg no, seq) of every ack; `acks` gets (attempt start, ack time) of each.
+async fn storm(client: Client, k: usize, acks: Arc<Mutex<Vec<(Instant, Instant)>>>) -> Vec<(String, u64)> {
+    let mut acked = Vec::new();
+    for i in 0..PER_SENDER {
+        let no = format!("s{k}-{i}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = Instant::now();
+            let msg = Outgoing {
+                channel_id: "bob".into(),
+                channel_type: 1,
+                client_msg_no: no.clone(),
+                payload: b"{}".to_vec(),
+                ..Default::default()
+            };
+            match client.send(msg).await {
+                Ok(a) if a.reason_code == 1 => {
+                    acks.lock().unwrap().push((attempt, Instant::now()));
+                    acked.push((no.clone(), u64::from(a.message_seq)));
+                    break;
+                }
+                _ => {
+                    assert!(Instant::now() < deadline, "{no} never acked");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
+    let mut cl = Cluster3::start().await;
+    let leader = cl.leader().await;
+    // Writes through a follower are forwarded to the leader.
+    let follower = (leader + 1) % 3;
+    let api = cl.api(follower);
+    api.user("bob", 0).await;
+    for k in 0..SENDERS {
+        api.user(&format!("alice{k}"), 0).await;
+    }
+    let tcp = cl.edge.addr("tcp");
+    let _bob = connect(&tcp, "bob", 0).await;
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for k in 0..SENDERS {
+        let client = connect(&tcp, &format!("alice{k}"), 0).await;
+        tasks.push(tokio::spawn(storm(client, k, acks.clone())));
+    }
+    // Kill the leader once the storm is well under way.
+    let started = Instant::now();
+    while acks.lock().unwrap().len() < SENDERS * PER_SENDER / 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "storm too slow");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed_at = Instant::now();
+    cl.kill(leader);
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+
+    // Writes resumed soon after the kill: the first ack of an attempt made after it (which needs a leader).
+    let first_after = acks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(attempt, _)| *attempt > killed_at)
+        .map(|(_, acked)| *acked)
+        .min()
+        .expect("acks after the kill");
+    let gap = first_after - killed_at;
+    eprintln!("writes resumed {gap:?} after the leader was killed");
+    assert!(gap < Duration::from_secs(2), "writes resumed only after {gap:?}");
+
+    // Every acked message is stored exactly once, in order, as every live node reports it.
+    let new_leader = cl.leader().await;
+    assert_ne!(new_leader, leader);
+    for node in (0..3).filter(|n| *n != leader) {
+        let api = cl.api(node);
+        for (k, acked) in results.iter().enumerate() {
+            let msgs = api.sync_all("bob", &format!("alice{k}"), 1).await;
+            let stored: Vec<(String, u64)> = msgs
+                .iter()
+                .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(&stored, acked, "node {} channel alice{k}", node + 1);
+        }
+    }
+
+    // The killed node comes back, catches up, and serves the same history.
+    cl.restart(leader, 1);
+    let api = cl.api(leader);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = HashMap::new();
+    loop {
+        let (status, _) = api.post("/user/onlinestatus", serde_json::json!([])).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restarted node never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for k in 0..SENDERS {
+        seen.insert(k, api.sync_all("bob", &format!("alice{k}"), 1).await.len());
+    }
+    assert!(seen.values().all(|n| *n == PER_SENDER), "{seen:?}");
+}

@@ -1,0 +1,69 @@
+//! Finding the leader, and reads that must see every write acknowledged before they started.
+
+use super::peer::Peer;
+use super::proposer::ProposeError;
+use super::rpc::{RaftRequest, RaftResponse};
+use super::types::{NodeId, Raft};
+use std::time::Duration;
+
+/// How long a request waits for an election to finish before it fails.
+pub const ELECTION_WAIT: Duration = Duration::from_secs(3);
+const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The leader this node knows of, with its raft address.
+pub fn leader_of(raft: &Raft) -> Option<(NodeId, String)> {
+    let m = raft.metrics();
+    let m = m.borrow();
+    let id = m.current_leader?;
+    let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+    Some((id, addr))
+}
+
+/// Waits (up to [`ELECTION_WAIT`]) until some node leads.
+pub async fn await_leader(raft: &Raft) -> Option<NodeId> {
+    raft.wait(Some(ELECTION_WAIT)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?.current_leader
+}
+
+/// Linearizable reads: on the leader, a leadership check; on a follower, the leader's read index, then
+/// wait until this node has applied that far.
+pub struct ReadBarrier {
+    raft: Raft,
+    node_id: NodeId,
+    leader: tokio::sync::Mutex<Option<(NodeId, Peer)>>,
+}
+
+impl ReadBarrier {
+    pub fn new(raft: Raft, node_id: NodeId) -> Self {
+        ReadBarrier { raft, node_id, leader: tokio::sync::Mutex::new(None) }
+    }
+
+    pub async fn wait(&self) -> Result<(), ProposeError> {
+        let leader = await_leader(&self.raft).await.ok_or(ProposeError::NotLeader(None))?;
+        if leader == self.node_id {
+            return match self.raft.ensure_linearizable().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(ProposeError::NotLeader(e.forward_to_leader().and_then(|f| f.leader_id))),
+            };
+        }
+        let (id, addr) = leader_of(&self.raft).ok_or(ProposeError::NotLeader(None))?;
+        let index = {
+            let mut cached = self.leader.lock().await;
+            let peer = match &mut *cached {
+                Some((cached_id, peer)) if *cached_id == id => peer,
+                slot => &mut slot.insert((id, Peer::new(addr))).1,
+            };
+            match peer.call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
+                Ok(RaftResponse::ReadIndex(Ok(log_id))) => log_id.map(|l| l.index),
+                Ok(RaftResponse::ReadIndex(Err(e))) => return Err(ProposeError::Fatal(format!("read index: {e}"))),
+                Ok(other) => return Err(ProposeError::Fatal(format!("read index: unexpected {other:?}"))),
+                Err(e) => return Err(ProposeError::Fatal(format!("read index from node {id}: {e}"))),
+            }
+        };
+        self.raft
+            .wait(Some(RPC_TIMEOUT))
+            .applied_index_at_least(index, "catch up to the read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| ProposeError::Fatal(e.to_string()))
+    }
+}

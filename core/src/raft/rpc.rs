@@ -1,0 +1,63 @@
+//! Messages between core nodes: raft's own RPCs, plus writes forwarded to the leader and read-index
+//! requests. Each is one length-prefixed bincode frame; a connection carries one request at a time.
+
+use super::types::{Batch, BatchResult, NodeId, TypeConfig};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::LogId;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bound on one frame; snapshot chunks (3 MiB by default) are the largest.
+pub const MAX_RPC_FRAME: usize = 64 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A batch a follower received, for the leader to commit.
+    Propose(Batch),
+    /// "Confirm you lead and tell me the log position a linearizable read must wait for."
+    ReadIndex,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftResponse {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Propose(Result<BatchResult, String>),
+    ReadIndex(Result<Option<LogId<NodeId>>, String>),
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {
+    let body = bincode::serialize(value).map_err(io::Error::other)?;
+    if body.len() > MAX_RPC_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("rpc frame of {} bytes", body.len())));
+    }
+    w.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    w.write_all(&body).await?;
+    w.flush().await
+}
+
+/// The next frame, or `None` when the peer closed between frames.
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_RPC_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("rpc frame of {len} bytes is over the limit")));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    bincode::deserialize(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
