@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
+use tern_core::config::PeerConfig;
 use tern_core::raft::Command;
 use tern_core::store::model::ChannelRecord;
 use tern_core::CoreConfig;
@@ -31,6 +32,9 @@ pub struct DevArgs {
     link_port: u16,
     #[arg(long, default_value_t = 5302)]
     raft_port: u16,
+    /// Core nodes (one raft voter each); node n uses the base ports + 10·(n−1).
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
     #[arg(long, default_value_t = 5080)]
     edge_http_port: u16,
 }
@@ -39,22 +43,38 @@ const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
 const DEMO_GROUP: &str = "demo";
 
 pub async fn run(a: DevArgs) -> anyhow::Result<()> {
+    if !(1..=5).contains(&a.nodes) {
+        anyhow::bail!("--nodes must be between 1 and 5");
+    }
     let at = |port: u16| format!("{}:{port}", a.host);
-    let core_cfg = CoreConfig {
-        data_dir: a.data_dir.join("core"),
-        http_addr: at(a.http_port),
-        link_addr: at(a.link_port),
-        raft_addr: at(a.raft_port),
-        manager_token: a.manager_token.clone(),
-        ..Default::default()
+    let node_port = |base: u16, n: u16| base + 10 * n;
+    let peers = if a.nodes == 1 {
+        Vec::new()
+    } else {
+        (0..a.nodes).map(|n| PeerConfig { id: u64::from(n) + 1, raft_addr: at(node_port(a.raft_port, n)) }).collect()
     };
-    core_cfg.validate()?;
-    let core = tern_core::start(core_cfg).await.context("starting core")?;
+    let mut cores = Vec::new();
+    for n in 0..a.nodes {
+        let cfg = CoreConfig {
+            node_id: u64::from(n) + 1,
+            data_dir: a.data_dir.join(format!("core{}", n + 1)),
+            http_addr: at(node_port(a.http_port, n)),
+            link_addr: at(node_port(a.link_port, n)),
+            raft_addr: at(node_port(a.raft_port, n)),
+            peers: peers.clone(),
+            manager_token: a.manager_token.clone(),
+            ..Default::default()
+        };
+        cfg.validate()?;
+        cores.push(tern_core::start(cfg).await.with_context(|| format!("starting core node {}", n + 1))?);
+    }
+    let core = &cores[0];
+    let links: Vec<String> = cores.iter().map(|c| c.link_addr.to_string()).collect();
     let edge_cfg = EdgeConfig {
         tcp_addr: at(a.tcp_port),
         ws_addr: at(a.ws_port),
         http_addr: at(a.edge_http_port),
-        core_addr: core.link_addr.to_string(),
+        core_addr: links.join(","),
         ..Default::default()
     };
     edge_cfg.validate()?;
@@ -79,7 +99,8 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
 
     let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
     println!("Tern is running (data in {}).", a.data_dir.display());
-    println!("  HTTP API   http://{}", core.http_addr);
+    let apis: Vec<String> = cores.iter().map(|c| format!("http://{}", c.http_addr)).collect();
+    println!("  HTTP API   {} (any node; writes go to the raft leader)", apis.join(", "));
     println!("  TCP        {}", show(edge.tcp_addr));
     println!("  WebSocket  ws://{}", show(edge.ws_addr));
     println!("  edge       http://{}/healthz", show(edge.http_addr));
