@@ -45,7 +45,7 @@ async fn storm(client: Client, k: usize, acks: Arc<Mutex<Vec<(Instant, Instant)>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
-    let mut cl = Cluster3::start().await;
+    let mut cl = Cluster3::start("").await;
     let leader = cl.leader().await;
     // Writes through a follower are forwarded to the leader.
     let follower = (leader + 1) % 3;
@@ -120,4 +120,58 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         seen.insert(k, api.sync_all("bob", &format!("alice{k}"), 1).await.len());
     }
     assert!(seen.values().all(|n| *n == PER_SENDER), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
+    // Snapshot every 20 entries and keep only 5 behind it, so a follower that missed a few hundred
+    // entries can only catch up by snapshot.
+    let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
+    let leader = cl.leader().await;
+    let follower = (leader + 1) % 3;
+    let api = cl.api(leader);
+    api.user("alice", 0).await;
+    api.user("bob", 0).await;
+    cl.kill(follower);
+
+    let alice = connect(&cl.edge.addr("tcp"), "alice", 0).await;
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let no = format!("m{i}");
+        let msg = Outgoing {
+            channel_id: "bob".into(),
+            channel_type: 1,
+            client_msg_no: no.clone(),
+            payload: b"{}".to_vec(),
+            ..Default::default()
+        };
+        let ack = alice.send(msg).await.unwrap();
+        assert_eq!(ack.reason_code, 1);
+        acked.push((no, u64::from(ack.message_seq)));
+    }
+
+    cl.restart(follower, 1);
+    let metrics = format!("http://127.0.0.1:{}/metrics", cl.http_port(follower));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(&metrics).await {
+            let text = r.text().await.unwrap_or_default();
+            if text.lines().any(|l| l.starts_with("tern_core_snapshots_installed_total") && !l.ends_with(" 0")) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the follower never installed a snapshot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its state is the leader's: the same history, read on the follower itself.
+    let msgs = cl.api(follower).sync_all("bob", "alice", 1).await;
+    let stored: Vec<(String, u64)> = msgs
+        .iter()
+        .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(stored, acked);
+    // And it keeps applying new entries after the snapshot.
+    let ack = alice.send_text("bob", 1, "after").await.unwrap();
+    assert_eq!(u64::from(ack.message_seq), 201);
+    assert_eq!(cl.api(follower).sync_all("bob", "alice", 1).await.len(), 201);
 }

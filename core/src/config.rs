@@ -62,6 +62,9 @@ pub struct RaftSettings {
     pub election_max_ms: u64,
     /// Build a snapshot (and compact the log) after this many entries.
     pub snapshot_every: u64,
+    /// Entries kept in the log behind the latest snapshot, so briefly absent followers catch up from the
+    /// log rather than by snapshot.
+    pub keep_logs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,7 +95,13 @@ impl Default for CoreConfig {
 
 impl Default for RaftSettings {
     fn default() -> Self {
-        RaftSettings { heartbeat_ms: 100, election_min_ms: 300, election_max_ms: 600, snapshot_every: 20_000 }
+        RaftSettings {
+            heartbeat_ms: 100,
+            election_min_ms: 300,
+            election_max_ms: 600,
+            snapshot_every: 20_000,
+            keep_logs: 1000,
+        }
     }
 }
 

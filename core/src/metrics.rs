@@ -17,6 +17,7 @@ pub struct Metrics {
     pub raft_last_applied: IntGauge,
     pub raft_is_leader: IntGauge,
     pub db_size_bytes: IntGauge,
+    pub snapshots_installed: IntCounter,
 }
 
 impl Default for Metrics {
@@ -74,6 +75,11 @@ impl Metrics {
             raft_last_applied: gauge(&r, "raft_last_applied", "Last applied raft log index"),
             raft_is_leader: gauge(&r, "raft_is_leader", "1 when this node leads the raft group"),
             db_size_bytes: gauge(&r, "db_sst_bytes", "Size of RocksDB SST files"),
+            snapshots_installed: counter(
+                &r,
+                "snapshots_installed_total",
+                "Snapshots received from the leader and installed",
+            ),
             registry: r,
         }
     }

@@ -73,13 +73,15 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         election_timeout_min: config.raft.election_min_ms,
         election_timeout_max: config.raft.election_max_ms,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every),
-        max_in_snapshot_log_to_keep: 1000,
-        purge_batch_size: 256,
+        max_in_snapshot_log_to_keep: config.raft.keep_logs,
+        purge_batch_size: config.raft.snapshot_every.clamp(1, 256),
         ..Default::default()
     }
     .validate()
     .map_err(|e| StartError::Raft(e.to_string()))?;
-    let sm = StateMachine::new(db.clone(), config.data_dir.join("snapshot.bin"), Some(applied_tx));
+    tracing::info!(settings = ?config.raft, peers = config.peers.len(), "raft settings");
+    let sm = StateMachine::new(db.clone(), config.data_dir.join("snapshot.bin"), Some(applied_tx))
+        .counting_installs(metrics.snapshots_installed.clone());
     let raft = Raft::new(config.node_id, Arc::new(raft_config), Network, LogStore::new(db.clone()), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;

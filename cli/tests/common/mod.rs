@@ -21,7 +21,7 @@ impl Proc {
         let log_file = std::fs::File::create(log).expect("log file");
         let mut child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("TERN_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -257,8 +257,10 @@ impl Drop for Cluster3 {
 }
 
 impl Cluster3 {
-    pub async fn start() -> Cluster3 {
+    /// `core_toml`: settings every node loads (its `--config` file).
+    pub async fn start(core_toml: &str) -> Cluster3 {
         let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("core.toml"), core_toml).expect("core config");
         let p = free_ports(9);
         let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
         let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0))).collect();
@@ -268,6 +270,10 @@ impl Cluster3 {
         cl.leader().await;
         wait_edge_up(&cl.edge).await;
         cl
+    }
+
+    pub fn http_port(&self, i: usize) -> u16 {
+        self.ports[i][0]
     }
 
     pub fn api(&self, i: usize) -> Api {
@@ -318,8 +324,11 @@ fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32) -> Proc
     let log = dir.join(format!("node{}-{generation}.log", i + 1));
     let (http, link, raft) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{link}"), format!("127.0.0.1:{raft}"));
     let id = (i + 1).to_string();
+    let config = dir.join("core.toml");
     let args = [
         "core",
+        "--config",
+        config.to_str().unwrap_or_default(),
         "--node-id",
         &id,
         "--data-dir",

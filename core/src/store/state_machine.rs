@@ -23,6 +23,7 @@ pub struct StateMachine {
     snapshot_path: PathBuf,
     /// Stored messages go here for fan-out, in apply order.
     applied_tx: Option<mpsc::Sender<Applied>>,
+    installs: Option<prometheus::IntCounter>,
 }
 
 fn sm_read(e: impl std::error::Error + 'static) -> StorageError {
@@ -37,7 +38,13 @@ fn snap_write(e: impl std::error::Error + 'static) -> StorageError {
 
 impl StateMachine {
     pub fn new(db: Db, snapshot_path: PathBuf, applied_tx: Option<mpsc::Sender<Applied>>) -> Self {
-        StateMachine { db, snapshot_path, applied_tx }
+        StateMachine { db, snapshot_path, applied_tx, installs: None }
+    }
+
+    /// Counts snapshots installed from the leader (a metric).
+    pub fn counting_installs(mut self, counter: prometheus::IntCounter) -> Self {
+        self.installs = Some(counter);
+        self
     }
 
     fn read_meta<T: serde::de::DeserializeOwned + Default>(&self, key: &[u8]) -> Result<T, StoreError> {
@@ -149,7 +156,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        StateMachine { db: self.db.clone(), snapshot_path: self.snapshot_path.clone(), applied_tx: None }
+        StateMachine {
+            db: self.db.clone(),
+            snapshot_path: self.snapshot_path.clone(),
+            applied_tx: None,
+            installs: None,
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -171,6 +183,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.db.write_opt(batch, &opts).map_err(sm_write)?;
+        if let Some(c) = &self.installs {
+            c.inc();
+        }
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "installed snapshot");
         self.save_snapshot_file(meta, &data).map_err(snap_write)
     }
 
