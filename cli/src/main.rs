@@ -2,6 +2,7 @@
 
 mod bench;
 mod chat;
+mod cluster;
 mod dev;
 mod serve;
 
@@ -24,6 +25,8 @@ enum Command {
     Edge(serve::EdgeArgs),
     /// Chat from a terminal: lines you type are sent, messages you receive are printed.
     Chat(chat::ChatArgs),
+    /// Show a core cluster, add or remove nodes.
+    Cluster(cluster::ClusterArgs),
     /// Load tests against a running edge and core.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Core(a) => serve::core(a).await,
         Command::Edge(a) => serve::edge(a).await,
         Command::Chat(a) => chat::run(a).await,
+        Command::Cluster(a) => cluster::run(a).await,
         Command::Bench(b) => bench::run(b).await,
     }
 }

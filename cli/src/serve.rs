@@ -25,6 +25,9 @@ pub struct CoreArgs {
     /// Every voter, this node included: `1=host:port,2=host:port,3=host:port` (raft addresses).
     #[arg(long, env = "TERN_PEERS")]
     peers: Option<String>,
+    /// Join a running cluster: wait to be added instead of creating one.
+    #[arg(long)]
+    join: bool,
     #[arg(long, env = "TERN_MANAGER_TOKEN")]
     manager_token: Option<String>,
 }
@@ -71,6 +74,7 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
     set(&mut c.http_addr, a.http_addr);
     set(&mut c.link_addr, a.link_addr);
     set(&mut c.raft_addr, a.raft_addr);
+    c.join |= a.join;
     if let Some(p) = a.peers {
         c.peers = tern_core::config::PeerConfig::parse_list(&p)?;
     }

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_shared::client::{Client, Outgoing};
 
+/// One three-node cluster at a time: several at once on a 2-core machine starve elections.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const SENDERS: usize = 4;
 const PER_SENDER: usize = 120;
 
@@ -45,6 +48,7 @@ async fn storm(client: Client, k: usize, acks: Arc<Mutex<Vec<(Instant, Instant)>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut cl = Cluster3::start("").await;
     let leader = cl.leader().await;
     // Writes through a follower are forwarded to the leader.
@@ -124,6 +128,7 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // Snapshot every 20 entries and keep only 5 behind it, so a follower that missed a few hundred
     // entries can only catch up by snapshot.
     let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
@@ -174,4 +179,53 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     let ack = alice.send_text("bob", 1, "after").await.unwrap();
     assert_eq!(u64::from(ack.message_seq), 201);
     assert_eq!(cl.api(follower).sync_all("bob", "alice", 1).await.len(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut cl = Cluster3::start("").await;
+    let api = cl.api(1);
+    api.user("bob", 0).await;
+    for k in 0..2 {
+        api.user(&format!("alice{k}"), 0).await;
+    }
+    let tcp = cl.edge.addr("tcp");
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for k in 0..2 {
+        let client = connect(&tcp, &format!("alice{k}"), 0).await;
+        tasks.push(tokio::spawn(storm(client, k, acks.clone())));
+    }
+
+    // A fourth node joins while messages flow, through a node that may not lead (forwarded).
+    let (four, raft_addr) = cl.add_joiner();
+    cl.api(2).ok("/cluster/nodes/add", serde_json::json!({"id": four + 1, "raft_addr": raft_addr})).await;
+    // Node 1 leaves, then its process stops; the edge moves to another node.
+    cl.api(1).ok("/cluster/nodes/remove", serde_json::json!({"id": 1})).await;
+    cl.kill(0);
+
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let status = cl.api(four).ok_get("/cluster").await;
+    let mut voters: Vec<u64> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["voter"] == true)
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect();
+    voters.sort();
+    assert_eq!(voters, vec![2, 3, 4], "{status}");
+    // The new node holds the whole history, read on itself.
+    for (k, acked) in results.iter().enumerate() {
+        let msgs = cl.api(four).sync_all("bob", &format!("alice{k}"), 1).await;
+        let stored: Vec<(String, u64)> = msgs
+            .iter()
+            .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(&stored, acked, "channel alice{k} on the new node");
+    }
 }

@@ -20,6 +20,9 @@ pub struct CoreConfig {
     /// Every voter of the cluster, this node included; empty runs a single-node cluster. The node with
     /// the lowest id creates the cluster on first start.
     pub peers: Vec<PeerConfig>,
+    /// A node that joins a running cluster: it never creates one, and waits to be added
+    /// (`POST /cluster/nodes/add` on any node).
+    pub join: bool,
     /// Required in the `token` header of API calls when set.
     pub manager_token: Option<String>,
     /// Fixed at cluster creation.
@@ -84,6 +87,7 @@ impl Default for CoreConfig {
             link_addr: "0.0.0.0:5301".into(),
             raft_addr: "0.0.0.0:5302".into(),
             peers: Vec::new(),
+            join: false,
             manager_token: None,
             slots: tern_shared::channel::DEFAULT_SLOTS,
             raft: RaftSettings::default(),

@@ -91,11 +91,11 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     } else {
         config.peers.iter().map(|p| (p.id, BasicNode::new(p.raft_addr.clone()))).collect()
     };
-    let founder = members.keys().next() == Some(&config.node_id);
+    let founder = !config.join && members.keys().next() == Some(&config.node_id);
     if founder && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
         raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
     }
-    if config.peers.is_empty() {
+    if config.peers.is_empty() && !config.join {
         raft.wait(Some(Duration::from_secs(30)))
             .current_leader(config.node_id, "single voter elects itself")
             .await

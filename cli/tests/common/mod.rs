@@ -169,6 +169,17 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
 
+    /// GET that must succeed.
+    pub async fn ok_get(&self, path: &str) -> serde_json::Value {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("token", t);
+        }
+        let resp = req.send().await.expect("http request");
+        assert_eq!(resp.status().as_u16(), 200, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
     /// POST that must succeed.
     pub async fn ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let (status, v) = self.post(path, body).await;
@@ -263,7 +274,7 @@ impl Cluster3 {
         std::fs::write(dir.path().join("core.toml"), core_toml).expect("core config");
         let p = free_ports(9);
         let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
-        let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0))).collect();
+        let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0, false))).collect();
         let links: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{}", p[1])).collect();
         let edge = start_edge(dir.path(), &links.join(","), "", 0);
         let cl = Cluster3 { dir, nodes, ports, edge };
@@ -313,19 +324,30 @@ impl Cluster3 {
     }
 
     pub fn restart(&mut self, i: usize, generation: u32) {
-        self.nodes[i] = Some(spawn_node(self.dir.path(), &self.ports, i, generation));
+        self.nodes[i] = Some(spawn_node(self.dir.path(), &self.ports, i, generation, false));
+    }
+
+    /// Starts one more node with `--join`; returns its index and raft address.
+    pub fn add_joiner(&mut self) -> (usize, String) {
+        let p = free_ports(3);
+        self.ports.push([p[0], p[1], p[2]]);
+        let i = self.ports.len() - 1;
+        self.nodes.push(Some(spawn_node(self.dir.path(), &self.ports, i, 0, true)));
+        (i, format!("127.0.0.1:{}", p[2]))
     }
 }
 
-fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32) -> Proc {
+fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32, join: bool) -> Proc {
     let [http, link, raft] = ports[i];
-    let peers: Vec<String> = ports.iter().enumerate().map(|(j, p)| format!("{}=127.0.0.1:{}", j + 1, p[2])).collect();
+    let peers: Vec<String> =
+        ports.iter().take(3).enumerate().map(|(j, p)| format!("{}=127.0.0.1:{}", j + 1, p[2])).collect();
     let data = dir.join(format!("node{}", i + 1));
     let log = dir.join(format!("node{}-{generation}.log", i + 1));
     let (http, link, raft) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{link}"), format!("127.0.0.1:{raft}"));
     let id = (i + 1).to_string();
     let config = dir.join("core.toml");
-    let args = [
+    let peers = peers.join(",");
+    let mut args = vec![
         "core",
         "--config",
         config.to_str().unwrap_or_default(),
@@ -339,8 +361,11 @@ fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32) -> Proc
         &link,
         "--raft-addr",
         &raft,
-        "--peers",
-        &peers.join(","),
     ];
+    if join {
+        args.push("--join");
+    } else {
+        args.extend(["--peers", &peers]);
+    }
     Proc::spawn(&args, &log)
 }

@@ -1,6 +1,7 @@
 //! The business HTTP API (WuKongIM's paths and JSON shapes).
 
 mod channel;
+mod cluster;
 mod error;
 mod message;
 mod route;
@@ -30,6 +31,9 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))
+        .route("/cluster", get(cluster::status))
+        .route("/cluster/nodes/add", post(cluster::add))
+        .route("/cluster/nodes/remove", post(cluster::remove))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_manager_token));
     Router::new()
         .merge(managed)

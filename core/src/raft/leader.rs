@@ -37,7 +37,20 @@ impl ReadBarrier {
         ReadBarrier { raft, node_id, leader: tokio::sync::Mutex::new(None) }
     }
 
+    /// Retries while leadership is moving (a node that just lost it answers "not the leader").
     pub async fn wait(&self) -> Result<(), ProposeError> {
+        let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+        loop {
+            match self.once().await {
+                Err(ProposeError::NotLeader(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn once(&self) -> Result<(), ProposeError> {
         let leader = await_leader(&self.raft).await.ok_or(ProposeError::NotLeader(None))?;
         if leader == self.node_id {
             return match self.raft.ensure_linearizable().await {
@@ -54,9 +67,13 @@ impl ReadBarrier {
             };
             match peer.call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
                 Ok(RaftResponse::ReadIndex(Ok(log_id))) => log_id.map(|l| l.index),
-                Ok(RaftResponse::ReadIndex(Err(e))) => return Err(ProposeError::Fatal(format!("read index: {e}"))),
+                // The node we asked no longer leads: ask again once the new leader is known.
+                Ok(RaftResponse::ReadIndex(Err(_))) => return Err(ProposeError::NotLeader(None)),
                 Ok(other) => return Err(ProposeError::Fatal(format!("read index: unexpected {other:?}"))),
-                Err(e) => return Err(ProposeError::Fatal(format!("read index from node {id}: {e}"))),
+                Err(e) => {
+                    tracing::debug!(leader = id, error = %e, "read index: leader unreachable");
+                    return Err(ProposeError::NotLeader(None));
+                }
             }
         };
         self.raft

@@ -3,6 +3,7 @@
 //! read-index requests to the leader (`proposer.rs`, `leader.rs`).
 
 pub mod leader;
+pub mod membership;
 pub mod network;
 pub mod peer;
 pub mod proposer;

@@ -24,6 +24,8 @@ pub enum RaftRequest {
     Propose(Batch),
     /// "Confirm you lead and tell me the log position a linearizable read must wait for."
     ReadIndex,
+    /// A membership change asked of a follower, for the leader to carry out.
+    Membership(super::membership::MembershipChange),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +35,7 @@ pub enum RaftResponse {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Propose(Result<BatchResult, String>),
     ReadIndex(Result<Option<LogId<NodeId>>, String>),
+    Membership(Result<(), String>),
 }
 
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {

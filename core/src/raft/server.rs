@@ -37,6 +37,7 @@ async fn connection(stream: TcpStream, raft: Raft) -> std::io::Result<()> {
             RaftRequest::Propose(batch) => {
                 RaftResponse::Propose(raft.client_write(batch).await.map(|r| r.data).map_err(|e| e.to_string()))
             }
+            RaftRequest::Membership(change) => RaftResponse::Membership(super::membership::apply(&raft, change).await),
             RaftRequest::ReadIndex => {
                 RaftResponse::ReadIndex(raft.ensure_linearizable().await.map_err(|e| e.to_string()))
             }

@@ -1,0 +1,54 @@
+//! Adding and removing core nodes at run time. Changes run on the leader; a follower forwards them.
+
+use super::leader::{await_leader, leader_of};
+use super::peer::Peer;
+use super::rpc::{RaftRequest, RaftResponse};
+use super::types::{NodeId, Raft};
+use openraft::{BasicNode, ChangeMembers};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Replicate to the node as a learner until it has caught up (by snapshot if the log was compacted),
+    /// then make it a voter.
+    Add { id: NodeId, raft_addr: String },
+    /// Take the node out of the voters (and the cluster).
+    Remove { id: NodeId },
+}
+
+/// A membership change can take as long as a new node needs to catch up.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Carries out `change` on this node, which must lead.
+pub async fn apply(raft: &Raft, change: MembershipChange) -> Result<(), String> {
+    match change {
+        MembershipChange::Add { id, raft_addr } => {
+            raft.add_learner(id, BasicNode::new(raft_addr), true).await.map_err(|e| e.to_string())?;
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        MembershipChange::Remove { id } => {
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Carries out `change` wherever the leader is.
+pub async fn change(raft: &Raft, node_id: NodeId, change: MembershipChange) -> Result<(), String> {
+    let leader = await_leader(raft).await.ok_or("no leader")?;
+    if leader == node_id {
+        return apply(raft, change).await;
+    }
+    let (id, addr) = leader_of(raft).ok_or("no leader")?;
+    match Peer::new(addr).call(&RaftRequest::Membership(change), CHANGE_TIMEOUT).await {
+        Ok(RaftResponse::Membership(r)) => r,
+        Ok(other) => Err(format!("leader {id} answered {other:?}")),
+        Err(e) => Err(format!("cannot reach leader {id}: {e}")),
+    }
+}
