@@ -25,6 +25,9 @@ pub struct CoreArgs {
     /// Every voter, this node included: `1=host:port,2=host:port,3=host:port` (raft addresses).
     #[arg(long, env = "TERN_PEERS")]
     peers: Option<String>,
+    /// Peers to dial at another address than they advertise: `2=host:port,...`.
+    #[arg(long, env = "TERN_DIAL")]
+    dial: Option<String>,
     /// Join a running cluster: wait to be added instead of creating one.
     #[arg(long)]
     join: bool,
@@ -75,6 +78,9 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
     set(&mut c.link_addr, a.link_addr);
     set(&mut c.raft_addr, a.raft_addr);
     c.join |= a.join;
+    if let Some(d) = a.dial {
+        c.dial = tern_core::config::PeerConfig::parse_list(&d)?;
+    }
     if let Some(p) = a.peers {
         c.peers = tern_core::config::PeerConfig::parse_list(&p)?;
     }

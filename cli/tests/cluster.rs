@@ -229,3 +229,59 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
         assert_eq!(&stored, acked, "channel alice{k} on the new node");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cl = Cluster3::start_with_relays("[raft]\ncommit_timeout_ms = 2000\n").await;
+    let old = cl.leader().await;
+    cl.api(old).user("alice", 0).await;
+    cl.api(old).user("bob", 0).await;
+    let send = |no: &str| {
+        serde_json::json!({
+            "from_uid": "alice", "channel_id": "bob", "channel_type": 1, "client_msg_no": no,
+            "payload": "eyJ0eXBlIjoxLCJjb250ZW50IjoiaGkifQ==",
+        })
+    };
+    cl.api(old).ok("/message/send", send("before")).await;
+
+    cl.isolate(old, true);
+    // The minority side cannot commit: its write fails (after the commit timeout) rather than being acked.
+    let (status, body) = cl.api(old).post("/message/send", send("minority")).await;
+    assert_eq!(status, 503, "{body}");
+
+    // The majority elects a new leader and keeps acking.
+    let others: Vec<usize> = (0..3).filter(|n| *n != old).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let mut leaders = Vec::new();
+        for &n in &others {
+            let h = cl.api(n).ok_get("/cluster").await;
+            leaders.push(h["leader"].as_u64());
+        }
+        if let [Some(a), Some(b)] = leaders[..] {
+            if a == b && a as usize != old + 1 {
+                break a as usize - 1;
+            }
+        }
+        assert!(Instant::now() < deadline, "the majority did not elect a leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let sent = cl.api(others[0]).ok("/message/send", send("majority")).await;
+    assert_eq!(sent["message_seq"], 2);
+
+    // Healed, the old leader follows the new one and holds the majority's history, not its own attempt.
+    cl.isolate(old, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = cl.api(old).ok_get("/cluster").await;
+        if h["leader"].as_u64() == Some(new as u64 + 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old leader did not rejoin: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let msgs = cl.api(old).sync_all("bob", "alice", 1).await;
+    let nos: Vec<&str> = msgs.iter().map(|m| m["client_msg_no"].as_str().unwrap()).collect();
+    assert_eq!(nos, vec!["before", "majority"]);
+}

@@ -20,6 +20,8 @@ pub struct CoreConfig {
     /// Every voter of the cluster, this node included; empty runs a single-node cluster. The node with
     /// the lowest id creates the cluster on first start.
     pub peers: Vec<PeerConfig>,
+    /// Peers to dial at another address than the one they advertise (NAT, proxies): same shape as `peers`.
+    pub dial: Vec<PeerConfig>,
     /// A node that joins a running cluster: it never creates one, and waits to be added
     /// (`POST /cluster/nodes/add` on any node).
     pub join: bool,
@@ -68,6 +70,9 @@ pub struct RaftSettings {
     /// Entries kept in the log behind the latest snapshot, so briefly absent followers catch up from the
     /// log rather than by snapshot.
     pub keep_logs: u64,
+    /// A write not committed in this time fails (e.g. a leader cut off from its majority) instead of
+    /// hanging; the client may resend.
+    pub commit_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +93,7 @@ impl Default for CoreConfig {
             raft_addr: "0.0.0.0:5302".into(),
             peers: Vec::new(),
             join: false,
+            dial: Vec::new(),
             manager_token: None,
             slots: tern_shared::channel::DEFAULT_SLOTS,
             raft: RaftSettings::default(),
@@ -105,6 +111,7 @@ impl Default for RaftSettings {
             election_max_ms: 600,
             snapshot_every: 20_000,
             keep_logs: 1000,
+            commit_timeout_ms: 10_000,
         }
     }
 }
@@ -135,6 +142,9 @@ impl Validate for CoreConfig {
                 check_addr("peers.raft_addr", &p.raft_addr, false)?;
             }
         }
+        for p in &self.dial {
+            check_addr("dial.raft_addr", &p.raft_addr, false)?;
+        }
         if self.slots == 0 || self.slots > 4096 {
             return Err(ConfigError::invalid("slots", "must be between 1 and 4096"));
         }
@@ -147,6 +157,9 @@ impl Validate for CoreConfig {
         }
         if r.election_max_ms <= r.election_min_ms {
             return Err(ConfigError::invalid("raft.election_max_ms", "must be greater than raft.election_min_ms"));
+        }
+        if r.commit_timeout_ms < 100 {
+            return Err(ConfigError::invalid("raft.commit_timeout_ms", "must be at least 100"));
         }
         if r.snapshot_every == 0 {
             return Err(ConfigError::invalid("raft.snapshot_every", "must be greater than 0"));

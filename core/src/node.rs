@@ -3,6 +3,7 @@
 use crate::config::CoreConfig;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::raft::dial::Dial;
 use crate::raft::leader::ReadBarrier;
 use crate::raft::proposer::{BatchLimits, Proposer};
 use crate::raft::{network::Network, Raft};
@@ -33,6 +34,7 @@ pub struct Core {
     pub raft: Raft,
     pub proposer: Proposer,
     pub reads: ReadBarrier,
+    pub dial: Dial,
     pub presence: Arc<Presence>,
     pub metrics: Metrics,
 }
@@ -75,6 +77,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every),
         max_in_snapshot_log_to_keep: config.raft.keep_logs,
         purge_batch_size: config.raft.snapshot_every.clamp(1, 256),
+        // Per snapshot chunk; the default (200 ms) is too tight for multi-megabyte chunks on busy hosts.
+        install_snapshot_timeout: 10_000,
         ..Default::default()
     }
     .validate()
@@ -82,7 +86,9 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     tracing::info!(settings = ?config.raft, peers = config.peers.len(), "raft settings");
     let sm = StateMachine::new(db.clone(), config.data_dir.join("snapshot.bin"), Some(applied_tx))
         .counting_installs(metrics.snapshots_installed.clone());
-    let raft = Raft::new(config.node_id, Arc::new(raft_config), Network, LogStore::new(db.clone()), sm)
+    let dial = Dial::new(config.dial.iter().map(|p| (p.id, p.raft_addr.clone())).collect());
+    let network = Network { dial: dial.clone() };
+    let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     tokio::spawn(crate::raft::server::serve(raft_listener, raft.clone()));
@@ -102,14 +108,15 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
             .map_err(|e| StartError::Raft(e.to_string()))?;
     }
 
+    let commit_timeout = Duration::from_millis(config.raft.commit_timeout_ms);
     let limits = BatchLimits {
         max_commands: config.batch.max_commands,
         max_bytes: config.batch.max_bytes,
         max_in_flight: config.batch.max_in_flight,
     };
-    let proposer = Proposer::start(raft.clone(), config.node_id, limits, metrics.clone());
-    let reads = ReadBarrier::new(raft.clone(), config.node_id);
-    let core = Arc::new(Core { config, db, raft, proposer, reads, presence, metrics });
+    let proposer = Proposer::start(raft.clone(), config.node_id, dial.clone(), commit_timeout, limits, metrics.clone());
+    let reads = ReadBarrier::new(raft.clone(), config.node_id, dial.clone());
+    let core = Arc::new(Core { config, db, raft, proposer, reads, dial, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, core.clone()));
     let app = crate::api::router(core.clone());

@@ -256,6 +256,8 @@ pub struct Cluster3 {
     pub nodes: Vec<Option<Proc>>,
     ports: Vec<[u16; 3]>,
     pub edge: Proc,
+    /// `relays[i][j]`: the path node i uses to reach node j, when the cluster was started with relays.
+    relays: Vec<Vec<Option<Relay>>>,
 }
 
 impl Drop for Cluster3 {
@@ -270,14 +272,51 @@ impl Drop for Cluster3 {
 impl Cluster3 {
     /// `core_toml`: settings every node loads (its `--config` file).
     pub async fn start(core_toml: &str) -> Cluster3 {
+        Self::start_inner(core_toml, false).await
+    }
+
+    /// Like `start`, but every node reaches every other through a relay the test can cut.
+    pub async fn start_with_relays(core_toml: &str) -> Cluster3 {
+        Self::start_inner(core_toml, true).await
+    }
+
+    async fn start_inner(core_toml: &str, with_relays: bool) -> Cluster3 {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("core.toml"), core_toml).expect("core config");
         let p = free_ports(9);
         let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
+        let mut relays: Vec<Vec<Option<Relay>>> = (0..3).map(|_| (0..3).map(|_| None).collect()).collect();
+        if with_relays {
+            for (i, row) in relays.iter_mut().enumerate() {
+                for (j, slot) in row.iter_mut().enumerate() {
+                    if i != j {
+                        *slot = Some(Relay::start(format!("127.0.0.1:{}", ports[j][2])).await);
+                    }
+                }
+            }
+        }
+        for (i, row) in relays.iter().enumerate() {
+            let dial: Vec<String> = row
+                .iter()
+                .enumerate()
+                .filter_map(|(j, r)| r.as_ref().map(|r| format!("{}={}", j + 1, r.addr)))
+                .collect();
+            let mut toml = core_toml.to_string();
+            if !dial.is_empty() {
+                let entries: Vec<String> = dial
+                    .iter()
+                    .map(|d| {
+                        let (id, addr) = d.split_once('=').unwrap_or_default();
+                        format!("[[dial]]\nid = {id}\nraft_addr = \"{addr}\"\n")
+                    })
+                    .collect();
+                toml = format!("{}\n{}", entries.join(""), toml);
+            }
+            std::fs::write(dir.path().join(format!("core{}.toml", i + 1)), toml).expect("core config");
+        }
         let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0, false))).collect();
         let links: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{}", p[1])).collect();
         let edge = start_edge(dir.path(), &links.join(","), "", 0);
-        let cl = Cluster3 { dir, nodes, ports, edge };
+        let cl = Cluster3 { dir, nodes, ports, edge, relays };
         cl.leader().await;
         wait_edge_up(&cl.edge).await;
         cl
@@ -317,6 +356,19 @@ impl Cluster3 {
         }
     }
 
+    /// Cuts node `i` off from the other nodes (both directions), or heals it.
+    pub fn isolate(&self, i: usize, cut: bool) {
+        for (a, row) in self.relays.iter().enumerate() {
+            for (b, relay) in row.iter().enumerate() {
+                if a == i || b == i {
+                    if let Some(r) = relay {
+                        r.set_cut(cut);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn kill(&mut self, i: usize) {
         if let Some(mut p) = self.nodes[i].take() {
             p.kill9();
@@ -332,6 +384,7 @@ impl Cluster3 {
         let p = free_ports(3);
         self.ports.push([p[0], p[1], p[2]]);
         let i = self.ports.len() - 1;
+        std::fs::write(self.dir.path().join(format!("core{}.toml", i + 1)), "").expect("core config");
         self.nodes.push(Some(spawn_node(self.dir.path(), &self.ports, i, 0, true)));
         (i, format!("127.0.0.1:{}", p[2]))
     }
@@ -345,7 +398,7 @@ fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32, join: b
     let log = dir.join(format!("node{}-{generation}.log", i + 1));
     let (http, link, raft) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{link}"), format!("127.0.0.1:{raft}"));
     let id = (i + 1).to_string();
-    let config = dir.join("core.toml");
+    let config = dir.join(format!("core{}.toml", i + 1));
     let peers = peers.join(",");
     let mut args = vec![
         "core",
@@ -368,4 +421,39 @@ fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32, join: b
         args.extend(["--peers", &peers]);
     }
     Proc::spawn(&args, &log)
+}
+
+/// A TCP relay a test can cut: while cut it drops its connections and refuses new ones.
+pub struct Relay {
+    pub addr: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    pub async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("relay bind");
+        let addr = listener.local_addr().expect("relay addr").to_string();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if *watch.borrow() {
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Relay { addr, cut }
+    }
+
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
 }

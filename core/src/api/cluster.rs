@@ -54,7 +54,7 @@ pub struct RemoveReq {
 }
 
 async fn run(core: &AppState, change: MembershipChange) -> Result<Response, ApiError> {
-    membership::change(&core.raft, core.config.node_id, change)
+    membership::change(&core.raft, core.config.node_id, &core.dial, change)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("membership change failed: {e}")))?;
     Ok(ok())

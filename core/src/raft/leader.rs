@@ -1,5 +1,6 @@
 //! Finding the leader, and reads that must see every write acknowledged before they started.
 
+use super::dial::Dial;
 use super::peer::Peer;
 use super::proposer::ProposeError;
 use super::rpc::{RaftRequest, RaftResponse};
@@ -10,12 +11,12 @@ use std::time::Duration;
 pub const ELECTION_WAIT: Duration = Duration::from_secs(3);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The leader this node knows of, with its raft address.
-pub fn leader_of(raft: &Raft) -> Option<(NodeId, String)> {
+/// The leader this node knows of, with the address to reach it at.
+pub fn leader_of(raft: &Raft, dial: &Dial) -> Option<(NodeId, String)> {
     let m = raft.metrics();
     let m = m.borrow();
     let id = m.current_leader?;
-    let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+    let addr = dial.addr(id, &m.membership_config.membership().get_node(&id)?.addr);
     Some((id, addr))
 }
 
@@ -28,13 +29,14 @@ pub async fn await_leader(raft: &Raft) -> Option<NodeId> {
 /// wait until this node has applied that far.
 pub struct ReadBarrier {
     raft: Raft,
+    dial: Dial,
     node_id: NodeId,
     leader: tokio::sync::Mutex<Option<(NodeId, Peer)>>,
 }
 
 impl ReadBarrier {
-    pub fn new(raft: Raft, node_id: NodeId) -> Self {
-        ReadBarrier { raft, node_id, leader: tokio::sync::Mutex::new(None) }
+    pub fn new(raft: Raft, node_id: NodeId, dial: Dial) -> Self {
+        ReadBarrier { raft, dial, node_id, leader: tokio::sync::Mutex::new(None) }
     }
 
     /// Retries while leadership is moving (a node that just lost it answers "not the leader").
@@ -58,7 +60,7 @@ impl ReadBarrier {
                 Err(e) => Err(ProposeError::NotLeader(e.forward_to_leader().and_then(|f| f.leader_id))),
             };
         }
-        let (id, addr) = leader_of(&self.raft).ok_or(ProposeError::NotLeader(None))?;
+        let (id, addr) = leader_of(&self.raft, &self.dial).ok_or(ProposeError::NotLeader(None))?;
         let index = {
             let mut cached = self.leader.lock().await;
             let peer = match &mut *cached {

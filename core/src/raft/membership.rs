@@ -1,5 +1,6 @@
 //! Adding and removing core nodes at run time. Changes run on the leader; a follower forwards them.
 
+use super::dial::Dial;
 use super::leader::{await_leader, leader_of};
 use super::peer::Peer;
 use super::rpc::{RaftRequest, RaftResponse};
@@ -40,12 +41,12 @@ pub async fn apply(raft: &Raft, change: MembershipChange) -> Result<(), String> 
 }
 
 /// Carries out `change` wherever the leader is.
-pub async fn change(raft: &Raft, node_id: NodeId, change: MembershipChange) -> Result<(), String> {
+pub async fn change(raft: &Raft, node_id: NodeId, dial: &Dial, change: MembershipChange) -> Result<(), String> {
     let leader = await_leader(raft).await.ok_or("no leader")?;
     if leader == node_id {
         return apply(raft, change).await;
     }
-    let (id, addr) = leader_of(raft).ok_or("no leader")?;
+    let (id, addr) = leader_of(raft, dial).ok_or("no leader")?;
     match Peer::new(addr).call(&RaftRequest::Membership(change), CHANGE_TIMEOUT).await {
         Ok(RaftResponse::Membership(r)) => r,
         Ok(other) => Err(format!("leader {id} answered {other:?}")),

@@ -2,6 +2,7 @@
 //! slot). Nodes talk over their raft port (`server.rs`, `network.rs`); followers forward writes and
 //! read-index requests to the leader (`proposer.rs`, `leader.rs`).
 
+pub mod dial;
 pub mod leader;
 pub mod membership;
 pub mod network;

@@ -11,7 +11,9 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
-pub struct Network;
+pub struct Network {
+    pub dial: super::dial::Dial,
+}
 
 pub struct PeerClient {
     target: NodeId,
@@ -22,7 +24,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, peer: Peer::new(node.addr.clone()) }
+        PeerClient { target, peer: Peer::new(self.dial.addr(target, &node.addr)) }
     }
 }
 

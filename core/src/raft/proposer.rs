@@ -2,6 +2,7 @@
 //! waiting into a single raft entry. Entries are handed to openraft in queue order and several may be in
 //! flight at once, so a busy core writes few large entries and an idle one answers a lone message at once.
 
+use super::dial::Dial;
 use super::leader::{await_leader, leader_of};
 use super::peer::Peer;
 use super::rpc::{RaftRequest, RaftResponse};
@@ -21,6 +22,8 @@ pub enum ProposeError {
     Overloaded,
     #[error("the core is shutting down")]
     ShuttingDown,
+    #[error("not committed within {0:?} (no majority reachable?)")]
+    Timeout(std::time::Duration),
 }
 
 type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
@@ -43,15 +46,23 @@ impl Default for BatchLimits {
 #[derive(Clone)]
 pub struct Proposer {
     tx: mpsc::Sender<(Command, Reply)>,
+    commit_timeout: std::time::Duration,
 }
 
 impl Proposer {
-    pub fn start(raft: Raft, node_id: NodeId, limits: BatchLimits, metrics: crate::metrics::Metrics) -> Proposer {
+    pub fn start(
+        raft: Raft,
+        node_id: NodeId,
+        dial: Dial,
+        commit_timeout: std::time::Duration,
+        limits: BatchLimits,
+        metrics: crate::metrics::Metrics,
+    ) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
         let (forward_tx, forward_rx) = mpsc::channel(64);
-        tokio::spawn(forward(raft.clone(), forward_rx));
+        tokio::spawn(forward(raft.clone(), dial, forward_rx));
         tokio::spawn(run(raft, node_id, rx, forward_tx, limits, metrics));
-        Proposer { tx }
+        Proposer { tx, commit_timeout }
     }
 
     /// Proposes one command and waits until it is committed and applied.
@@ -63,16 +74,19 @@ impl Proposer {
     pub async fn submit(&self, cmd: Command) -> Result<Pending, ProposeError> {
         let (reply, wait) = oneshot::channel();
         self.tx.send((cmd, reply)).await.map_err(|_| ProposeError::ShuttingDown)?;
-        Ok(Pending(wait))
+        Ok(Pending(wait, self.commit_timeout))
     }
 }
 
 /// A submitted command's outcome, once applied.
-pub struct Pending(oneshot::Receiver<Result<CommandResult, ProposeError>>);
+pub struct Pending(oneshot::Receiver<Result<CommandResult, ProposeError>>, std::time::Duration);
 
 impl Pending {
     pub async fn wait(self) -> Result<CommandResult, ProposeError> {
-        self.0.await.map_err(|_| ProposeError::ShuttingDown)?
+        match tokio::time::timeout(self.1, self.0).await {
+            Ok(r) => r.map_err(|_| ProposeError::ShuttingDown)?,
+            Err(_) => Err(ProposeError::Timeout(self.1)),
+        }
     }
 }
 
@@ -155,10 +169,10 @@ async fn run(
 }
 
 /// Sends groups to the leader one at a time, so they commit in the order this node received them.
-async fn forward(raft: Raft, mut rx: mpsc::Receiver<Group>) {
+async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>) {
     let mut peer: Option<(NodeId, Peer)> = None;
     while let Some((cmds, replies)) = rx.recv().await {
-        let Some((id, addr)) = leader_of(&raft) else {
+        let Some((id, addr)) = leader_of(&raft, &dial) else {
             fail_all(replies, ProposeError::NotLeader(None));
             continue;
         };
