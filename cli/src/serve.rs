@@ -106,7 +106,10 @@ pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
     c.validate()?;
     let h = tern_edge::start(c).await.context("starting edge")?;
     let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
-    announce_ready(serde_json::json!({"tcp": show(h.tcp_addr), "ws": show(h.ws_addr), "http": show(h.http_addr)}));
+    announce_ready(serde_json::json!({
+        "tcp": show(h.tcp_addr), "ws": show(h.ws_addr), "tls": show(h.tls_addr), "wss": show(h.wss_addr),
+        "http": show(h.http_addr),
+    }));
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

@@ -12,6 +12,14 @@ pub struct EdgeConfig {
     pub tcp_addr: String,
     /// Client protocol over WebSocket; empty disables.
     pub ws_addr: String,
+    /// Client protocol over TLS (empty disables; needs `certs`).
+    pub tls_addr: String,
+    /// Client protocol over WebSocket + TLS (empty disables; needs `certs`).
+    pub wss_addr: String,
+    /// Certificates for `tls_addr` and `wss_addr`, picked by SNI; the first is the default.
+    pub certs: Vec<tern_shared::tls::CertFiles>,
+    /// How often certificate files are checked for changes (0: only on SIGHUP).
+    pub cert_reload_ms: u64,
     /// `/healthz` and `/metrics`.
     pub http_addr: String,
     /// Core nodes' link addresses, comma-separated; the edge links to one and moves on when it fails.
@@ -48,6 +56,10 @@ impl Default for EdgeConfig {
             edge_id: "edge-1".into(),
             tcp_addr: "0.0.0.0:5100".into(),
             ws_addr: "0.0.0.0:5200".into(),
+            tls_addr: String::new(),
+            wss_addr: String::new(),
+            certs: Vec::new(),
+            cert_reload_ms: 5_000,
             http_addr: "0.0.0.0:5080".into(),
             core_addr: "127.0.0.1:5301".into(),
             advertise: Advertise::default(),
@@ -70,6 +82,11 @@ impl Validate for EdgeConfig {
         check_addr("tcp_addr", &self.tcp_addr, true)?;
         check_addr("ws_addr", &self.ws_addr, true)?;
         check_addr("http_addr", &self.http_addr, true)?;
+        check_addr("tls_addr", &self.tls_addr, true)?;
+        check_addr("wss_addr", &self.wss_addr, true)?;
+        if (!self.tls_addr.is_empty() || !self.wss_addr.is_empty()) && self.certs.is_empty() {
+            return Err(ConfigError::invalid("certs", "tls_addr and wss_addr need at least one [[certs]] entry"));
+        }
         if self.tcp_addr.is_empty() && self.ws_addr.is_empty() {
             return Err(ConfigError::invalid("tcp_addr", "at least one of tcp_addr and ws_addr must be set"));
         }

@@ -44,22 +44,43 @@ pub struct EdgeHandle {
     pub edge: Arc<Edge>,
     pub tcp_addr: Option<SocketAddr>,
     pub ws_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
+    pub wss_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot bind {what} on {addr}: {source}")]
-pub struct BindError {
-    what: &'static str,
-    addr: String,
-    source: std::io::Error,
+pub enum StartError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: String, source: std::io::Error },
+    #[error("certificates: {0}")]
+    Tls(#[from] tern_shared::tls::TlsError),
 }
 
-async fn bind(what: &'static str, addr: &str) -> Result<Option<TcpListener>, BindError> {
+async fn bind(what: &'static str, addr: &str) -> Result<Option<TcpListener>, StartError> {
     if addr.is_empty() {
         return Ok(None);
     }
-    TcpListener::bind(addr).await.map(Some).map_err(|source| BindError { what, addr: addr.into(), source })
+    TcpListener::bind(addr).await.map(Some).map_err(|source| StartError::Bind { what, addr: addr.into(), source })
+}
+
+/// The SNI resolver, reloaded on file changes and on SIGHUP.
+fn certificates(config: &EdgeConfig) -> Result<Arc<tern_shared::tls::SniResolver>, StartError> {
+    let resolver = tern_shared::tls::SniResolver::new(config.certs.clone())?;
+    if config.cert_reload_ms > 0 {
+        resolver.watch(std::time::Duration::from_millis(config.cert_reload_ms));
+    }
+    let on_hup = resolver.clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match on_hup.reload() {
+                Ok(()) => tracing::info!("certificates reloaded (SIGHUP)"),
+                Err(e) => tracing::warn!(error = %e, "certificate reload failed; keeping the old ones"),
+            }
+        }
+    });
+    Ok(resolver)
 }
 
 fn advertised(given: &str, bound: Option<SocketAddr>, scheme: &str) -> String {
@@ -70,18 +91,22 @@ fn advertised(given: &str, bound: Option<SocketAddr>, scheme: &str) -> String {
     }
 }
 
-pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, BindError> {
+pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let needed = config.max_sessions as u64 + tern_shared::limits::FD_RESERVE;
     tern_shared::limits::raise_fd_limit(needed, "edge.max_sessions");
     let tcp = bind("tcp_addr", &config.tcp_addr).await?;
     let ws = bind("ws_addr", &config.ws_addr).await?;
     let http = bind("http_addr", &config.http_addr).await?;
+    let tls = bind("tls_addr", &config.tls_addr).await?;
+    let wss = bind("wss_addr", &config.wss_addr).await?;
     let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
     let (tcp_addr, ws_addr, http_addr) = (addr(&tcp), addr(&ws), addr(&http));
+    let (tls_addr, wss_addr) = (addr(&tls), addr(&wss));
+    let resolver = if tls.is_some() || wss.is_some() { Some(certificates(&config)?) } else { None };
     let addrs = EdgeAddrs {
         tcp: advertised(&config.advertise.tcp, tcp_addr, ""),
         ws: advertised(&config.advertise.ws, ws_addr, "ws://"),
-        wss: config.advertise.wss.clone(),
+        wss: advertised(&config.advertise.wss, wss_addr, "wss://"),
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());
@@ -94,6 +119,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, BindError> {
     if let Some(l) = ws {
         tokio::spawn(listeners::ws::serve(l, edge.clone()));
     }
+    if let (Some(l), Some(r)) = (tls, &resolver) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(r.server_config(&[])?);
+        tokio::spawn(listeners::tls::serve(l, acceptor, listeners::tls::Carries::Stream, edge.clone()));
+    }
+    if let (Some(l), Some(r)) = (wss, &resolver) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(r.server_config(&[b"http/1.1"])?);
+        tokio::spawn(listeners::tls::serve(l, acceptor, listeners::tls::Carries::WebSocket, edge.clone()));
+    }
     if let Some(l) = http {
         let app = http::router(edge.clone());
         tokio::spawn(async move {
@@ -103,5 +136,5 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, BindError> {
         });
     }
     tracing::info!(?tcp_addr, ?ws_addr, ?http_addr, edge_id = %edge.config.edge_id, "edge ready");
-    Ok(EdgeHandle { edge, tcp_addr, ws_addr, http_addr })
+    Ok(EdgeHandle { edge, tcp_addr, ws_addr, tls_addr, wss_addr, http_addr })
 }

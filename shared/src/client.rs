@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// `host:port` for TCP, or a `ws://` URL.
+    /// `host:port` for TCP, `tls://host:port`, or a `ws://` / `wss://` URL.
     pub addr: String,
     pub uid: String,
     pub token: String,
@@ -22,6 +22,10 @@ pub struct ClientOptions {
     pub device_id: String,
     pub version: u8,
     pub timeout: Duration,
+    /// Trust for `tls://` and `wss://` (see `tls::client_config`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// SNI name; defaults to the host of `addr`.
+    pub server_name: Option<String>,
 }
 
 impl ClientOptions {
@@ -35,6 +39,8 @@ impl ClientOptions {
             device_flag: 0,
             version: proto::MAX_VERSION,
             timeout: Duration::from_secs(10),
+            tls: None,
+            server_name: None,
         }
     }
 }
@@ -96,6 +102,7 @@ pub struct Client {
     pending: Pending,
     inbox: mpsc::Receiver<Incoming>,
     timeout: Duration,
+    peer_cert: Option<Vec<u8>>,
 }
 
 pub fn random_msg_no() -> String {
@@ -103,14 +110,52 @@ pub fn random_msg_no() -> String {
     format!("{n:032x}")
 }
 
-async fn open(addr: &str) -> Result<(ByteRx, ByteTx), ClientError> {
+struct Opened {
+    rx: ByteRx,
+    tx: ByteTx,
+    peer_cert: Option<Vec<u8>>,
+}
+
+/// `host:port` of a URL or bare address.
+fn host_port(addr: &str) -> &str {
+    let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+async fn tls_connect(
+    opts: &ClientOptions,
+) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Option<Vec<u8>>), ClientError> {
+    let config = opts.tls.clone().ok_or_else(|| ClientError::Protocol("tls:// and wss:// need a TLS config".into()))?;
+    let hp = host_port(&opts.addr);
+    let host = opts.server_name.clone().unwrap_or_else(|| hp.rsplit_once(':').map_or(hp, |(h, _)| h).to_string());
+    let name = rustls_pki_types::ServerName::try_from(host).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let tcp = tokio::net::TcpStream::connect(hp).await?;
+    tcp.set_nodelay(true)?;
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+    let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+    Ok((tls, cert))
+}
+
+async fn open(opts: &ClientOptions) -> Result<Opened, ClientError> {
+    let addr = opts.addr.as_str();
     if addr.starts_with("ws://") {
         let (ws, _) = tokio_tungstenite::connect_async(addr).await?;
-        Ok(transport::ws_io(ws))
+        let (rx, tx) = transport::ws_io(ws);
+        Ok(Opened { rx, tx, peer_cert: None })
+    } else if addr.starts_with("wss://") {
+        let (tls, peer_cert) = tls_connect(opts).await?;
+        let (ws, _) = tokio_tungstenite::client_async(addr, tls).await?;
+        let (rx, tx) = transport::ws_io(ws);
+        Ok(Opened { rx, tx, peer_cert })
+    } else if addr.starts_with("tls://") {
+        let (tls, peer_cert) = tls_connect(opts).await?;
+        let (rx, tx) = transport::stream_io(tls);
+        Ok(Opened { rx, tx, peer_cert })
     } else {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        Ok(transport::stream_io(tcp))
+        let (rx, tx) = transport::stream_io(tcp);
+        Ok(Opened { rx, tx, peer_cert: None })
     }
 }
 
@@ -144,7 +189,7 @@ impl Client {
     }
 
     async fn connect_inner(opts: ClientOptions) -> Result<Client, ClientError> {
-        let (rx, mut tx) = open(&opts.addr).await?;
+        let Opened { rx, mut tx, peer_cert } = open(&opts).await?;
         let keys = ClientKeys::generate();
         let connect = Packet::Connect(proto::Connect {
             flags: 0,
@@ -180,7 +225,16 @@ impl Client {
         let pending: Pending = Arc::default();
         let (inbox_tx, inbox) = mpsc::channel(4096);
         tokio::spawn(read_loop(reader, cipher.clone(), out.clone(), pending.clone(), inbox_tx));
-        Ok(Client { out, version, cipher, next_seq: AtomicU32::new(1), pending, inbox, timeout: opts.timeout })
+        Ok(Client {
+            out,
+            version,
+            cipher,
+            next_seq: AtomicU32::new(1),
+            pending,
+            inbox,
+            timeout: opts.timeout,
+            peer_cert,
+        })
     }
 
     /// Sends a text message (`{"type":1,"content":..}`) and waits for its SENDACK.
@@ -237,6 +291,11 @@ impl Client {
     /// Like [`Self::recv`] but gives up after `d`.
     pub async fn recv_timeout(&mut self, d: Duration) -> Option<Incoming> {
         tokio::time::timeout(d, self.inbox.recv()).await.ok().flatten()
+    }
+
+    /// The server's leaf certificate (DER) on TLS transports.
+    pub fn peer_cert(&self) -> Option<&[u8]> {
+        self.peer_cert.as_deref()
     }
 
     pub fn version(&self) -> u8 {

@@ -13,4 +13,5 @@ pub mod config;
 pub mod limits;
 pub mod link;
 pub mod proto;
+pub mod tls;
 pub mod transport;

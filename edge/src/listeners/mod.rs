@@ -1,6 +1,7 @@
 //! Client listeners. Each turns its transport into byte chunks and hands them to a session.
 
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 use std::time::Duration;

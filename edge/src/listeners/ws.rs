@@ -5,7 +5,8 @@ use crate::{session, Edge};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tern_shared::transport::ws_io;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -23,7 +24,10 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
 
 // tungstenite fixes the callback's error type (an HTTP response), large as it is.
 #[allow(clippy::result_large_err)]
-async fn upgrade(stream: TcpStream, peer: String, edge: Arc<Edge>) {
+pub(crate) async fn upgrade<S>(stream: S, peer: String, edge: Arc<Edge>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let forwarded = Arc::new(Mutex::new(None::<String>));
     let seen = forwarded.clone();
     let callback = move |req: &Request, resp: Response| {

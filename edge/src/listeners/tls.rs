@@ -1,0 +1,46 @@
+//! TLS over TCP, and WebSocket over TLS (WSS). Certificates come from an SNI resolver that reloads
+//! without touching live sessions. ALPN: WSS offers `http/1.1`; the TLS listener sets none, so any
+//! client ALPN (or none) is accepted.
+
+use crate::session::wire::StreamWire;
+use crate::{session, Edge};
+use std::sync::Arc;
+use std::time::Duration;
+use tern_shared::transport::stream_io;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Clone, Copy)]
+pub enum Carries {
+    /// The client byte stream directly.
+    Stream,
+    /// A WebSocket carrying it.
+    WebSocket,
+}
+
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, carries: Carries, edge: Arc<Edge>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let (acceptor, edge) = (acceptor.clone(), edge.clone());
+                tokio::spawn(async move {
+                    let limit = Duration::from_millis(edge.config.connect_timeout_ms);
+                    let tls = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
+                    };
+                    match carries {
+                        Carries::Stream => {
+                            let (rx, tx) = stream_io(tls);
+                            session::run(edge, StreamWire { rx, tx }, peer.to_string()).await;
+                        }
+                        Carries::WebSocket => super::ws::upgrade(tls, peer.to_string(), edge).await,
+                    }
+                });
+            }
+            Err(e) => super::accept_backoff("tls", e).await,
+        }
+    }
+}
