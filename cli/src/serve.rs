@@ -108,6 +108,7 @@ pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
     let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     announce_ready(serde_json::json!({
         "tcp": show(h.tcp_addr), "ws": show(h.ws_addr), "tls": show(h.tls_addr), "wss": show(h.wss_addr),
+        "quic": show(h.quic_addr),
         "http": show(h.http_addr),
     }));
     tokio::signal::ctrl_c().await?;

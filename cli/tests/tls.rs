@@ -92,3 +92,32 @@ async fn tls_and_wss_pick_certificates_by_sni_and_rotate_without_dropping_sessio
     exchange(&alice, &mut bob, "bob", "after rotation").await;
     exchange(&bob, &mut alice, "alice", "back after rotation").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_sessions_survive_the_client_changing_address() {
+    let certs = tempfile::tempdir().unwrap();
+    let a = cert_for("a.test");
+    install(certs.path(), "a", &a);
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let edge_toml = format!(
+        "quic_addr = \"127.0.0.1:0\"\n[[certs]]\nnames = [\"a.test\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+        p("a.pem"),
+        p("a.key")
+    );
+    let cl = Cluster::start(&edge_toml).await;
+    cl.api.user("alice", 0).await;
+    cl.api.user("bob", 0).await;
+    let roots = tern_shared::tls::client_config(a.pem.as_bytes()).unwrap();
+    let mut alice = client(format!("quic://{}", cl.edge.addr("quic")), "alice", "a.test", &roots).await;
+    assert_eq!(alice.peer_cert(), Some(a.der.as_slice()));
+    let mut bob = common::connect(&cl.tcp(), "bob", 0).await;
+    exchange(&alice, &mut bob, "bob", "over quic").await;
+    exchange(&bob, &mut alice, "alice", "to quic").await;
+
+    // The client moves to a new UDP socket (a new source port): same QUIC connection, same session.
+    let before = alice.quic_local_addr().unwrap();
+    alice.rebind(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    assert_ne!(alice.quic_local_addr().unwrap(), before);
+    exchange(&alice, &mut bob, "bob", "after migrating").await;
+    exchange(&bob, &mut alice, "alice", "to the new address").await;
+}

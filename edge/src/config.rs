@@ -16,7 +16,9 @@ pub struct EdgeConfig {
     pub tls_addr: String,
     /// Client protocol over WebSocket + TLS (empty disables; needs `certs`).
     pub wss_addr: String,
-    /// Certificates for `tls_addr` and `wss_addr`, picked by SNI; the first is the default.
+    /// Client protocol over QUIC (UDP; empty disables; needs `certs`).
+    pub quic_addr: String,
+    /// Certificates for `tls_addr`, `wss_addr` and `quic_addr`, picked by SNI; the first is the default.
     pub certs: Vec<tern_shared::tls::CertFiles>,
     /// How often certificate files are checked for changes (0: only on SIGHUP).
     pub cert_reload_ms: u64,
@@ -58,6 +60,7 @@ impl Default for EdgeConfig {
             ws_addr: "0.0.0.0:5200".into(),
             tls_addr: String::new(),
             wss_addr: String::new(),
+            quic_addr: String::new(),
             certs: Vec::new(),
             cert_reload_ms: 5_000,
             http_addr: "0.0.0.0:5080".into(),
@@ -84,8 +87,13 @@ impl Validate for EdgeConfig {
         check_addr("http_addr", &self.http_addr, true)?;
         check_addr("tls_addr", &self.tls_addr, true)?;
         check_addr("wss_addr", &self.wss_addr, true)?;
-        if (!self.tls_addr.is_empty() || !self.wss_addr.is_empty()) && self.certs.is_empty() {
-            return Err(ConfigError::invalid("certs", "tls_addr and wss_addr need at least one [[certs]] entry"));
+        check_addr("quic_addr", &self.quic_addr, true)?;
+        let secure = [&self.tls_addr, &self.wss_addr, &self.quic_addr];
+        if secure.iter().any(|a| !a.is_empty()) && self.certs.is_empty() {
+            return Err(ConfigError::invalid(
+                "certs",
+                "tls_addr, wss_addr and quic_addr need at least one [[certs]] entry",
+            ));
         }
         if self.tcp_addr.is_empty() && self.ws_addr.is_empty() {
             return Err(ConfigError::invalid("tcp_addr", "at least one of tcp_addr and ws_addr must be set"));

@@ -46,6 +46,7 @@ pub struct EdgeHandle {
     pub ws_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     pub wss_addr: Option<SocketAddr>,
+    pub quic_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
 }
 
@@ -55,6 +56,8 @@ pub enum StartError {
     Bind { what: &'static str, addr: String, source: std::io::Error },
     #[error("certificates: {0}")]
     Tls(#[from] tern_shared::tls::TlsError),
+    #[error("cannot open QUIC on {addr}: {source}")]
+    Quic { addr: String, source: std::io::Error },
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<Option<TcpListener>, StartError> {
@@ -102,7 +105,21 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
     let (tcp_addr, ws_addr, http_addr) = (addr(&tcp), addr(&ws), addr(&http));
     let (tls_addr, wss_addr) = (addr(&tls), addr(&wss));
-    let resolver = if tls.is_some() || wss.is_some() { Some(certificates(&config)?) } else { None };
+    let secure = tls.is_some() || wss.is_some() || !config.quic_addr.is_empty();
+    let resolver = if secure { Some(certificates(&config)?) } else { None };
+    let quic = match &resolver {
+        Some(r) if !config.quic_addr.is_empty() => {
+            let server = tern_shared::quic::server_config(r.server_config(&[tern_shared::quic::ALPN])?)?;
+            let addr = &config.quic_addr;
+            let bind =
+                addr.parse().map_err(|e| StartError::Quic { addr: addr.clone(), source: std::io::Error::other(e) })?;
+            let endpoint = quinn::Endpoint::server(server, bind)
+                .map_err(|source| StartError::Quic { addr: addr.clone(), source })?;
+            Some(endpoint)
+        }
+        _ => None,
+    };
+    let quic_addr = quic.as_ref().and_then(|e| e.local_addr().ok());
     let addrs = EdgeAddrs {
         tcp: advertised(&config.advertise.tcp, tcp_addr, ""),
         ws: advertised(&config.advertise.ws, ws_addr, "ws://"),
@@ -127,6 +144,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let acceptor = tokio_rustls::TlsAcceptor::from(r.server_config(&[b"http/1.1"])?);
         tokio::spawn(listeners::tls::serve(l, acceptor, listeners::tls::Carries::WebSocket, edge.clone()));
     }
+    if let Some(endpoint) = quic {
+        tokio::spawn(listeners::quic::serve(endpoint, edge.clone()));
+    }
     if let Some(l) = http {
         let app = http::router(edge.clone());
         tokio::spawn(async move {
@@ -136,5 +156,5 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         });
     }
     tracing::info!(?tcp_addr, ?ws_addr, ?http_addr, edge_id = %edge.config.edge_id, "edge ready");
-    Ok(EdgeHandle { edge, tcp_addr, ws_addr, tls_addr, wss_addr, http_addr })
+    Ok(EdgeHandle { edge, tcp_addr, ws_addr, tls_addr, wss_addr, quic_addr, http_addr })
 }

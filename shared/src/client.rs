@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// `host:port` for TCP, `tls://host:port`, or a `ws://` / `wss://` URL.
+    /// `host:port` for TCP, `tls://host:port`, `quic://host:port`, or a `ws://` / `wss://` URL.
     pub addr: String,
     pub uid: String,
     pub token: String,
@@ -22,7 +22,7 @@ pub struct ClientOptions {
     pub device_id: String,
     pub version: u8,
     pub timeout: Duration,
-    /// Trust for `tls://` and `wss://` (see `tls::client_config`).
+    /// Trust for `tls://`, `quic://` and `wss://` (see `tls::client_config`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// SNI name; defaults to the host of `addr`.
     pub server_name: Option<String>,
@@ -103,6 +103,7 @@ pub struct Client {
     inbox: mpsc::Receiver<Incoming>,
     timeout: Duration,
     peer_cert: Option<Vec<u8>>,
+    quic: Option<quinn::Endpoint>,
 }
 
 pub fn random_msg_no() -> String {
@@ -114,6 +115,36 @@ struct Opened {
     rx: ByteRx,
     tx: ByteTx,
     peer_cert: Option<Vec<u8>>,
+    quic: Option<quinn::Endpoint>,
+}
+
+fn sni(opts: &ClientOptions) -> String {
+    let hp = host_port(&opts.addr);
+    opts.server_name.clone().unwrap_or_else(|| hp.rsplit_once(':').map_or(hp, |(h, _)| h).to_string())
+}
+
+fn tls_config(opts: &ClientOptions) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    opts.tls.clone().ok_or_else(|| ClientError::Protocol("tls://, quic:// and wss:// need a TLS config".into()))
+}
+
+async fn quic_connect(opts: &ClientOptions) -> Result<Opened, ClientError> {
+    let target = tokio::net::lookup_host(host_port(&opts.addr))
+        .await?
+        .next()
+        .ok_or_else(|| ClientError::Protocol(format!("cannot resolve {}", opts.addr)))?;
+    let local: std::net::SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let mut endpoint = quinn::Endpoint::client(local)?;
+    let config = crate::quic::client_config(&*tls_config(opts)?).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    endpoint.set_default_client_config(config);
+    let quic_err = |e: &dyn std::fmt::Display| ClientError::Protocol(format!("quic: {e}"));
+    let conn = endpoint.connect(target, &sni(opts)).map_err(|e| quic_err(&e))?.await.map_err(|e| quic_err(&e))?;
+    let peer_cert = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|certs| certs.first().map(|c| c.to_vec()));
+    let (send, recv) = conn.open_bi().await.map_err(|e| quic_err(&e))?;
+    let (rx, tx) = transport::stream_io(tokio::io::join(recv, send));
+    Ok(Opened { rx, tx, peer_cert, quic: Some(endpoint) })
 }
 
 /// `host:port` of a URL or bare address.
@@ -125,11 +156,9 @@ fn host_port(addr: &str) -> &str {
 async fn tls_connect(
     opts: &ClientOptions,
 ) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Option<Vec<u8>>), ClientError> {
-    let config = opts.tls.clone().ok_or_else(|| ClientError::Protocol("tls:// and wss:// need a TLS config".into()))?;
-    let hp = host_port(&opts.addr);
-    let host = opts.server_name.clone().unwrap_or_else(|| hp.rsplit_once(':').map_or(hp, |(h, _)| h).to_string());
-    let name = rustls_pki_types::ServerName::try_from(host).map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let tcp = tokio::net::TcpStream::connect(hp).await?;
+    let config = tls_config(opts)?;
+    let name = rustls_pki_types::ServerName::try_from(sni(opts)).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let tcp = tokio::net::TcpStream::connect(host_port(&opts.addr)).await?;
     tcp.set_nodelay(true)?;
     let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
     let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
@@ -141,21 +170,23 @@ async fn open(opts: &ClientOptions) -> Result<Opened, ClientError> {
     if addr.starts_with("ws://") {
         let (ws, _) = tokio_tungstenite::connect_async(addr).await?;
         let (rx, tx) = transport::ws_io(ws);
-        Ok(Opened { rx, tx, peer_cert: None })
+        Ok(Opened { rx, tx, peer_cert: None, quic: None })
+    } else if addr.starts_with("quic://") {
+        quic_connect(opts).await
     } else if addr.starts_with("wss://") {
         let (tls, peer_cert) = tls_connect(opts).await?;
         let (ws, _) = tokio_tungstenite::client_async(addr, tls).await?;
         let (rx, tx) = transport::ws_io(ws);
-        Ok(Opened { rx, tx, peer_cert })
+        Ok(Opened { rx, tx, peer_cert, quic: None })
     } else if addr.starts_with("tls://") {
         let (tls, peer_cert) = tls_connect(opts).await?;
         let (rx, tx) = transport::stream_io(tls);
-        Ok(Opened { rx, tx, peer_cert })
+        Ok(Opened { rx, tx, peer_cert, quic: None })
     } else {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let (rx, tx) = transport::stream_io(tcp);
-        Ok(Opened { rx, tx, peer_cert: None })
+        Ok(Opened { rx, tx, peer_cert: None, quic: None })
     }
 }
 
@@ -189,7 +220,7 @@ impl Client {
     }
 
     async fn connect_inner(opts: ClientOptions) -> Result<Client, ClientError> {
-        let Opened { rx, mut tx, peer_cert } = open(&opts).await?;
+        let Opened { rx, mut tx, peer_cert, quic } = open(&opts).await?;
         let keys = ClientKeys::generate();
         let connect = Packet::Connect(proto::Connect {
             flags: 0,
@@ -234,6 +265,7 @@ impl Client {
             inbox,
             timeout: opts.timeout,
             peer_cert,
+            quic,
         })
     }
 
@@ -296,6 +328,20 @@ impl Client {
     /// The server's leaf certificate (DER) on TLS transports.
     pub fn peer_cert(&self) -> Option<&[u8]> {
         self.peer_cert.as_deref()
+    }
+
+    /// Moves a QUIC client to another local socket (as when a phone changes networks); the session
+    /// continues over the same QUIC connection.
+    pub fn rebind(&self, socket: std::net::UdpSocket) -> std::io::Result<()> {
+        match &self.quic {
+            Some(endpoint) => endpoint.rebind(socket),
+            None => Err(std::io::Error::other("not a QUIC client")),
+        }
+    }
+
+    /// The local address of a QUIC client's socket.
+    pub fn quic_local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.quic.as_ref().and_then(|e| e.local_addr().ok())
     }
 
     pub fn version(&self) -> u8 {

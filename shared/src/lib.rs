@@ -13,5 +13,6 @@ pub mod config;
 pub mod limits;
 pub mod link;
 pub mod proto;
+pub mod quic;
 pub mod tls;
 pub mod transport;

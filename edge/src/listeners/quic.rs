@@ -1,0 +1,27 @@
+//! QUIC: every bidirectional stream a client opens is one session carrying the client protocol.
+//! ALPN `tern/1` (see `tern_shared::quic`).
+
+use crate::session::wire::StreamWire;
+use crate::{session, Edge};
+use std::sync::Arc;
+use std::time::Duration;
+use tern_shared::transport::stream_io;
+
+pub async fn serve(endpoint: quinn::Endpoint, edge: Arc<Edge>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let edge = edge.clone();
+        tokio::spawn(async move {
+            let limit = Duration::from_millis(edge.config.connect_timeout_ms);
+            let conn = match tokio::time::timeout(limit, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return tracing::debug!(error = %e, "quic handshake failed"),
+                Err(_) => return tracing::debug!("quic handshake timed out"),
+            };
+            let peer = conn.remote_address().to_string();
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                let (rx, tx) = stream_io(tokio::io::join(recv, send));
+                tokio::spawn(session::run(edge.clone(), StreamWire { rx, tx }, peer.clone()));
+            }
+        });
+    }
+}
