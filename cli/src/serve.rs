@@ -111,6 +111,23 @@ pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
         "quic": show(h.quic_addr),
         "http": show(h.http_addr),
     }));
-    tokio::signal::ctrl_c().await?;
+    shutdown_signal().await;
+    h.edge.drain().await;
     Ok(())
+}
+
+/// SIGTERM (what service managers send) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -153,3 +153,28 @@ async fn silent_connection_is_closed_at_the_idle_limit_and_pings_keep_it_open() 
     // Three seconds in, the pinging client is still served.
     assert_eq!(pinger.send_text("erin", 1, "still here").await.unwrap().reason_code, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_edge_and_loses_no_acked_message() {
+    let mut cl = Cluster::start("drain_timeout_ms = 5000").await;
+    cl.api.user("gus", 0).await;
+    cl.api.user("hal", 0).await;
+    let gus = connect(&cl.tcp(), "gus", 0).await;
+    let mut hal = {
+        let o = tern_shared::client::ClientOptions::new(cl.ws(), "hal", "hal-tok");
+        Client::connect(o).await.unwrap()
+    };
+    let ack = gus.send_text("hal", 1, "before the restart").await.unwrap();
+    assert_eq!(ack.reason_code, 1);
+    assert!(matches!(hal.recv_timeout(Duration::from_secs(5)).await, Some(Incoming::Message(_))));
+
+    let started = std::time::Instant::now();
+    let exited = tokio::task::block_in_place(|| cl.edge.terminate(Duration::from_secs(8)));
+    assert!(exited, "the edge must exit cleanly within its drain deadline");
+    assert!(started.elapsed() < Duration::from_secs(5), "draining idle sessions should be quick");
+    // Clients saw their connections close (and would reconnect elsewhere).
+    let closed = tokio::time::timeout(Duration::from_secs(2), hal.recv()).await;
+    assert_eq!(closed, Ok(None), "the session must have been closed, not left idle");
+    // Nothing acked was lost: it is all in the core.
+    assert_eq!(cl.api.sync_all("hal", "gus", 1).await.len(), 1);
+}

@@ -40,6 +40,8 @@ pub struct EdgeConfig {
     pub write_timeout_ms: u64,
     /// Frames queued toward the core before client reads wait.
     pub link_queue: usize,
+    /// On SIGTERM: how long to wait for sessions to close before exiting.
+    pub drain_timeout_ms: u64,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
     pub max_sessions: usize,
 }
@@ -73,6 +75,7 @@ impl Default for EdgeConfig {
             write_timeout_ms: 10_000,
             link_queue: 64 * 1024,
             max_sessions: 1_000_000,
+            drain_timeout_ms: 10_000,
         }
     }
 }

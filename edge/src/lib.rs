@@ -31,9 +31,30 @@ pub struct Edge {
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
     next_session: AtomicU64,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Edge {
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: refuse new sessions, close every live one (clients reconnect, to another edge
+    /// if this one is gone, and resync by seq), and wait up to `drain_timeout_ms` for them to finish.
+    /// Sessions are closed without a DISCONNECT packet: WuKongIM SDKs do not reconnect after one.
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        let sessions = self.registry.outboxes();
+        tracing::info!(sessions = sessions.len(), "draining");
+        for outbox in sessions {
+            outbox.close_with(bytes::Bytes::new());
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(self.config.drain_timeout_ms);
+        while !self.registry.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::info!(left = self.registry.len(), "drained");
+    }
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
@@ -129,7 +150,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let registry = Arc::new(Registry::default());
     let link = Link::new(&config, addrs, registry.clone(), metrics.clone());
     tokio::spawn(link.clone().run());
-    let edge = Arc::new(Edge { config, link, registry, metrics, next_session: AtomicU64::new(1) });
+    let edge = Arc::new(Edge {
+        config,
+        link,
+        registry,
+        metrics,
+        next_session: AtomicU64::new(1),
+        draining: std::sync::atomic::AtomicBool::new(false),
+    });
     if let Some(l) = tcp {
         tokio::spawn(listeners::tcp::serve(l, edge.clone()));
     }

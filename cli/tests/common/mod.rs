@@ -46,6 +46,19 @@ impl Proc {
         self.ready[key].as_str().unwrap_or_default().to_string()
     }
 
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// SIGKILL: no shutdown code runs, like a crash or power loss of the process.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -55,6 +55,9 @@ struct Session {
 
 /// Serves one client connection to its end.
 pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
+    if edge.draining() {
+        return wire.close().await;
+    }
     edge.metrics.connects.inc();
     let mut buf = BytesMut::new();
     let handshake::Accepted { session, connack } = match handshake::accept(&edge, &mut wire, &mut buf).await {

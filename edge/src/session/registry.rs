@@ -36,6 +36,10 @@ impl Registry {
         self.lock().get(&session).cloned()
     }
 
+    pub fn outboxes(&self) -> Vec<Arc<Outbox>> {
+        self.lock().values().map(|e| e.outbox.clone()).collect()
+    }
+
     pub fn snapshot(&self) -> Vec<SessionInfo> {
         self.lock().values().map(|e| e.info.clone()).collect()
     }
