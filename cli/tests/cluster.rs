@@ -99,10 +99,7 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         let api = cl.api(node);
         for (k, acked) in results.iter().enumerate() {
             let msgs = api.sync_all("bob", &format!("alice{k}"), 1).await;
-            let stored: Vec<(String, u64)> = msgs
-                .iter()
-                .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
-                .collect();
+            let stored = common::numbered(&msgs);
             assert_eq!(&stored, acked, "node {} channel alice{k}", node + 1);
         }
     }
@@ -170,10 +167,7 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     }
     // Its state is the leader's: the same history, read on the follower itself.
     let msgs = cl.api(follower).sync_all("bob", "alice", 1).await;
-    let stored: Vec<(String, u64)> = msgs
-        .iter()
-        .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
-        .collect();
+    let stored = common::numbered(&msgs);
     assert_eq!(stored, acked);
     // And it keeps applying new entries after the snapshot.
     let ack = alice.send_text("bob", 1, "after").await.unwrap();
@@ -222,10 +216,7 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
     // The new node holds the whole history, read on itself.
     for (k, acked) in results.iter().enumerate() {
         let msgs = cl.api(four).sync_all("bob", &format!("alice{k}"), 1).await;
-        let stored: Vec<(String, u64)> = msgs
-            .iter()
-            .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
-            .collect();
+        let stored = common::numbered(&msgs);
         assert_eq!(&stored, acked, "channel alice{k} on the new node");
     }
 }

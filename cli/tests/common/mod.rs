@@ -79,13 +79,24 @@ pub struct Cluster {
     pub api: Api,
 }
 
+/// A failing test keeps its data dir and process logs for a look afterwards.
+fn keep_if_failing(dir: &mut tempfile::TempDir) {
+    if std::thread::panicking() {
+        let kept = std::mem::replace(dir, tempfile::tempdir().expect("tempdir")).keep();
+        eprintln!("test failed: core and edge logs kept in {}", kept.display());
+    }
+}
+
+/// (client msg no, seq) of synced messages, in order.
+pub fn numbered(msgs: &[serde_json::Value]) -> Vec<(String, u64)> {
+    msgs.iter()
+        .map(|m| (m["client_msg_no"].as_str().unwrap_or_default().to_string(), m["message_seq"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
 impl Drop for Cluster {
-    /// A failing test keeps its data dir and process logs for a look afterwards.
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
-            eprintln!("test failed: core and edge logs kept in {}", kept.display());
-        }
+        keep_if_failing(&mut self.dir);
     }
 }
 
@@ -275,10 +286,7 @@ pub struct Cluster3 {
 
 impl Drop for Cluster3 {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
-            eprintln!("test failed: core and edge logs kept in {}", kept.display());
-        }
+        keep_if_failing(&mut self.dir);
     }
 }
 
