@@ -15,6 +15,8 @@ pub struct CoreConfig {
     pub http_addr: String,
     /// Where edges open their links.
     pub link_addr: String,
+    /// Mutual TLS for edge links: when set, only edges whose certificate chains to `link_tls.ca` link.
+    pub link_tls: Option<tern_shared::tls::LinkTls>,
     /// Where the other core nodes reach this one (raft, forwarded writes). Keep it on a private network.
     pub raft_addr: String,
     /// Every voter of the cluster, this node included; empty runs a single-node cluster. The node with
@@ -90,6 +92,7 @@ impl Default for CoreConfig {
             data_dir: PathBuf::from("./data/core"),
             http_addr: "0.0.0.0:5001".into(),
             link_addr: "0.0.0.0:5301".into(),
+            link_tls: None,
             raft_addr: "0.0.0.0:5302".into(),
             peers: Vec::new(),
             join: false,

@@ -25,6 +25,8 @@ pub enum StartError {
     Bind { what: &'static str, addr: String, source: std::io::Error },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("link certificates: {0}")]
+    Tls(#[from] tern_shared::tls::TlsError),
 }
 
 /// What every request handler of a node shares.
@@ -63,6 +65,10 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let raft_listener = bind("raft_addr", &config.raft_addr).await?;
     let (http_addr, link_addr, raft_addr) = (local(&http), local(&link), local(&raft_listener));
 
+    let link_tls = match &config.link_tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(tern_shared::tls::link_server_config(t)?)),
+        None => None,
+    };
     let db = Db::open(&config.data_dir.join("db"), config.slots)?;
     let metrics = Metrics::new();
     let presence = Arc::new(Presence::default());
@@ -118,7 +124,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let reads = ReadBarrier::new(raft.clone(), config.node_id, dial.clone());
     let core = Arc::new(Core { config, db, raft, proposer, reads, dial, presence, metrics });
 
-    tokio::spawn(crate::link::serve(link, core.clone()));
+    tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
     let app = crate::api::router(core.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()).await {

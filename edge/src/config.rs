@@ -24,6 +24,8 @@ pub struct EdgeConfig {
     pub cert_reload_ms: u64,
     /// `/healthz` and `/metrics`.
     pub http_addr: String,
+    /// Mutual TLS to the core: this edge's certificate, and the CA and name it expects of the core.
+    pub link_tls: Option<tern_shared::tls::LinkTls>,
     /// Core nodes' link addresses, comma-separated; the edge links to one and moves on when it fails.
     pub core_addr: String,
     /// Addresses handed to clients by `/route` (defaults: the bound listener addresses).
@@ -67,6 +69,7 @@ impl Default for EdgeConfig {
             cert_reload_ms: 5_000,
             http_addr: "0.0.0.0:5080".into(),
             core_addr: "127.0.0.1:5301".into(),
+            link_tls: None,
             advertise: Advertise::default(),
             max_frame: tern_shared::proto::DEFAULT_MAX_FRAME,
             connect_timeout_ms: 5_000,

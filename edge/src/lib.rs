@@ -148,7 +148,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());
-    let link = Link::new(&config, addrs, registry.clone(), metrics.clone());
+    let link = Link::new(&config, addrs, registry.clone(), metrics.clone())?;
     tokio::spawn(link.clone().run());
     let edge = Arc::new(Edge {
         config,

@@ -156,3 +156,60 @@ pub fn client_config(roots: &[u8]) -> Result<Arc<ClientConfig>, TlsError> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// Mutual TLS between an edge and the core: each side presents `cert`/`key` and accepts only peers whose
+/// certificate chains to `ca`. The edge also names the core it expects (`server_name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// PEM CA certificates trusted for the other side.
+    pub ca: PathBuf,
+    /// Edge only: the name in the core's certificate (default `tern-core`).
+    #[serde(default)]
+    pub server_name: String,
+}
+
+fn roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| load_err(path, e))? {
+        store.add(cert.map_err(|e| load_err(path, e))?)?;
+    }
+    if store.is_empty() {
+        return Err(load_err(path, "no CA certificate in the file"));
+    }
+    Ok(store)
+}
+
+fn chain_and_key(t: &LinkTls) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = CertificateDer::pem_file_iter(&t.cert)
+        .map_err(|e| load_err(&t.cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| load_err(&t.cert, e))?;
+    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| load_err(&t.key, e))?;
+    Ok((certs, key))
+}
+
+/// The core's side: a client certificate chaining to `ca` is required.
+pub fn link_server_config(t: &LinkTls) -> Result<Arc<ServerConfig>, TlsError> {
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&t.ca)?), provider())
+        .build()
+        .map_err(|e| load_err(&t.ca, e))?;
+    let (certs, key) = chain_and_key(t)?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// The edge's side: trusts `ca` for the core and presents its own certificate.
+pub fn link_client_config(t: &LinkTls) -> Result<Arc<ClientConfig>, TlsError> {
+    let (certs, key) = chain_and_key(t)?;
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(&t.ca)?)
+        .with_client_auth_cert(certs, key)?;
+    Ok(Arc::new(config))
+}

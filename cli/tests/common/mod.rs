@@ -17,7 +17,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(args: &[&str], log: &Path) -> Proc {
+    pub fn spawn(args: &[&str], log: &Path) -> Proc {
         let log_file = std::fs::File::create(log).expect("log file");
         let mut child = Command::new(BIN)
             .args(args)

@@ -11,19 +11,32 @@ use std::sync::Arc;
 use std::time::Duration;
 use tern_shared::link::io::{write_loop, FrameReader};
 use tern_shared::link::{LinkFrame, LINK_VERSION};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 /// How long a new link may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(listener: TcpListener, core: Arc<Core>) {
+/// Serves edge links; with `tls`, only edges presenting a certificate the link CA signed get past the
+/// handshake.
+pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Core>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let core = core.clone();
+                let _ = stream.set_nodelay(true);
+                let (core, tls) = (core.clone(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, core).await {
+                    let result = match tls {
+                        None => handle(stream, core).await,
+                        Some(acceptor) => match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => handle(tls, core).await,
+                            Ok(Err(e)) => Err(LinkError::Tls(e.to_string())),
+                            Err(_) => Err(LinkError::NoHello),
+                        },
+                    };
+                    if let Err(e) = result {
                         tracing::info!(%peer, error = %e, "edge link closed");
                     }
                 });
@@ -44,11 +57,12 @@ enum LinkError {
     NoHello,
     #[error("expected hello, got {0}")]
     BadHello(String),
+    #[error("tls handshake: {0}")]
+    Tls(String),
 }
 
-async fn handle(stream: TcpStream, core: Arc<Core>) -> Result<(), LinkError> {
-    stream.set_nodelay(true).map_err(|e| LinkError::Io(e.into()))?;
-    let (r, w) = stream.into_split();
+async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, core: Arc<Core>) -> Result<(), LinkError> {
+    let (r, w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r);
     let hello = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await.map_err(|_| LinkError::NoHello)??;
     let (edge_id, addrs) = match hello {

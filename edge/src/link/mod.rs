@@ -40,6 +40,7 @@ pub struct Link {
     queue: usize,
     /// Frames one client may have waiting before it counts as too slow.
     session_queue: usize,
+    tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
     registry: Arc<Registry>,
     metrics: Metrics,
     /// The live link's frame queue. Its lock also orders presence announcements against the snapshot
@@ -56,8 +57,24 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Link {
-    pub fn new(config: &crate::EdgeConfig, addrs: EdgeAddrs, registry: Arc<Registry>, metrics: Metrics) -> Arc<Link> {
-        Arc::new(Link {
+    pub fn new(
+        config: &crate::EdgeConfig,
+        addrs: EdgeAddrs,
+        registry: Arc<Registry>,
+        metrics: Metrics,
+    ) -> Result<Arc<Link>, crate::StartError> {
+        let tls = match &config.link_tls {
+            None => None,
+            Some(t) => {
+                let name = if t.server_name.is_empty() { "tern-core".to_string() } else { t.server_name.clone() };
+                let name = rustls_pki_types::ServerName::try_from(name).map_err(|e| {
+                    tern_shared::tls::TlsError::Load { path: "link_tls.server_name".into(), message: e.to_string() }
+                })?;
+                Some((tokio_rustls::TlsConnector::from(tern_shared::tls::link_client_config(t)?), name))
+            }
+        };
+        Ok(Arc::new(Link {
+            tls,
             core_addr: config.core_addr.clone(),
             edge_id: config.edge_id.clone(),
             addrs,
@@ -70,7 +87,7 @@ impl Link {
             next_req: AtomicU64::new(1),
             auths: Mutex::default(),
             sends: Mutex::default(),
-        })
+        }))
     }
 
     pub fn is_up(&self) -> bool {
@@ -152,7 +169,7 @@ impl Link {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(node)).await {
                 Ok(Ok(stream)) => {
                     backoff = Duration::from_millis(50);
-                    let result = self.clone().serve(stream, node).await;
+                    let result = self.clone().secure_and_serve(stream, node).await;
                     tracing::warn!(core = %node, ?result, "link to core lost");
                 }
                 Ok(Err(e)) => tracing::debug!(core = %node, error = %e, "cannot reach core"),
@@ -167,9 +184,26 @@ impl Link {
         }
     }
 
-    async fn serve(self: Arc<Self>, stream: TcpStream, node: &str) -> Result<(), String> {
+    /// With link TLS configured, the core must prove its name and this edge presents its certificate.
+    async fn secure_and_serve(self: Arc<Self>, stream: TcpStream, node: &str) -> Result<(), String> {
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (r, w) = stream.into_split();
+        match &self.tls {
+            None => self.serve(stream, node).await,
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name.clone(), stream))
+                    .await
+                    .map_err(|_| "tls handshake timed out".to_string())?
+                    .map_err(|e| format!("tls handshake: {e}"))?;
+                self.clone().serve(tls, node).await
+            }
+        }
+    }
+
+    async fn serve<S>(self: Arc<Self>, stream: S, node: &str) -> Result<(), String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (r, w) = tokio::io::split(stream);
         let mut reader = FrameReader::new(r);
         let (tx, rx) = mpsc::channel(self.queue);
         let writer = tokio::spawn(write_loop(w, rx));

@@ -1,0 +1,107 @@
+//! Mutual TLS on edge links: an edge with a certificate from the link CA links and serves clients; an
+//! edge with no certificate, a certificate from another CA, or that does not trust the core's, gets none.
+
+mod common;
+
+use common::{connect, start_edge, wait_edge_up, Api, Proc};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    params.distinguished_name.push(DnType::CommonName, name);
+    let key = KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    Ca { params, key, pem }
+}
+
+/// Writes `<stem>.pem` / `<stem>.key` for `name`, signed by `ca`.
+fn leaf(dir: &Path, stem: &str, name: &str, ca: &Ca) {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
+        .unwrap();
+    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+}
+
+fn link_tls(dir: &Path, stem: &str, ca_file: &str) -> String {
+    let p = |f: String| dir.join(f).display().to_string();
+    format!(
+        "[link_tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\nserver_name = \"tern-core\"\n",
+        p(format!("{stem}.pem")),
+        p(format!("{stem}.key")),
+        p(ca_file.to_string())
+    )
+}
+
+async fn never_up(edge: &Proc, for_: Duration) {
+    let url = format!("http://{}/healthz", edge.addr("http"));
+    let until = Instant::now() + for_;
+    while Instant::now() < until {
+        let status = reqwest::get(&url).await.unwrap().status();
+        assert_eq!(status, 503, "this edge must not get a link");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_edges_with_a_certificate_from_the_link_ca_get_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (good, rogue) = (ca("tern link ca"), ca("someone else"));
+    std::fs::write(d.join("ca.pem"), &good.pem).unwrap();
+    std::fs::write(d.join("rogue-ca.pem"), &rogue.pem).unwrap();
+    leaf(d, "core", "tern-core", &good);
+    leaf(d, "edge", "edge-1", &good);
+    leaf(d, "rogue-edge", "edge-1", &rogue);
+
+    std::fs::write(d.join("core.toml"), link_tls(d, "core", "ca.pem")).unwrap();
+    let core = Proc::spawn(
+        &[
+            "core",
+            "--config",
+            d.join("core.toml").to_str().unwrap(),
+            "--data-dir",
+            d.join("data").to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--link-addr",
+            "127.0.0.1:0",
+            "--raft-addr",
+            "127.0.0.1:0",
+        ],
+        &d.join("core.log"),
+    );
+    let link = core.addr("link");
+    let api = Api::new(&core.addr("http"));
+
+    let edge = start_edge(d, &link, &link_tls(d, "edge", "ca.pem"), 0);
+    wait_edge_up(&edge).await;
+    api.user("alice", 0).await;
+    api.user("bob", 0).await;
+    let alice = connect(&edge.addr("tcp"), "alice", 0).await;
+    let mut bob = connect(&edge.addr("tcp"), "bob", 0).await;
+    assert_eq!(alice.send_text("bob", 1, "over an mTLS link").await.unwrap().reason_code, 1);
+    assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));
+
+    // A certificate from another CA, no certificate at all, and an edge that does not trust the core.
+    let rogue_edge = start_edge(d, &link, &link_tls(d, "rogue-edge", "ca.pem"), 1);
+    let plain_edge = start_edge(d, &link, "", 2);
+    let distrusting_edge = start_edge(d, &link, &link_tls(d, "edge", "rogue-ca.pem"), 3);
+    for e in [&rogue_edge, &plain_edge, &distrusting_edge] {
+        never_up(e, Duration::from_millis(1500)).await;
+    }
+    let log = std::fs::read_to_string(d.join("core.log")).unwrap();
+    assert!(log.contains("tls handshake"), "the core logs why links were refused");
+}
