@@ -31,26 +31,29 @@ async fn connect_send_and_deliver_modes_report_consistent_summaries() {
             "--addr",
             &tcp,
             "--sessions",
-            "300",
+            "5000",
             "--rate",
-            "2000",
+            "5000",
             "--hold",
             "1",
             "--sources",
             "4",
             "--per-uid",
-            "50",
+            "100",
             "--edge-health",
             &health,
         ],
     );
     assert_eq!(
         (s["opened"].as_u64(), s["failed"].as_u64(), s["still_open_at_end"].as_u64()),
-        (Some(300), Some(0), Some(300)),
+        (Some(5000), Some(0), Some(5000)),
         "{s}"
     );
-    assert_eq!(s["edge_sessions_after"].as_u64(), Some(300), "{s}");
+    assert_eq!(s["edge_sessions_after"].as_u64(), Some(5000), "{s}");
     assert!(s["edge_bytes_per_session"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
+    // 5,000 sessions, one multiplexed link between the edge and the core.
+    let metrics = reqwest::get(format!("http://{}/metrics", cl.core.addr("http"))).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tern_core_edge_links 1\n"), "{metrics}");
 
     let s = bench(&cl, &["send", "--addr", &tcp, "--senders", "4", "--messages", "400", "--max-seconds", "60"]);
     assert_eq!((s["acked"].as_u64(), s["failed"].as_u64()), (Some(400), Some(0)), "{s}");
