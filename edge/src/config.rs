@@ -42,6 +42,10 @@ pub struct EdgeConfig {
     pub write_timeout_ms: u64,
     /// Frames queued toward the core before client reads wait.
     pub link_queue: usize,
+    /// TCP and TLS listeners expect a PROXY protocol (v1 or v2) header first, from a load balancer.
+    pub proxy_protocol: bool,
+    /// Sessions one client address may hold at once (0: no limit).
+    pub max_sessions_per_ip: usize,
     /// On SIGTERM: how long to wait for sessions to close before exiting.
     pub drain_timeout_ms: u64,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
@@ -79,6 +83,8 @@ impl Default for EdgeConfig {
             link_queue: 64 * 1024,
             max_sessions: 1_000_000,
             drain_timeout_ms: 10_000,
+            proxy_protocol: false,
+            max_sessions_per_ip: 0,
         }
     }
 }

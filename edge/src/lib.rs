@@ -32,6 +32,7 @@ pub struct Edge {
     pub metrics: Metrics,
     next_session: AtomicU64,
     draining: std::sync::atomic::AtomicBool,
+    per_ip: listeners::admit::PerIp,
 }
 
 impl Edge {
@@ -157,6 +158,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics,
         next_session: AtomicU64::new(1),
         draining: std::sync::atomic::AtomicBool::new(false),
+        per_ip: listeners::admit::PerIp::default(),
     });
     if let Some(l) = tcp {
         tokio::spawn(listeners::tcp::serve(l, edge.clone()));

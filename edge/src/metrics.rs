@@ -39,7 +39,7 @@ impl Metrics {
                 IntCounterVec::new(Opts::new(name, help), &["reason"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
             let _ = r.register(Box::new(c.clone()));
             // Every reason shows from the start, at zero, so dashboards and alerts see the series.
-            for reason in ["auth", "malformed", "other"] {
+            for reason in ["auth", "malformed", "other", "per_ip", "proxy"] {
                 c.with_label_values(&[reason]);
             }
             c

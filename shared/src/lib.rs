@@ -13,6 +13,7 @@ pub mod config;
 pub mod limits;
 pub mod link;
 pub mod proto;
+pub mod proxy;
 pub mod quic;
 pub mod tls;
 pub mod transport;

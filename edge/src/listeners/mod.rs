@@ -1,5 +1,6 @@
 //! Client listeners. Each turns its transport into byte chunks and hands them to a session.
 
+pub mod admit;
 pub mod quic;
 pub mod tcp;
 pub mod tls;

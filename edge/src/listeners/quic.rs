@@ -18,9 +18,15 @@ pub async fn serve(endpoint: quinn::Endpoint, edge: Arc<Edge>) {
                 Err(_) => return tracing::debug!("quic handshake timed out"),
             };
             let peer = conn.remote_address().to_string();
+            let ip = conn.remote_address().ip();
             while let Ok((send, recv)) = conn.accept_bi().await {
+                let Some(slot) = super::admit::admit(&edge, ip) else { continue };
                 let (rx, tx) = stream_io(tokio::io::join(recv, send));
-                tokio::spawn(session::run(edge.clone(), StreamWire { rx, tx }, peer.clone()));
+                let (edge, peer) = (edge.clone(), peer.clone());
+                tokio::spawn(async move {
+                    session::run(edge, StreamWire { rx, tx }, peer).await;
+                    drop(slot);
+                });
             }
         });
     }

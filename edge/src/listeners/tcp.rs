@@ -1,5 +1,6 @@
 //! Raw TCP: the client protocol as a byte stream.
 
+use super::admit;
 use crate::{session, Edge};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -7,9 +8,13 @@ use tokio::net::TcpListener;
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(session::run(edge.clone(), session::wire::TcpWire(stream), peer.to_string()));
+                let edge = edge.clone();
+                tokio::spawn(async move {
+                    let Some((client, _slot)) = admit::tcp_client(&edge, &mut stream, peer).await else { return };
+                    session::run(edge, session::wire::TcpWire(stream), client.to_string()).await;
+                });
             }
             Err(e) => super::accept_backoff("tcp", e).await,
         }

@@ -21,10 +21,11 @@ pub enum Carries {
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, carries: Carries, edge: Arc<Edge>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let (acceptor, edge) = (acceptor.clone(), edge.clone());
                 tokio::spawn(async move {
+                    let Some((peer, _slot)) = super::admit::tcp_client(&edge, &mut stream, peer).await else { return };
                     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
                     let tls = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => tls,

@@ -15,7 +15,12 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(upgrade(stream, peer.to_string(), edge.clone()));
+                let Some(slot) = super::admit::admit(&edge, peer.ip()) else { continue };
+                let edge = edge.clone();
+                tokio::spawn(async move {
+                    upgrade(stream, peer.to_string(), edge).await;
+                    drop(slot);
+                });
             }
             Err(e) => super::accept_backoff("ws", e).await,
         }
