@@ -47,7 +47,7 @@ pub struct EdgeArgs {
     ws_addr: Option<String>,
     #[arg(long, env = "TERN_EDGE_HTTP_ADDR")]
     http_addr: Option<String>,
-    /// Core link addresses, comma-separated; the edge moves to the next when one fails.
+    /// Core link addresses, comma-separated; the edge keeps a link to each.
     #[arg(long, env = "TERN_CORE_ADDR")]
     core_addr: Option<String>,
 }

@@ -1,5 +1,6 @@
 //! Fan-out: every stored message goes to the online sessions of its recipients, as one `Deliver` frame
 //! per edge naming that edge's sessions, so a group costs one copy per edge rather than one per member.
+//! Every edge links to every core node, so only the leader fans out: each session gets one copy.
 
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -12,9 +13,18 @@ use tern_shared::channel::{kind, person_channel_for, person_pair};
 use tern_shared::link::{DeliverTarget, DeliveredMessage, Delivery, LinkFrame};
 use tokio::sync::mpsc;
 
-pub async fn run(db: Db, presence: Arc<Presence>, mut rx: mpsc::Receiver<Applied>, metrics: Metrics) {
+pub async fn run(
+    db: Db,
+    presence: Arc<Presence>,
+    mut rx: mpsc::Receiver<Applied>,
+    metrics: Metrics,
+    leads: impl Fn() -> bool + Send + 'static,
+) {
     while let Some(applied) = rx.recv().await {
         metrics.messages_stored.inc();
+        if !leads() {
+            continue;
+        }
         let uids = match recipients(&db, &applied.message) {
             Ok(u) => u,
             Err(e) => {

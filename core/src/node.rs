@@ -11,6 +11,7 @@ use crate::store::{log_store::LogStore, state_machine::StateMachine, Db};
 use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -37,6 +38,8 @@ pub struct Core {
     pub proposer: Proposer,
     pub reads: ReadBarrier,
     pub dial: Dial,
+    /// Whether this node leads (it alone pushes messages and kicks to edges).
+    pub leading: Arc<AtomicBool>,
     pub presence: Arc<Presence>,
     pub metrics: Metrics,
 }
@@ -73,7 +76,13 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let metrics = Metrics::new();
     let presence = Arc::new(Presence::default());
     let (applied_tx, applied_rx) = tokio::sync::mpsc::channel(64 * 1024);
-    tokio::spawn(crate::fanout::run(db.clone(), presence.clone(), applied_rx, metrics.clone()));
+    // Raised while this node leads; entries replayed at start-up are not pushed again.
+    let leading = Arc::new(AtomicBool::new(false));
+    let leads = {
+        let leading = leading.clone();
+        move || leading.load(Ordering::Relaxed)
+    };
+    tokio::spawn(crate::fanout::run(db.clone(), presence.clone(), applied_rx, metrics.clone(), leads));
 
     let raft_config = openraft::Config {
         cluster_name: "tern".into(),
@@ -98,6 +107,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     tokio::spawn(crate::raft::server::serve(raft_listener, raft.clone()));
+    tokio::spawn(track_leadership(raft.clone(), config.node_id, leading.clone()));
     let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
         BTreeMap::from([(config.node_id, BasicNode::new(raft_addr.to_string()))])
     } else {
@@ -122,7 +132,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     };
     let proposer = Proposer::start(raft.clone(), config.node_id, dial.clone(), commit_timeout, limits, metrics.clone());
     let reads = ReadBarrier::new(raft.clone(), config.node_id, dial.clone());
-    let core = Arc::new(Core { config, db, raft, proposer, reads, dial, presence, metrics });
+    let core = Arc::new(Core { config, db, raft, proposer, reads, dial, leading, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
     let app = crate::api::router(core.clone());
@@ -133,6 +143,17 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     });
     tracing::info!(%http_addr, %link_addr, %raft_addr, node_id = core.config.node_id, "core node ready");
     Ok(CoreHandle { core, http_addr, link_addr, raft_addr })
+}
+
+async fn track_leadership(raft: Raft, node_id: u64, leading: Arc<AtomicBool>) {
+    let mut metrics = raft.metrics();
+    loop {
+        let leads = metrics.borrow().current_leader == Some(node_id);
+        leading.store(leads, Ordering::Relaxed);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn local(l: &TcpListener) -> SocketAddr {

@@ -26,7 +26,7 @@ pub struct EdgeConfig {
     pub http_addr: String,
     /// Mutual TLS to the core: this edge's certificate, and the CA and name it expects of the core.
     pub link_tls: Option<tern_shared::tls::LinkTls>,
-    /// Core nodes' link addresses, comma-separated; the edge links to one and moves on when it fails.
+    /// Core nodes' link addresses, comma-separated; the edge keeps a link to each.
     pub core_addr: String,
     /// Addresses handed to clients by `/route` (defaults: the bound listener addresses).
     pub advertise: Advertise,

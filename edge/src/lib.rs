@@ -15,7 +15,7 @@ pub mod session;
 
 pub use config::EdgeConfig;
 
-use link::Link;
+use link::LinkPool;
 use metrics::Metrics;
 use session::registry::Registry;
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 /// State every session of this edge shares.
 pub struct Edge {
     pub config: EdgeConfig,
-    pub link: Arc<Link>,
+    pub link: LinkPool,
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
     next_session: AtomicU64,
@@ -149,8 +149,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());
-    let link = Link::new(&config, addrs, registry.clone(), metrics.clone())?;
-    tokio::spawn(link.clone().run());
+    let link = LinkPool::new(&config, addrs, registry.clone(), metrics.clone())?;
+    link.start();
     let edge = Arc::new(Edge {
         config,
         link,

@@ -12,7 +12,7 @@ pub struct Metrics {
     pub sends: IntCounter,
     pub recv_delivered: IntCounter,
     pub slow_clients_closed: IntCounter,
-    pub link_up: IntGauge,
+    pub links_up: IntGauge,
 }
 
 impl Default for Metrics {
@@ -52,7 +52,7 @@ impl Metrics {
             sends: counter("sends_total", "SEND frames forwarded to the core"),
             recv_delivered: counter("recv_delivered_total", "RECV frames queued to clients"),
             slow_clients_closed: counter("slow_clients_closed_total", "Clients closed because their queue was full"),
-            link_up: gauge("core_link_up", "1 while the link to the core is up"),
+            links_up: gauge("core_links_up", "Links to core nodes that are up"),
             registry: r,
         }
     }

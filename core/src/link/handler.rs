@@ -28,8 +28,12 @@ impl LinkHandler {
                 });
             }
             LinkFrame::SessionOpen(info) => {
-                for (link, kick) in self.core.presence.open(&self.edge_id, info) {
-                    let _ = link.try_send(kick);
+                let kicks = self.core.presence.open(&self.edge_id, info);
+                // Every node hears every announcement; the leader alone kicks, so a kick is sent once.
+                if self.core.leading.load(std::sync::atomic::Ordering::Relaxed) {
+                    for (link, kick) in kicks {
+                        let _ = link.try_send(kick);
+                    }
                 }
                 self.update_gauge();
             }

@@ -1,7 +1,12 @@
-//! The link to the core: one long-lived TCP connection multiplexing every client session of this edge.
-//! It reconnects with backoff, pings every second, and re-announces all sessions after each connect.
+//! Links to the core: one long-lived connection to every core node, each multiplexing every client
+//! session of this edge. A link reconnects with backoff, pings every second, and re-announces all
+//! sessions after each connect. Presence goes to every node; requests go to one up link (any node
+//! forwards writes to the raft leader); deliveries come from the leader's link.
 
 mod inbound;
+mod pool;
+
+pub use pool::LinkPool;
 
 use crate::metrics::Metrics;
 use crate::session::registry::{Registry, SessionEntry};
@@ -59,6 +64,7 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Link {
     pub fn new(
         config: &crate::EdgeConfig,
+        node: &str,
         addrs: EdgeAddrs,
         registry: Arc<Registry>,
         metrics: Metrics,
@@ -75,7 +81,7 @@ impl Link {
         };
         Ok(Arc::new(Link {
             tls,
-            core_addr: config.core_addr.clone(),
+            core_addr: node.to_string(),
             edge_id: config.edge_id.clone(),
             addrs,
             queue: config.link_queue,
@@ -137,21 +143,11 @@ impl Link {
         sent
     }
 
-    /// Adds a session and tells the core, in one step with respect to reconnect snapshots.
-    pub async fn open_session(&self, entry: SessionEntry) {
-        let info = entry.info.clone();
-        let current = self.current.lock().await;
-        self.registry.insert(entry);
-        if let Some(link) = current.as_ref() {
-            let _ = link.send(LinkFrame::SessionOpen(info)).await;
-        }
-    }
-
-    pub async fn close_session(&self, session: u64) {
-        let current = self.current.lock().await;
-        self.registry.remove(session);
-        if let Some(link) = current.as_ref() {
-            let _ = link.send(LinkFrame::SessionClose { session }).await;
+    /// Tells this node about a session opened or closed. Taking the link's lock orders the frame after
+    /// any reconnect snapshot in progress; the core treats a repeated open as one.
+    pub async fn announce(&self, frame: LinkFrame) {
+        if let Some(link) = self.current.lock().await.as_ref() {
+            let _ = link.send(frame).await;
         }
     }
 
@@ -224,8 +220,9 @@ impl Link {
             tx.send(LinkFrame::PresenceSnapshot(self.registry.snapshot())).await.map_err(|_| "link writer ended")?;
             *current = Some(tx.clone());
         }
-        self.up.store(true, Ordering::Relaxed);
-        self.metrics.link_up.set(1);
+        if !self.up.swap(true, Ordering::Relaxed) {
+            self.metrics.links_up.inc();
+        }
         let pinger = tokio::spawn(async move {
             let mut n = 0u64;
             loop {
@@ -252,8 +249,9 @@ impl Link {
     /// Fails everything that was waiting on the lost link; clients may resend (dedup makes that safe).
     async fn went_down(&self) {
         *self.current.lock().await = None;
-        self.up.store(false, Ordering::Relaxed);
-        self.metrics.link_up.set(0);
+        if self.up.swap(false, Ordering::Relaxed) {
+            self.metrics.links_up.dec();
+        }
         locked(&self.auths).clear();
         let sends: Vec<PendingSend> = locked(&self.sends).drain().map(|(_, p)| p).collect();
         for p in sends {
