@@ -151,32 +151,23 @@ impl Link {
         }
     }
 
-    /// Keeps a link to a core node up for as long as the edge runs, moving to the next listed node
-    /// whenever one cannot be reached or its link is lost.
+    /// Keeps the link to this core node up for as long as the edge runs.
     pub async fn run(self: Arc<Self>) {
-        let nodes: Vec<String> =
-            self.core_addr.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
-        if nodes.is_empty() {
-            tracing::error!("no core address configured");
-            return;
-        }
+        let node = self.core_addr.clone();
         let mut backoff = Duration::from_millis(50);
-        for (attempt, node) in nodes.iter().cycle().enumerate() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(node)).await {
+        loop {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&node)).await {
                 Ok(Ok(stream)) => {
                     backoff = Duration::from_millis(50);
-                    let result = self.clone().secure_and_serve(stream, node).await;
+                    let result = self.clone().secure_and_serve(stream, &node).await;
                     tracing::warn!(core = %node, ?result, "link to core lost");
                 }
                 Ok(Err(e)) => tracing::debug!(core = %node, error = %e, "cannot reach core"),
                 Err(_) => tracing::debug!(core = %node, "connect to core timed out"),
             }
             self.went_down().await;
-            // Try every node once quickly, then back off.
-            if (attempt + 1) % nodes.len() == 0 {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
