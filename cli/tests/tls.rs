@@ -108,6 +108,10 @@ async fn quic_sessions_survive_the_client_changing_address() {
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let roots = tern_shared::tls::client_config(a.pem.as_bytes()).unwrap();
+    // /route hands out the QUIC address along with WuKongIM's fields.
+    let route = cl.api.ok_get("/route?uid=alice").await;
+    assert_eq!(route["quic_addr"], format!("quic://{}", cl.edge.addr("quic")), "{route}");
+    assert_eq!(route["tcp_addr"], cl.tcp(), "{route}");
     let mut alice = client(format!("quic://{}", cl.edge.addr("quic")), "alice", "a.test", &roots).await;
     assert_eq!(alice.peer_cert(), Some(a.der.as_slice()));
     let mut bob = common::connect(&cl.tcp(), "bob", 0).await;

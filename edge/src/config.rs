@@ -58,6 +58,8 @@ pub struct Advertise {
     pub tcp: String,
     pub ws: String,
     pub wss: String,
+    pub tls: String,
+    pub quic: String,
 }
 
 impl Default for EdgeConfig {

@@ -146,6 +146,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         tcp: advertised(&config.advertise.tcp, tcp_addr, ""),
         ws: advertised(&config.advertise.ws, ws_addr, "ws://"),
         wss: advertised(&config.advertise.wss, wss_addr, "wss://"),
+        tls: advertised(&config.advertise.tls, tls_addr, "tls://"),
+        quic: advertised(&config.advertise.quic, quic_addr, "quic://"),
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());

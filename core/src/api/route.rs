@@ -12,12 +12,12 @@ pub struct RouteQuery {
     uid: String,
 }
 
+/// WuKongIM's fields (`tcp_addr`, `ws_addr`, `wss_addr`) for the chosen edge, Tern's `tls_addr` and
+/// `quic_addr`, and the other edges to try in order.
 #[derive(Serialize)]
 pub struct Route {
-    tcp_addr: String,
-    ws_addr: String,
-    wss_addr: String,
-    /// Other edges to try, in order, when the first is unreachable.
+    #[serde(flatten)]
+    primary: EdgeRoute,
     fallback: Vec<EdgeRoute>,
 }
 
@@ -26,11 +26,13 @@ pub struct EdgeRoute {
     tcp_addr: String,
     ws_addr: String,
     wss_addr: String,
+    tls_addr: String,
+    quic_addr: String,
 }
 
 impl From<EdgeAddrs> for EdgeRoute {
     fn from(a: EdgeAddrs) -> Self {
-        EdgeRoute { tcp_addr: a.tcp, ws_addr: a.ws, wss_addr: a.wss }
+        EdgeRoute { tcp_addr: a.tcp, ws_addr: a.ws, wss_addr: a.wss, tls_addr: a.tls, quic_addr: a.quic }
     }
 }
 
@@ -44,12 +46,7 @@ fn route_for(core: &AppState, uid: &str) -> Result<Route, ApiError> {
     edges.rotate_left(first);
     let mut it = edges.into_iter().map(|(_, a)| EdgeRoute::from(a));
     let primary = it.next().ok_or_else(|| ApiError::internal("no edge"))?;
-    Ok(Route {
-        tcp_addr: primary.tcp_addr,
-        ws_addr: primary.ws_addr,
-        wss_addr: primary.wss_addr,
-        fallback: it.collect(),
-    })
+    Ok(Route { primary, fallback: it.collect() })
 }
 
 pub async fn route(State(core): State<AppState>, Query(q): Query<RouteQuery>) -> Result<Json<Route>, ApiError> {
