@@ -139,6 +139,19 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     api.user("alice", 0).await;
     api.user("bob", 0).await;
     cl.kill(follower);
+    // Links report the leader with every pong (each second): then the edge writes to the leader directly.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let other = 3 - leader - follower;
+    let forwarded = || async {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", cl.http_port(other)))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().find(|l| l.starts_with("tern_core_forwarded_batches_total")).unwrap_or_default().to_string()
+    };
+    let forwarded_before = forwarded().await;
 
     let alice = connect(&cl.edge.addr("tcp"), "alice", 0).await;
     let mut acked = Vec::new();
@@ -156,6 +169,7 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
         acked.push((no, u64::from(ack.message_seq)));
     }
 
+    assert_eq!(forwarded().await, forwarded_before, "the edge sent its writes straight to the leader");
     cl.restart(follower, 1);
     let metrics = format!("http://127.0.0.1:{}/metrics", cl.http_port(follower));
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub raft_is_leader: IntGauge,
     pub db_size_bytes: IntGauge,
     pub snapshots_installed: IntCounter,
+    pub forwarded_batches: IntCounter,
 }
 
 impl Default for Metrics {
@@ -75,6 +76,11 @@ impl Metrics {
             raft_last_applied: gauge(&r, "raft_last_applied", "Last applied raft log index"),
             raft_is_leader: gauge(&r, "raft_is_leader", "1 when this node leads the raft group"),
             db_size_bytes: gauge(&r, "db_sst_bytes", "Size of RocksDB SST files"),
+            forwarded_batches: counter(
+                &r,
+                "forwarded_batches_total",
+                "Command groups this follower sent to the leader",
+            ),
             snapshots_installed: counter(
                 &r,
                 "snapshots_installed_total",

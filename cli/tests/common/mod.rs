@@ -335,7 +335,8 @@ impl Cluster3 {
             std::fs::write(dir.path().join(format!("core{}.toml", i + 1)), toml).expect("core config");
         }
         let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0, false))).collect();
-        let links: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{}", p[1])).collect();
+        // Listed last-first, so the founding leader (node 1) is not simply the first link.
+        let links: Vec<String> = ports.iter().rev().map(|p| format!("127.0.0.1:{}", p[1])).collect();
         let edge = start_edge(dir.path(), &links.join(","), "", 0);
         let cl = Cluster3 { dir, nodes, ports, edge, relays };
         cl.leader().await;

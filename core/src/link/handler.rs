@@ -18,7 +18,10 @@ pub(super) struct LinkHandler {
 impl LinkHandler {
     pub async fn handle(&self, frame: LinkFrame) {
         match frame {
-            LinkFrame::Ping(n) => self.reply(LinkFrame::Pong(n)).await,
+            LinkFrame::Ping(nonce) => {
+                let leader = self.core.raft.metrics().borrow().current_leader;
+                self.reply(LinkFrame::Pong { nonce, leader }).await
+            }
             LinkFrame::Auth { req, uid, device_flag, token } => {
                 // Off the read loop: on a follower the check waits for the leader's read index.
                 let (core, tx) = (self.core.clone(), self.tx.clone());

@@ -60,7 +60,7 @@ impl Proposer {
     ) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
         let (forward_tx, forward_rx) = mpsc::channel(64);
-        tokio::spawn(forward(raft.clone(), dial, forward_rx));
+        tokio::spawn(forward(raft.clone(), dial, forward_rx, metrics.forwarded_batches.clone()));
         tokio::spawn(run(raft, node_id, rx, forward_tx, limits, metrics));
         Proposer { tx, commit_timeout }
     }
@@ -169,13 +169,14 @@ async fn run(
 }
 
 /// Sends groups to the leader one at a time, so they commit in the order this node received them.
-async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>) {
+async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>, forwarded: prometheus::IntCounter) {
     let mut peer: Option<(NodeId, Peer)> = None;
     while let Some((cmds, replies)) = rx.recv().await {
         let Some((id, addr)) = leader_of(&raft, &dial) else {
             fail_all(replies, ProposeError::NotLeader(None));
             continue;
         };
+        forwarded.inc();
         let conn = match &mut peer {
             Some((cached, conn)) if *cached == id => conn,
             slot => &mut slot.insert((id, Peer::new(addr))).1,

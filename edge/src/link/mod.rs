@@ -52,6 +52,9 @@ pub struct Link {
     /// sent on reconnect, so the core never misses or double-counts a session.
     current: tokio::sync::Mutex<Option<mpsc::Sender<LinkFrame>>>,
     up: AtomicBool,
+    /// The core node at the other end (from its HelloAck), and the leader it last reported; 0 = unknown.
+    node_id: AtomicU64,
+    leader_hint: AtomicU64,
     next_req: AtomicU64,
     auths: Mutex<HashMap<u64, oneshot::Sender<(u8, u8)>>>,
     sends: Mutex<HashMap<u64, PendingSend>>,
@@ -90,6 +93,8 @@ impl Link {
             metrics,
             current: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
+            node_id: AtomicU64::new(0),
+            leader_hint: AtomicU64::new(0),
             next_req: AtomicU64::new(1),
             auths: Mutex::default(),
             sends: Mutex::default(),
@@ -98,6 +103,15 @@ impl Link {
 
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id.load(Ordering::Relaxed)
+    }
+
+    /// The leader this link's node last reported (0 = unknown).
+    pub fn leader_hint(&self) -> u64 {
+        self.leader_hint.load(Ordering::Relaxed)
     }
 
     async fn sender(&self) -> Result<mpsc::Sender<LinkFrame>, LinkDown> {
@@ -199,6 +213,7 @@ impl Link {
         tx.send(hello).await.map_err(|_| "link writer ended")?;
         match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
             Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => {
+                self.node_id.store(node_id, Ordering::Relaxed);
                 tracing::info!(core = %node, node_id, "link to core up")
             }
             other => {

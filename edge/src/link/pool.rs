@@ -39,8 +39,12 @@ impl LinkPool {
         self.links.iter().any(|l| l.is_up())
     }
 
+    /// Up links, the leader's first (by the latest hint any node gave), so writes need no forwarding.
     fn up_links(&self) -> impl Iterator<Item = &Arc<Link>> {
-        self.links.iter().filter(|l| l.is_up())
+        let leader = self.links.iter().filter(|l| l.is_up()).map(|l| l.leader_hint()).find(|h| *h != 0);
+        let first = self.links.iter().find(|l| l.is_up() && leader.is_some_and(|id| l.node_id() == id));
+        let rest = self.links.iter().filter(move |l| l.is_up() && !first.is_some_and(|f| Arc::ptr_eq(f, l)));
+        first.into_iter().chain(rest)
     }
 
     pub async fn auth(&self, uid: &str, device_flag: u8, token: &str) -> Result<(u8, u8), LinkDown> {

@@ -19,7 +19,11 @@ pub enum LinkFrame {
         node_id: u64,
     },
     Ping(u64),
-    Pong(u64),
+    /// Answer to `Ping`, with the raft leader as this node sees it, so the edge sends to the leader.
+    Pong {
+        nonce: u64,
+        leader: Option<u64>,
+    },
     /// Check a client's token.
     Auth {
         req: u64,
