@@ -66,3 +66,43 @@ async fn connect_send_and_deliver_modes_report_consistent_summaries() {
         (Some(0), Some(0), Some(0))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_mode_holds_tls_and_quic_sessions() {
+    let certs = tempfile::tempdir().unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (pem, key) = (certs.path().join("c.pem"), certs.path().join("c.key"));
+    std::fs::write(&pem, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let toml = format!(
+        "tls_addr = \"127.0.0.1:0\"\nquic_addr = \"127.0.0.1:0\"\n[[certs]]\ncert = \"{}\"\nkey = \"{}\"\n",
+        pem.display(),
+        key.display()
+    );
+    let cl = Cluster::start(&toml).await;
+    let health = format!("http://{}/healthz", cl.edge.addr("http"));
+    for transport in ["tls", "quic"] {
+        let addr = cl.edge.addr(transport);
+        let s = bench(
+            &cl,
+            &[
+                "connect",
+                "--transport",
+                transport,
+                "--ca",
+                pem.to_str().unwrap(),
+                "--addr",
+                &addr,
+                "--sessions",
+                "200",
+                "--rate",
+                "2000",
+                "--hold",
+                "1",
+                "--edge-health",
+                &health,
+            ],
+        );
+        assert_eq!((s["opened"].as_u64(), s["failed"].as_u64()), (Some(200), Some(0)), "{transport}: {s}");
+    }
+}

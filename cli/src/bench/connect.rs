@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern_shared::proto::{self, crypto::ClientKeys, Packet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -23,7 +23,16 @@ use tokio::sync::{mpsc, Semaphore};
 pub struct ConnectArgs {
     #[command(flatten)]
     api: Api,
-    /// Edge TCP addresses; sessions are spread over them in turn. Repeat the flag for several.
+    /// tcp, tls or quic. TLS and QUIC need --ca (the edge's CA or self-signed certificate, PEM).
+    #[arg(long, value_enum, default_value = "tcp")]
+    transport: Transport,
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// SNI name for TLS and QUIC.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// Edge addresses for the chosen transport; sessions are spread over them in turn. Repeat the flag
+    /// for several.
     #[arg(long = "addr", default_value = "127.0.0.1:5100")]
     addrs: Vec<SocketAddr>,
     /// Sessions to open.
@@ -96,25 +105,98 @@ fn classify(e: &std::io::Error) -> String {
 }
 
 /// One session: connect from `src`, CONNECT, wait for a successful CONNACK.
-async fn open(addr: SocketAddr, src: Option<Ipv4Addr>, connect: Vec<u8>) -> Result<TcpStream, String> {
-    let socket = TcpSocket::new_v4().map_err(|e| classify(&e))?;
-    if let Some(ip) = src {
-        socket.bind(SocketAddr::new(IpAddr::V4(ip), 0)).map_err(|e| classify(&e))?;
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    Tcp,
+    Tls,
+    Quic,
+}
+
+/// A session being held open: its socket (and for QUIC its connection and stream).
+enum Held {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// The connection and receive side are held only to keep the session open.
+    Quic {
+        send: quinn::SendStream,
+        _conn: quinn::Connection,
+        _recv: quinn::RecvStream,
+    },
+}
+
+/// What every session of a run connects with.
+#[derive(Clone)]
+struct Dialer {
+    transport: Transport,
+    tls: Option<tokio_rustls::TlsConnector>,
+    quic: Option<quinn::Endpoint>,
+    name: String,
+}
+
+impl Dialer {
+    fn new(a: &ConnectArgs) -> anyhow::Result<Dialer> {
+        let roots = match (&a.ca, a.transport) {
+            (_, Transport::Tcp) => None,
+            (Some(ca), _) => Some(tern_shared::tls::client_config(&std::fs::read(ca).context("reading --ca")?)?),
+            (None, _) => bail!("--transport tls and quic need --ca"),
+        };
+        let quic = match (&roots, a.transport) {
+            (Some(roots), Transport::Quic) => {
+                let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+                endpoint.set_default_client_config(tern_shared::quic::client_config(roots)?);
+                Some(endpoint)
+            }
+            _ => None,
+        };
+        let tls = roots.map(tokio_rustls::TlsConnector::from);
+        Ok(Dialer { transport: a.transport, tls, quic, name: a.server_name.clone() })
     }
-    let mut s = socket.connect(addr).await.map_err(|e| classify(&e))?;
-    s.write_all(&connect).await.map_err(|e| classify(&e))?;
+
+    async fn open(&self, addr: SocketAddr, src: Option<Ipv4Addr>, connect: Vec<u8>) -> Result<Held, String> {
+        if let (Transport::Quic, Some(endpoint)) = (self.transport, &self.quic) {
+            let conn =
+                endpoint.connect(addr, &self.name).map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            send.write_all(&connect).await.map_err(|e| e.to_string())?;
+            login(&mut recv).await?;
+            return Ok(Held::Quic { send, _conn: conn, _recv: recv });
+        }
+        let socket = TcpSocket::new_v4().map_err(|e| classify(&e))?;
+        if let Some(ip) = src {
+            socket.bind(SocketAddr::new(IpAddr::V4(ip), 0)).map_err(|e| classify(&e))?;
+        }
+        let mut s = socket.connect(addr).await.map_err(|e| classify(&e))?;
+        match &self.tls {
+            None => {
+                s.write_all(&connect).await.map_err(|e| classify(&e))?;
+                login(&mut s).await?;
+                Ok(Held::Tcp(s))
+            }
+            Some(tls) => {
+                let name = rustls_pki_types::ServerName::try_from(self.name.clone()).map_err(|e| e.to_string())?;
+                let mut s = tls.connect(name, s).await.map_err(|e| format!("tls: {e}"))?;
+                s.write_all(&connect).await.map_err(|e| classify(&e))?;
+                login(&mut s).await?;
+                Ok(Held::Tls(Box::new(s)))
+            }
+        }
+    }
+}
+
+/// Reads until CONNACK and checks it.
+async fn login<S: AsyncRead + Unpin>(s: &mut S) -> Result<(), String> {
     let mut buf = Vec::with_capacity(128);
     loop {
         if let Ok(Some((p, _))) = proto::decode(&buf, proto::MAX_VERSION, 4096) {
             return match p {
-                Packet::Connack(a) if a.reason_code == 1 => Ok(s),
+                Packet::Connack(a) if a.reason_code == 1 => Ok(()),
                 Packet::Connack(a) => Err(format!("CONNACK reason {}", a.reason_code)),
                 Packet::Disconnect(d) => Err(format!("DISCONNECT: {}", d.reason)),
                 other => Err(format!("unexpected {:?}", other.packet_type())),
             };
         }
         let mut chunk = [0u8; 256];
-        match s.read(&mut chunk).await {
+        match s.read(&mut chunk).await.map_err(std::io::Error::other) {
             Ok(0) => return Err("closed before CONNACK".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(classify(&e)),
@@ -162,13 +244,14 @@ pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
     let before = edge_view(&http, &a.edge_health).await;
     // One client key for all: the edge's key pair is fresh per connection, so sessions still differ.
     let key = ClientKeys::generate().public_b64();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<TcpStream, String>>();
+    let dialer = Dialer::new(&a)?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<Held, String>>();
     let gate = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let bar = progress(a.sessions, "sessions");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(a.max_seconds);
     let spawner = {
-        let (a, gate, key) = (a.clone(), gate.clone(), key.clone());
+        let (a, gate, key, dialer) = (a.clone(), gate.clone(), key.clone(), dialer.clone());
         tokio::spawn(async move {
             let gap = Duration::from_secs_f64(1.0 / a.rate as f64);
             let mut tick = tokio::time::interval(gap);
@@ -181,9 +264,9 @@ pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
                 let Ok(permit) = gate.clone().acquire_owned().await else { break };
                 let addr = a.addrs[(i % a.addrs.len() as u64) as usize];
                 let frame = connect_frame(&uids[(i / a.per_uid) as usize], &key);
-                let (src, done) = (source(&a, i), done_tx.clone());
+                let (src, done, dialer) = (source(&a, i), done_tx.clone(), dialer.clone());
                 tokio::spawn(async move {
-                    let r = tokio::time::timeout(Duration::from_secs(10), open(addr, src, frame)).await;
+                    let r = tokio::time::timeout(Duration::from_secs(10), dialer.open(addr, src, frame)).await;
                     let _ = done.send(r.unwrap_or_else(|_| Err("handshake timeout".into())));
                     drop(permit);
                 });
@@ -213,11 +296,21 @@ pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
     let hold_until = Instant::now() + Duration::from_secs(a.hold);
     while Instant::now() < hold_until {
         tokio::time::sleep(Duration::from_secs(20).min(hold_until - Instant::now())).await;
-        held.retain(|s| {
-            let mut scratch = [0u8; 64];
-            let alive = !matches!(s.try_read(&mut scratch), Ok(0));
-            alive && s.try_write(&[0x70]).is_ok()
-        });
+        let mut kept = Vec::with_capacity(held.len());
+        for mut h in held {
+            let alive = match &mut h {
+                Held::Tcp(s) => {
+                    let mut scratch = [0u8; 64];
+                    !matches!(s.try_read(&mut scratch), Ok(0)) && s.try_write(&[0x70]).is_ok()
+                }
+                Held::Tls(s) => s.write_all(&[0x70]).await.is_ok(),
+                Held::Quic { send, .. } => send.write_all(&[0x70]).await.is_ok(),
+            };
+            if alive {
+                kept.push(h);
+            }
+        }
+        held = kept;
     }
     let after = edge_view(&http, &a.edge_health).await;
     let opened = held.len() as u64;
