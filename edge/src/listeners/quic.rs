@@ -1,11 +1,10 @@
 //! QUIC: every bidirectional stream a client opens is one session carrying the client protocol.
 //! ALPN `tern/1` (see `tern_shared::quic`).
 
-use crate::session::wire::StreamWire;
+use crate::session::wire::IoWire;
 use crate::{session, Edge};
 use std::sync::Arc;
 use std::time::Duration;
-use tern_shared::transport::stream_io;
 
 pub async fn serve(endpoint: quinn::Endpoint, edge: Arc<Edge>) {
     while let Some(incoming) = endpoint.accept().await {
@@ -21,10 +20,9 @@ pub async fn serve(endpoint: quinn::Endpoint, edge: Arc<Edge>) {
             let ip = conn.remote_address().ip();
             while let Ok((send, recv)) = conn.accept_bi().await {
                 let Some(slot) = super::admit::admit(&edge, ip) else { continue };
-                let (rx, tx) = stream_io(tokio::io::join(recv, send));
                 let (edge, peer) = (edge.clone(), peer.clone());
                 tokio::spawn(async move {
-                    session::run(edge, StreamWire { rx, tx }, peer).await;
+                    session::run(edge, IoWire(tokio::io::join(recv, send)), peer).await;
                     drop(slot);
                 });
             }

@@ -2,11 +2,10 @@
 //! without touching live sessions. ALPN: WSS offers `http/1.1`; the TLS listener sets none, so any
 //! client ALPN (or none) is accepted.
 
-use crate::session::wire::StreamWire;
+use crate::session::wire::IoWire;
 use crate::{session, Edge};
 use std::sync::Arc;
 use std::time::Duration;
-use tern_shared::transport::stream_io;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -33,10 +32,7 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, carries: Carrie
                         Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
                     };
                     match carries {
-                        Carries::Stream => {
-                            let (rx, tx) = stream_io(tls);
-                            session::run(edge, StreamWire { rx, tx }, peer.to_string()).await;
-                        }
+                        Carries::Stream => session::run(edge, IoWire(tls), peer.to_string()).await,
                         Carries::WebSocket => super::ws::upgrade(tls, peer.to_string(), edge).await,
                     }
                 });

@@ -89,3 +89,36 @@ impl Wire for StreamWire {
         let _ = self.tx.close().await;
     }
 }
+
+/// Any byte stream (TLS, a QUIC stream pair) without framing buffers: reads land in a small buffer that
+/// exists only while a read is pending, writes go straight to the stream (whose own layer buffers).
+pub struct IoWire<S>(pub S);
+
+/// Read size for streams that bring their own buffering (TLS records are up to 16 KiB; the rest waits
+/// in the TLS layer for the next read).
+const IO_READ: usize = 2048;
+
+impl<S> Wire for IoWire<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    async fn read_some(&mut self, mut sink: impl FnMut(&[u8]) + Send) -> io::Result<bool> {
+        let mut buf = [0u8; IO_READ];
+        let n = tokio::io::AsyncReadExt::read(&mut self.0, &mut buf).await?;
+        sink(&buf[..n]);
+        Ok(n > 0)
+    }
+
+    async fn write(&mut self, frames: Vec<Bytes>) -> io::Result<()> {
+        if let [one] = frames.as_slice() {
+            self.0.write_all(one).await?;
+        } else {
+            self.0.write_all(&frames.concat()).await?;
+        }
+        self.0.flush().await
+    }
+
+    async fn close(&mut self) {
+        let _ = self.0.shutdown().await;
+    }
+}
