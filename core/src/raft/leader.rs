@@ -20,6 +20,19 @@ pub fn leader_of(raft: &Raft, dial: &Dial) -> Option<(NodeId, String)> {
     Some((id, addr))
 }
 
+/// A connection to the current leader, replaced when another node takes over.
+#[derive(Default)]
+pub struct LeaderConn(Option<(NodeId, Peer)>);
+
+impl LeaderConn {
+    pub fn to(&mut self, id: NodeId, addr: String) -> &mut Peer {
+        if self.0.as_ref().is_some_and(|(cached, _)| *cached != id) {
+            self.0 = None;
+        }
+        &mut self.0.get_or_insert_with(|| (id, Peer::new(addr))).1
+    }
+}
+
 /// Waits (up to [`ELECTION_WAIT`]) until some node leads.
 pub async fn await_leader(raft: &Raft) -> Option<NodeId> {
     raft.wait(Some(ELECTION_WAIT)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?.current_leader
@@ -31,12 +44,12 @@ pub struct ReadBarrier {
     raft: Raft,
     dial: Dial,
     node_id: NodeId,
-    leader: tokio::sync::Mutex<Option<(NodeId, Peer)>>,
+    leader: tokio::sync::Mutex<LeaderConn>,
 }
 
 impl ReadBarrier {
     pub fn new(raft: Raft, node_id: NodeId, dial: Dial) -> Self {
-        ReadBarrier { raft, dial, node_id, leader: tokio::sync::Mutex::new(None) }
+        ReadBarrier { raft, dial, node_id, leader: tokio::sync::Mutex::default() }
     }
 
     /// Retries while leadership is moving (a node that just lost it answers "not the leader").
@@ -62,12 +75,8 @@ impl ReadBarrier {
         }
         let (id, addr) = leader_of(&self.raft, &self.dial).ok_or(ProposeError::NotLeader(None))?;
         let index = {
-            let mut cached = self.leader.lock().await;
-            let peer = match &mut *cached {
-                Some((cached_id, peer)) if *cached_id == id => peer,
-                slot => &mut slot.insert((id, Peer::new(addr))).1,
-            };
-            match peer.call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
+            let mut conn = self.leader.lock().await;
+            match conn.to(id, addr).call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
                 Ok(RaftResponse::ReadIndex(Ok(log_id))) => log_id.map(|l| l.index),
                 // The node we asked no longer leads: ask again once the new leader is known.
                 Ok(RaftResponse::ReadIndex(Err(_))) => return Err(ProposeError::NotLeader(None)),

@@ -3,8 +3,7 @@
 //! flight at once, so a busy core writes few large entries and an idle one answers a lone message at once.
 
 use super::dial::Dial;
-use super::leader::{await_leader, leader_of};
-use super::peer::Peer;
+use super::leader::{await_leader, leader_of, LeaderConn};
 use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{Batch, BatchResult, Command, CommandResult, NodeId, Raft};
 use crate::store::apply::MAX_BATCH;
@@ -170,18 +169,14 @@ async fn run(
 
 /// Sends groups to the leader one at a time, so they commit in the order this node received them.
 async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>, forwarded: prometheus::IntCounter) {
-    let mut peer: Option<(NodeId, Peer)> = None;
+    let mut leader = LeaderConn::default();
     while let Some((cmds, replies)) = rx.recv().await {
         let Some((id, addr)) = leader_of(&raft, &dial) else {
             fail_all(replies, ProposeError::NotLeader(None));
             continue;
         };
         forwarded.inc();
-        let conn = match &mut peer {
-            Some((cached, conn)) if *cached == id => conn,
-            slot => &mut slot.insert((id, Peer::new(addr))).1,
-        };
-        match conn.call(&RaftRequest::Propose(Batch(cmds)), std::time::Duration::from_secs(10)).await {
+        match leader.to(id, addr).call(&RaftRequest::Propose(Batch(cmds)), std::time::Duration::from_secs(10)).await {
             Ok(RaftResponse::Propose(Ok(results))) => deliver(replies, results),
             Ok(RaftResponse::Propose(Err(e))) => {
                 tracing::info!(leader = id, error = %e, "forwarded batch refused");

@@ -175,8 +175,9 @@ fn store_message(
     let persist = msg.header_flags & flag::NO_PERSIST == 0;
     let mut message_seq = 0;
     if persist {
+        // A corrupt counter fails the apply: guessing a seq could overwrite stored messages.
         message_seq = match st.get(&k.last_seq())? {
-            Some(raw) => u64::from_be_bytes(raw.as_slice().try_into().unwrap_or([0; 8])) + 1,
+            Some(raw) => super::decode_u64("channel seq", &raw)? + 1,
             None => 1,
         };
         st.put(k.last_seq(), message_seq.to_be_bytes().to_vec());

@@ -82,7 +82,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let from = keys::log(start);
         for item in self.db.db.iterator_cf(cf, IteratorMode::From(&from, Direction::Forward)) {
             let (k, v) = item.map_err(read_err)?;
-            let index = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| read_err(StoreError::MissingCf(CF_LOG)))?);
+            let index = super::decode_u64("raft log index", &k).map_err(read_err)?;
             if !range.contains(&index) {
                 break;
             }

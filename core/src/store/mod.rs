@@ -24,6 +24,13 @@ pub enum StoreError {
     Corrupt { what: &'static str, source: bincode::Error },
     #[error("column family {0} is missing")]
     MissingCf(&'static str),
+    #[error("corrupt {0}: expected 8 bytes")]
+    BadNumber(&'static str),
+}
+
+/// A big-endian u64 stored as a key or value (log indexes, channel seqs).
+pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
+    bytes.try_into().map(u64::from_be_bytes).map_err(|_| StoreError::BadNumber(what))
 }
 
 /// The shared database handle.

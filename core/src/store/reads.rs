@@ -38,7 +38,7 @@ impl Db {
 
     pub fn last_seq(&self, channel_id: &str, channel_type: u8) -> Result<u64, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
-        Ok(self.get_sm(&k.last_seq())?.and_then(|r| r.as_slice().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0))
+        self.get_sm(&k.last_seq())?.map(|r| super::decode_u64("channel seq", &r)).transpose().map(|s| s.unwrap_or(0))
     }
 
     /// Messages with `from <= seq < to`, ascending, at most `limit`.
