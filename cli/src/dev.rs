@@ -8,6 +8,7 @@ use tern_core::config::PeerConfig;
 use tern_core::raft::Command;
 use tern_core::store::model::ChannelRecord;
 use tern_core::CoreConfig;
+use tern_edge::http::proxy::config::{HttpProxyConfig, UpstreamConfig};
 use tern_edge::EdgeConfig;
 use tern_shared::config::Validate;
 
@@ -37,6 +38,9 @@ pub struct DevArgs {
     nodes: u16,
     #[arg(long, default_value_t = 5080)]
     edge_http_port: u16,
+    /// The edge's HTTP access layer: the core API load balanced over every node.
+    #[arg(long, default_value_t = 5090)]
+    proxy_port: u16,
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -75,6 +79,14 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         ws_addr: at(a.ws_port),
         http_addr: at(a.edge_http_port),
         core_addr: links.join(","),
+        http_proxy: HttpProxyConfig {
+            addr: at(a.proxy_port),
+            upstreams: vec![UpstreamConfig {
+                addrs: cores.iter().map(|c| c.http_addr.to_string()).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
         ..Default::default()
     };
     edge_cfg.validate()?;
@@ -103,6 +115,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     println!("  HTTP API   {} (any node; writes go to the raft leader)", apis.join(", "));
     println!("  TCP        {}", show(edge.tcp_addr));
     println!("  WebSocket  ws://{}", show(edge.ws_addr));
+    println!("  HTTP proxy http://{} (the edge's access layer in front of every node's API)", show(edge.proxy_addr));
     println!("  edge       http://{}/healthz", show(edge.http_addr));
     println!("Demo users (any device flag): alice/alice-token, bob/bob-token, carol/carol-token; group `{DEMO_GROUP}` has all three.");
     println!("Try, in two terminals:");

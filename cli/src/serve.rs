@@ -109,7 +109,7 @@ pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
     announce_ready(serde_json::json!({
         "tcp": show(h.tcp_addr), "ws": show(h.ws_addr), "tls": show(h.tls_addr), "wss": show(h.wss_addr),
         "quic": show(h.quic_addr),
-        "http": show(h.http_addr),
+        "http": show(h.http_addr), "proxy": show(h.proxy_addr), "proxy_tls": show(h.proxy_tls_addr),
     }));
     shutdown_signal().await;
     h.edge.drain().await;

@@ -50,6 +50,8 @@ pub struct EdgeConfig {
     pub drain_timeout_ms: u64,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
     pub max_sessions: usize,
+    /// The HTTP access layer in front of the core's API.
+    pub http_proxy: crate::http::proxy::config::HttpProxyConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,6 +89,7 @@ impl Default for EdgeConfig {
             drain_timeout_ms: 10_000,
             proxy_protocol: false,
             max_sessions_per_ip: 0,
+            http_proxy: Default::default(),
         }
     }
 }
@@ -136,7 +139,7 @@ impl Validate for EdgeConfig {
         if self.link_queue < 64 {
             return Err(ConfigError::invalid("link_queue", "must be at least 64"));
         }
-        Ok(())
+        self.http_proxy.validate(!self.certs.is_empty())
     }
 }
 
@@ -151,5 +154,12 @@ mod tests {
         let e = tern_shared::config::parse::<EdgeConfig>("e.toml", "tcp_addr = \"nope\"").unwrap_err();
         assert!(e.to_string().contains("`tcp_addr`"), "{e}");
         assert!(tern_shared::config::parse::<EdgeConfig>("e.toml", "").is_ok());
+        let bad_upstream =
+            "[http_proxy]\naddr = \"127.0.0.1:0\"\n[[http_proxy.upstreams]]\nname = \"api\"\naddrs = [\"core:5001\"]";
+        let e = tern_shared::config::parse::<EdgeConfig>("e.toml", bad_upstream).unwrap_err();
+        assert!(e.to_string().contains("`http_proxy.upstreams`") && e.to_string().contains("core:5001"), "{e}");
+        let e =
+            tern_shared::config::parse::<EdgeConfig>("e.toml", "[http_proxy]\ntls_addr = \"127.0.0.1:0\"").unwrap_err();
+        assert!(e.to_string().contains("`http_proxy.tls_addr`"), "{e}");
     }
 }

@@ -4,6 +4,8 @@
 //!  clients ─▶ listeners/ (tcp, ws) ─▶ session/ (CONNECT, crypto, SEND/RECV) ─▶ link/ ══▶ core
 //!                                          ▲                                    │
 //!                                          └──── registry (RECV, kicks) ◀───────┘
+//!
+//!  HTTP clients ─▶ http/proxy (pingora: limits, routes, health-checked backends) ─▶ core HTTP API
 //! ```
 
 pub mod config;
@@ -33,6 +35,8 @@ pub struct Edge {
     next_session: AtomicU64,
     draining: std::sync::atomic::AtomicBool,
     per_ip: listeners::admit::PerIp,
+    /// Tells pingora's services (the HTTP access layer and its health checks) to stop.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Edge {
@@ -45,6 +49,7 @@ impl Edge {
     /// Sessions are closed without a DISCONNECT packet: WuKongIM SDKs do not reconnect after one.
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
         let sessions = self.registry.outboxes();
         tracing::info!(sessions = sessions.len(), "draining");
         for outbox in sessions {
@@ -70,6 +75,8 @@ pub struct EdgeHandle {
     pub wss_addr: Option<SocketAddr>,
     pub quic_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    pub proxy_addr: Option<SocketAddr>,
+    pub proxy_tls_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +87,8 @@ pub enum StartError {
     Tls(#[from] tern_shared::tls::TlsError),
     #[error("cannot open QUIC on {addr}: {source}")]
     Quic { addr: String, source: std::io::Error },
+    #[error("http_proxy: {0}")]
+    Proxy(String),
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<Option<TcpListener>, StartError> {
@@ -127,7 +136,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
     let (tcp_addr, ws_addr, http_addr) = (addr(&tcp), addr(&ws), addr(&http));
     let (tls_addr, wss_addr) = (addr(&tls), addr(&wss));
-    let secure = tls.is_some() || wss.is_some() || !config.quic_addr.is_empty();
+    let secure =
+        tls.is_some() || wss.is_some() || !config.quic_addr.is_empty() || !config.http_proxy.tls_addr.is_empty();
     let resolver = if secure { Some(certificates(&config)?) } else { None };
     let quic = match &resolver {
         Some(r) if !config.quic_addr.is_empty() => {
@@ -153,6 +163,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let registry = Arc::new(Registry::default());
     let link = LinkPool::new(&config, addrs, registry.clone(), metrics.clone())?;
     link.start();
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let edge = Arc::new(Edge {
         config,
         link,
@@ -161,6 +172,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         next_session: AtomicU64::new(1),
         draining: std::sync::atomic::AtomicBool::new(false),
         per_ip: listeners::admit::PerIp::default(),
+        shutdown,
     });
     if let Some(l) = tcp {
         tokio::spawn(listeners::tcp::serve(l, edge.clone()));
@@ -179,8 +191,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     if let Some(endpoint) = quic {
         tokio::spawn(listeners::quic::serve(endpoint, edge.clone()));
     }
+    let proxy = if edge.config.http_proxy.enabled() {
+        http::proxy::start(edge.clone(), resolver.clone(), shutdown_rx).await?
+    } else {
+        http::proxy::Bound { addr: None, tls_addr: None }
+    };
     if let Some(l) = http {
-        let app = http::router(edge.clone());
+        let app = http::admin::router(edge.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(l, app).await {
                 tracing::error!(error = %e, "edge http server stopped");
@@ -188,5 +205,15 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         });
     }
     tracing::info!(?tcp_addr, ?ws_addr, ?http_addr, edge_id = %edge.config.edge_id, "edge ready");
-    Ok(EdgeHandle { edge, tcp_addr, ws_addr, tls_addr, wss_addr, quic_addr, http_addr })
+    Ok(EdgeHandle {
+        edge,
+        tcp_addr,
+        ws_addr,
+        tls_addr,
+        wss_addr,
+        quic_addr,
+        http_addr,
+        proxy_addr: proxy.addr,
+        proxy_tls_addr: proxy.tls_addr,
+    })
 }

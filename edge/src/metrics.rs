@@ -1,6 +1,8 @@
 //! Prometheus metrics of an edge, served on `/metrics`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -13,6 +15,12 @@ pub struct Metrics {
     pub recv_delivered: IntCounter,
     pub slow_clients_closed: IntCounter,
     pub links_up: IntGauge,
+    pub proxy_requests: IntCounterVec,
+    pub proxy_request_seconds: HistogramVec,
+    pub proxy_rejected: IntCounterVec,
+    pub proxy_retries: IntCounter,
+    pub proxy_ejections: IntCounterVec,
+    pub proxy_backend_up: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -44,7 +52,44 @@ impl Metrics {
             }
             c
         };
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            let _ = r.register(Box::new(c.clone()));
+            c
+        };
+        let proxy_rejected =
+            vec("proxy_rejected_total", "HTTP requests answered by the access layer itself", &["reason"]);
+        for reason in ["rate", "inflight", "no_route", "no_backend"] {
+            proxy_rejected.with_label_values(&[reason]);
+        }
+        let proxy_request_seconds = HistogramVec::new(
+            HistogramOpts::new("proxy_request_seconds", "Proxied HTTP request time, first byte in to last byte out")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["upstream"],
+        )
+        .unwrap_or_else(|e| panic!("metric proxy_request_seconds: {e}"));
+        let _ = r.register(Box::new(proxy_request_seconds.clone()));
+        let proxy_backend_up = IntGaugeVec::new(
+            Opts::new("proxy_backend_up", "1 while the active health check passes"),
+            &["upstream", "backend"],
+        )
+        .unwrap_or_else(|e| panic!("metric proxy_backend_up: {e}"));
+        let _ = r.register(Box::new(proxy_backend_up.clone()));
         Metrics {
+            proxy_requests: vec(
+                "proxy_requests_total",
+                "Proxied HTTP requests by upstream and status class",
+                &["upstream", "code"],
+            ),
+            proxy_request_seconds,
+            proxy_rejected,
+            proxy_retries: counter("proxy_retries_total", "Proxied requests sent to another backend after a failure"),
+            proxy_ejections: vec(
+                "proxy_ejections_total",
+                "Backends ejected after failing requests in a row",
+                &["upstream"],
+            ),
+            proxy_backend_up,
             sessions: gauge("sessions", "Authenticated client sessions"),
             connects: counter("connects_total", "Client connections accepted"),
             connect_rejected: by_reason("connect_rejected_total", "Connections refused before a session started"),

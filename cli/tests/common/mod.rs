@@ -348,6 +348,10 @@ impl Cluster3 {
         self.ports[i][0]
     }
 
+    pub fn link_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i][1])
+    }
+
     pub fn api(&self, i: usize) -> Api {
         Api::new(&format!("127.0.0.1:{}", self.ports[i][0]))
     }

@@ -1,6 +1,6 @@
 use super::{ApiError, ApiJson, AppState};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -36,21 +36,34 @@ impl From<EdgeAddrs> for EdgeRoute {
     }
 }
 
-/// Picks an edge for `uid` among the connected ones (stable per uid), the rest as fallbacks.
-fn route_for(core: &AppState, uid: &str) -> Result<Route, ApiError> {
+/// The edge whose access layer forwarded the request: the one the client reached, so the nearest.
+const VIA_EDGE: &str = "x-tern-edge";
+
+/// Picks an edge for `uid` among the connected ones: the edge the request came through, else one
+/// stable per uid; the rest as fallbacks.
+fn route_for(core: &AppState, uid: &str, via: Option<&str>) -> Result<Route, ApiError> {
     let mut edges = core.presence.edge_addrs();
     if edges.is_empty() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no edge is connected to this core"));
     }
-    let first = tern_shared::channel::crc(uid) as usize % edges.len();
+    let nearest = via.and_then(|id| edges.iter().position(|(e, _)| e == id));
+    let first = nearest.unwrap_or(tern_shared::channel::crc(uid) as usize % edges.len());
     edges.rotate_left(first);
     let mut it = edges.into_iter().map(|(_, a)| EdgeRoute::from(a));
     let primary = it.next().ok_or_else(|| ApiError::internal("no edge"))?;
     Ok(Route { primary, fallback: it.collect() })
 }
 
-pub async fn route(State(core): State<AppState>, Query(q): Query<RouteQuery>) -> Result<Json<Route>, ApiError> {
-    Ok(Json(route_for(&core, &q.uid)?))
+fn via(headers: &HeaderMap) -> Option<&str> {
+    headers.get(VIA_EDGE).and_then(|v| v.to_str().ok())
+}
+
+pub async fn route(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RouteQuery>,
+) -> Result<Json<Route>, ApiError> {
+    Ok(Json(route_for(&core, &q.uid, via(&headers))?))
 }
 
 #[derive(Serialize)]
@@ -62,10 +75,11 @@ pub struct UidRoute {
 
 pub async fn route_batch(
     State(core): State<AppState>,
+    headers: HeaderMap,
     ApiJson(uids): ApiJson<Vec<String>>,
 ) -> Result<Json<Vec<UidRoute>>, ApiError> {
     uids.into_iter()
-        .map(|uid| Ok(UidRoute { route: route_for(&core, &uid)?, uids: vec![uid] }))
+        .map(|uid| Ok(UidRoute { route: route_for(&core, &uid, via(&headers))?, uids: vec![uid] }))
         .collect::<Result<_, _>>()
         .map(Json)
 }

@@ -1,4 +1,4 @@
-//! The edge's own HTTP endpoints: `/healthz` (503 while the core is unreachable) and `/metrics`.
+//! The edge's admin endpoints: `/healthz` (503 while the core is unreachable) and `/metrics`.
 
 use crate::Edge;
 use axum::extract::State;

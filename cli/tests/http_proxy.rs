@@ -1,0 +1,156 @@
+//! The edge's HTTP access layer (pingora) in front of the core's API: proxying, `/route` preferring
+//! the edge a client came through, WebSocket upgrades, per-address rate limits, metrics and access
+//! logs; and, in front of a 3-node core, requests that keep succeeding while a node is killed.
+
+mod common;
+
+use common::{connect, start_edge, wait_edge_up, Api, Cluster, Cluster3};
+use std::time::{Duration, Instant};
+use tern_shared::client::{Client, ClientOptions, Incoming};
+
+/// `[http_proxy]` settings with one upstream group per `(name, prefix, addrs)`.
+fn proxy_toml(extra: &str, upstreams: &[(&str, &str, Vec<String>)]) -> String {
+    let mut t = format!("[http_proxy]\naddr = \"127.0.0.1:0\"\n{extra}\n");
+    for (name, prefix, addrs) in upstreams {
+        let addrs: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        let health = if *name == "core" { "/health" } else { "" };
+        t += &format!(
+            "[[http_proxy.upstreams]]\nname = \"{name}\"\nprefix = \"{prefix}\"\naddrs = [{}]\nhealth_path = \"{health}\"\n",
+            addrs.join(", ")
+        );
+    }
+    t
+}
+
+async fn metric(edge_http: &str, line_start: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{edge_http}/metrics")).await.ok()?.text().await.ok()?;
+    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limits_rates() {
+    let cl = Cluster::start("").await;
+    let toml = format!(
+        "edge_id = \"edge-front\"\n{}",
+        proxy_toml(
+            "requests_per_sec_per_ip = 40",
+            &[("core", "/", vec![cl.core.addr("http")]), ("chat", "/chat", vec![cl.edge.addr("ws")])],
+        )
+    );
+    let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
+    wait_edge_up(&front).await;
+    let via = Api::new(&front.addr("proxy"));
+
+    // The API through the proxy; the edge answers its own health.
+    via.user("alice", 0).await;
+    via.user("bob", 0).await;
+    assert_eq!(via.ok_get("/healthz").await["status"], "ok");
+
+    // `/route` through the front edge names that edge first; straight at the core it does not.
+    let route = via.ok_get("/route?uid=alice").await;
+    assert_eq!(route["tcp_addr"], front.addr("tcp"), "{route}");
+    assert_eq!(route["fallback"][0]["tcp_addr"], cl.tcp(), "{route}");
+    let direct = cl.api.ok_get("/route?uid=alice").await;
+    assert_eq!(direct["fallback"].as_array().map(Vec::len), Some(1));
+
+    // A WebSocket session through the proxy's `/chat` upstream (the back edge's ws listener).
+    let mut o = ClientOptions::new(format!("ws://{}/chat", front.addr("proxy")), "alice", "alice-tok");
+    o.device_flag = 0;
+    let alice = Client::connect(o).await.expect("websocket through the proxy");
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+    let ack = alice.send_text("bob", 1, "through pingora").await.expect("send");
+    assert_eq!(ack.reason_code, 1);
+    match bob.recv_timeout(Duration::from_secs(5)).await {
+        Some(Incoming::Message(m)) => assert_eq!(m.message_seq, ack.message_seq),
+        other => panic!("bob expected the message, got {other:?}"),
+    }
+    let back = alice.send_text("bob", 1, "still open").await.expect("second send on the upgraded connection");
+    assert_eq!(back.message_seq, ack.message_seq + 1);
+
+    // Past 40 requests/s from one address the proxy answers 429 itself.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/route?uid=alice", front.addr("proxy"));
+    let mut codes = Vec::new();
+    for _ in 0..120 {
+        codes.push(http.get(&url).send().await.expect("request").status().as_u16());
+    }
+    let limited = codes.iter().filter(|c| **c == 429).count();
+    assert!(limited > 0 && codes.iter().all(|c| *c == 200 || *c == 429), "{codes:?}");
+    assert!(codes.iter().take(30).all(|c| *c == 200), "the first requests are under the limit: {codes:?}");
+
+    let admin = front.addr("http");
+    let ok = metric(&admin, "tern_edge_proxy_requests_total{code=\"2xx\",upstream=\"core\"}").await;
+    assert!(ok.unwrap_or(0.0) >= 5.0, "2xx count: {ok:?}");
+    let rejected = metric(&admin, "tern_edge_proxy_rejected_total{reason=\"rate\"}").await;
+    assert_eq!(rejected, Some(limited as f64));
+    assert_eq!(metric(&admin, "tern_edge_proxy_backend_up{backend=").await, Some(1.0));
+
+    let log = std::fs::read_to_string(cl.dir.path().join("edge-1.log")).unwrap_or_default();
+    let line = log.lines().find(|l| l.contains("tern_edge::access") && l.contains("/user/token"));
+    assert!(line.is_some_and(|l| l.contains("status=200") && l.contains("upstream=core")), "access log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_keep_succeeding_while_a_core_node_is_killed() {
+    let mut cl = Cluster3::start("").await;
+    let apis: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", cl.http_port(i))).collect();
+    let toml = format!(
+        "edge_id = \"edge-front\"\n{}",
+        proxy_toml("health_interval_ms = 200\neject_after = 1", &[("core", "/", apis.clone())])
+    );
+    let link_addrs: Vec<String> = (0..3).map(|i| cl.link_addr(i)).collect();
+    let front = start_edge(cl.dir.path(), &link_addrs.join(","), &toml, 1);
+    wait_edge_up(&front).await;
+    let proxy = front.addr("proxy");
+    let victim = cl.leader().await;
+
+    // Four clients read `/route` (served by whichever node gets it) for 5 s; the leader dies at 1.5 s.
+    let stop_at = Instant::now() + Duration::from_secs(5);
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        let url = format!("http://{proxy}/route?uid=u{c}");
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while Instant::now() < stop_at {
+                match http.get(&url).timeout(Duration::from_secs(5)).send().await {
+                    Ok(r) if r.status().is_success() => ok += 1,
+                    Ok(r) => failed.push(r.status().as_u16().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cl.kill(victim);
+    let mut total = 0;
+    for t in tasks {
+        let (ok, failed) = t.await.expect("client task");
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 100, "only {total} requests in 5 s");
+
+    // The active check marks the dead node down; the others stay up.
+    let admin = front.addr("http");
+    let dead = format!("tern_edge_proxy_backend_up{{backend=\"{}\",upstream=\"core\"}}", apis[victim]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&admin, &dead).await != Some(0.0) {
+        assert!(Instant::now() < deadline, "{dead} never went to 0");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, api) in apis.iter().enumerate().filter(|(i, _)| *i != victim) {
+        let up = format!("tern_edge_proxy_backend_up{{backend=\"{api}\",upstream=\"core\"}}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // A new leader is elected within seconds; until then the survivors' /health says 503.
+        while metric(&admin, &up).await != Some(1.0) {
+            assert!(Instant::now() < deadline, "node {i} not back up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let retried = metric(&admin, "tern_edge_proxy_retries_total").await.unwrap_or(0.0);
+    let ejected = metric(&admin, "tern_edge_proxy_ejections_total{upstream=\"core\"}").await.unwrap_or(0.0);
+    eprintln!("{total} requests, {retried} retried on another node, {ejected} ejections");
+    assert!(retried >= 1.0, "requests that met the dead node were retried elsewhere");
+}

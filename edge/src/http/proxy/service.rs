@@ -1,0 +1,246 @@
+//! The access layer's request path (pingora `ProxyHttp`): local answers, per-address limits, routing by
+//! path prefix, backend choice with retries, forwarding headers, the access log and metrics.
+
+use super::config::HttpProxyConfig;
+use super::upstream::Upstream;
+use crate::Edge;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, Session};
+use pingora::{Error, ErrorType, Result};
+use pingora_limits::inflight::{Guard, Inflight};
+use pingora_limits::rate::Rate;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct AccessProxy {
+    edge: Arc<Edge>,
+    config: HttpProxyConfig,
+    /// Longest prefix first, so the first match is the most specific.
+    upstreams: Vec<Arc<Upstream>>,
+    rate: Rate,
+    inflight: Inflight,
+}
+
+pub struct RequestCtx {
+    started: Instant,
+    client: Option<IpAddr>,
+    upstream: Option<Arc<Upstream>>,
+    tried: Vec<SocketAddr>,
+    rejected: Option<&'static str>,
+    _inflight: Option<Guard>,
+}
+
+impl AccessProxy {
+    pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>) -> AccessProxy {
+        upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
+        AccessProxy {
+            config: edge.config.http_proxy.clone(),
+            edge,
+            upstreams,
+            rate: Rate::new(Duration::from_secs(1)),
+            inflight: Inflight::new(),
+        }
+    }
+
+    fn retry_allowed(&self, ctx: &RequestCtx) -> bool {
+        ctx.tried.len() <= self.config.retries
+    }
+
+    async fn reject(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        reason: &'static str,
+    ) -> Result<bool> {
+        ctx.rejected = Some(reason);
+        self.edge.metrics.proxy_rejected.with_label_values(&[reason]).inc();
+        let body = serde_json::json!({ "status": status, "msg": reason }).to_string();
+        respond(session, status, "application/json", body.into()).await?;
+        Ok(true)
+    }
+}
+
+async fn respond(session: &mut Session, status: u16, content_type: &str, body: Bytes) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(2))?;
+    header.insert_header("content-type", content_type)?;
+    header.insert_header("content-length", body.len().to_string())?;
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+#[async_trait]
+impl pingora::proxy::ProxyHttp for AccessProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            client: None,
+            upstream: None,
+            tried: Vec::new(),
+            rejected: None,
+            _inflight: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let path = session.req_header().uri.path().to_string();
+        if path == "/healthz" {
+            let up = self.edge.link.is_up();
+            let body = serde_json::json!({ "status": if up { "ok" } else { "core-unreachable" } }).to_string();
+            respond(session, if up { 200 } else { 503 }, "application/json", body.into()).await?;
+            return Ok(true);
+        }
+        if let Some(ip) = ctx.client {
+            let per_sec = self.config.requests_per_sec_per_ip as isize;
+            if per_sec > 0 && self.rate.observe(&ip, 1) > per_sec {
+                return self.reject(session, ctx, 429, "rate").await;
+            }
+            if self.config.max_inflight_per_ip > 0 {
+                let (guard, now) = self.inflight.incr(ip, 1);
+                ctx._inflight = Some(guard);
+                if now > self.config.max_inflight_per_ip as isize {
+                    return self.reject(session, ctx, 429, "inflight").await;
+                }
+            }
+        }
+        ctx.upstream = self.upstreams.iter().find(|u| u.matches(&path)).cloned();
+        if ctx.upstream.is_none() {
+            return self.reject(session, ctx, 404, "no_route").await;
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let upstream = ctx.upstream.as_ref().ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let Some(addr) = upstream.pick(&ctx.tried) else {
+            self.edge.metrics.proxy_rejected.with_label_values(&["no_backend"]).inc();
+            return Err(Error::explain(ErrorType::HTTPStatus(502), "no live backend"));
+        };
+        if !ctx.tried.is_empty() {
+            self.edge.metrics.proxy_retries.inc();
+        }
+        ctx.tried.push(addr);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(Duration::from_millis(self.config.connect_timeout_ms));
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        // An upgraded WebSocket may sit quiet far longer than any request should take.
+        if !session.is_upgrade_req() {
+            peer.options.read_timeout = Some(Duration::from_millis(self.config.read_timeout_ms));
+        }
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(ip) = ctx.client {
+            let forwarded = match session.req_header().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(earlier) => format!("{earlier}, {ip}"),
+                None => ip.to_string(),
+            };
+            request.insert_header("x-forwarded-for", forwarded)?;
+            request.insert_header("x-real-ip", ip.to_string())?;
+        }
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        // Lets the core's `/route` put this edge, the one the client reached, first.
+        request.insert_header("x-tern-edge", self.edge.config.edge_id.as_str())?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(upstream), Some(addr)) = (&ctx.upstream, ctx.tried.last()) {
+            upstream.succeeded(*addr);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some(upstream), Some(addr)) = (&ctx.upstream, ctx.tried.last()) {
+            upstream.failed(*addr);
+        }
+        // Nothing reached the backend, so any method may go to another one.
+        e.set_retry(self.retry_allowed(ctx));
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("backend {peer}"));
+        if let (Some(upstream), Some(addr)) = (&ctx.upstream, ctx.tried.last()) {
+            upstream.failed(*addr);
+        }
+        // The backend may have acted on the request: only a repeatable one, whose body we still hold
+        // and whose answer has not started, may be sent again.
+        let retry = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none()
+            && self.retry_allowed(ctx);
+        e.set_retry(retry);
+        e
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let upstream = ctx.upstream.as_ref().map_or("-", |u| u.name.as_str());
+        let elapsed = ctx.started.elapsed();
+        let m = &self.edge.metrics;
+        if ctx.rejected.is_none() && ctx.upstream.is_some() {
+            m.proxy_requests.with_label_values(&[upstream, status_class(status)]).inc();
+            m.proxy_request_seconds.with_label_values(&[upstream]).observe(elapsed.as_secs_f64());
+        }
+        if self.config.access_log {
+            let req = session.req_header();
+            tracing::info!(
+                target: "tern_edge::access",
+                client = %ctx.client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+                method = %req.method,
+                path = %req.uri,
+                status,
+                upstream = %upstream,
+                backend = %ctx.tried.last().map_or_else(|| "-".to_string(), |a| a.to_string()),
+                tries = ctx.tried.len(),
+                ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1e3),
+                error = %e.map_or_else(String::new, |e| e.to_string()),
+                "request"
+            );
+        }
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
