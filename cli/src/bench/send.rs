@@ -2,7 +2,7 @@
 //! the latency measured is store-then-ack latency.
 
 use super::{ms, progress, run_tag, Api};
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -16,9 +16,18 @@ use tern_shared::client::{Client, ClientOptions, Outgoing};
 pub struct SendArgs {
     #[command(flatten)]
     api: Api,
-    /// Edge address: host:port (TCP) or ws://host:port.
+    /// Edge address: host:port (TCP), ws://host:port[/path], or wss:// and tls:// ones (with --ca).
     #[arg(long, default_value = "127.0.0.1:5100")]
     addr: String,
+    /// CA certificate (PEM) that the edge's TLS certificate chains to.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// SNI name for TLS.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// Messages per second across all senders (0: each sends its next as soon as the last is acked).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Concurrent senders, each on its own connection.
     #[arg(long, default_value_t = 1)]
     senders: usize,
@@ -53,12 +62,22 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
     }
     let http = reqwest::Client::new();
     let tag = run_tag();
+    let tls = match &a.ca {
+        Some(ca) => Some(tern_shared::tls::client_config(&std::fs::read(ca).context("reading --ca")?)?),
+        None if a.addr.starts_with("wss://") || a.addr.starts_with("tls://") => bail!("{} needs --ca", a.addr),
+        None => None,
+    };
     let mut clients = Vec::new();
     for i in 0..a.senders {
         let uid = format!("bench-{tag}-{i}");
         a.api.user(&http, &uid, false).await?;
-        clients.push(Client::connect(ClientOptions::new(a.addr.clone(), uid, "t")).await?);
+        let mut o = ClientOptions::new(a.addr.clone(), uid, "t");
+        o.tls = tls.clone();
+        o.server_name = Some(a.server_name.clone());
+        clients.push(Client::connect(o).await?);
     }
+    // Each sender's share of --rate, as the gap between its sends.
+    let gap = (a.rate > 0).then(|| Duration::from_secs_f64(a.senders as f64 / a.rate as f64));
     let payload = vec![b'x'; a.payload];
     let remaining = Arc::new(AtomicU64::new(a.messages));
     let stop = Arc::new(AtomicBool::new(false));
@@ -72,9 +91,17 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
         let peer = format!("bench-{tag}-peer-{i}");
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
+            let mut pace = gap.map(|g| {
+                let mut t = tokio::time::interval(g);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
             while !stop.load(Ordering::Relaxed)
                 && remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
             {
+                if let Some(p) = pace.as_mut() {
+                    p.tick().await;
+                }
                 let t = Instant::now();
                 let msg = Outgoing {
                     channel_id: peer.clone(),

@@ -29,6 +29,9 @@ pub struct HttpProxyConfig {
     pub max_inflight_per_ip: usize,
     /// One `tern_edge::access` log line per request.
     pub access_log: bool,
+    /// Threads serving the proxy, each its own runtime without work stealing, as pingora runs its
+    /// services (0: one per CPU).
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +72,7 @@ impl Default for HttpProxyConfig {
             requests_per_sec_per_ip: 0,
             max_inflight_per_ip: 0,
             access_log: true,
+            threads: 0,
         }
     }
 }

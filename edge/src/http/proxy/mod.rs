@@ -69,7 +69,16 @@ pub async fn start(
         service.add_tls_with_settings(&a.to_string(), None, settings);
     }
     let fds: ListenFds = Arc::new(parking_lot::Mutex::new(fds));
-    tokio::spawn(async move { service.start_service(Some(fds), shutdown, 1).await });
+    let threads = match config.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Requests stay on the thread that accepted them: no cross-thread wakeups, which cost more than
+    // the proxying itself on a busy machine. Listener tasks are spread over the threads by pingora.
+    let runtime = pingora_runtime::Runtime::new_no_steal(threads, "tern-access");
+    runtime.get_handle().spawn(async move { service.start_service(Some(fds), shutdown, threads).await });
+    // The access layer lives as long as the process; dropping a runtime inside async code would panic.
+    std::mem::forget(runtime);
     tracing::info!(?addr, ?tls_addr, "http access layer ready");
     Ok(Bound { addr, tls_addr })
 }
