@@ -51,12 +51,20 @@ async fn connect_send_and_deliver_modes_report_consistent_summaries() {
     );
     assert_eq!(s["edge_sessions_after"].as_u64(), Some(5000), "{s}");
     assert!(s["edge_bytes_per_session"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
-    // 5,000 sessions, one multiplexed link between the edge and the core.
-    let metrics = reqwest::get(format!("http://{}/metrics", cl.core.addr("http"))).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("tern_core_edge_links 1\n"), "{metrics}");
+    // 5,000 sessions share links_per_node (2) × nodes (1) multiplexed links between the edge and the core.
+    let core_metrics = format!("http://{}/metrics", cl.core.addr("http"));
+    let metrics = reqwest::get(&core_metrics).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tern_core_edge_links 2\n"), "{metrics}");
 
     let s = bench(&cl, &["send", "--addr", &tcp, "--senders", "4", "--messages", "400", "--max-seconds", "60"]);
     assert_eq!((s["acked"].as_u64(), s["failed"].as_u64()), (Some(400), Some(0)), "{s}");
+    // Sessions are pinned to lanes, so four senders use both links.
+    let metrics = reqwest::get(&core_metrics).await.unwrap().text().await.unwrap();
+    for lane in ["0", "1"] {
+        let line = format!("tern_core_edge_sends_total{{lane=\"{lane}\"}}");
+        let n: u64 = metrics.lines().find_map(|l| l.strip_prefix(&line)?.trim().parse().ok()).unwrap_or(0);
+        assert!(n >= 50, "lane {lane} carried {n} of 400 sends:\n{metrics}");
+    }
     assert!(s["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
 
     let s = bench(&cl, &["deliver", "--addr", &tcp, "--receivers", "20", "--messages", "20", "--rate", "100"]);

@@ -59,10 +59,17 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         api.user(&format!("alice{k}"), 0).await;
     }
     let tcp = cl.edge.addr("tcp");
-    // The edge holds one link to every core node.
+    // The edge holds two links (lanes) to every core node.
     let edge_metrics = format!("http://{}/metrics", cl.edge.addr("http"));
-    let text = reqwest::get(&edge_metrics).await.unwrap().text().await.unwrap();
-    assert!(text.contains("tern_edge_core_links_up 3"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = reqwest::get(&edge_metrics).await.unwrap().text().await.unwrap();
+        if text.contains("tern_edge_core_links_up 6") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _bob = connect(&tcp, "bob", 0).await;
     let acks = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();

@@ -1,6 +1,6 @@
 //! Prometheus metrics of a core node, served on `/metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -12,6 +12,8 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub commit_latency: Histogram,
     pub edge_links: IntGauge,
+    /// SENDs received, by link lane: shows requests spreading over an edge's links.
+    pub edge_sends: IntCounterVec,
     pub online_sessions: IntGauge,
     pub raft_term: IntGauge,
     pub raft_last_applied: IntGauge,
@@ -49,7 +51,12 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new_custom(Some("tern_core".into()), None).unwrap_or_default();
+        let edge_sends =
+            IntCounterVec::new(Opts::new("edge_sends_total", "SENDs received from edges, by link lane"), &["lane"])
+                .unwrap_or_else(|e| panic!("metric edge_sends_total: {e}"));
+        let _ = r.register(Box::new(edge_sends.clone()));
         Metrics {
+            edge_sends,
             messages_stored: counter(&r, "messages_stored_total", "Messages committed and applied"),
             messages_rejected: counter(&r, "messages_rejected_total", "Sends refused by the state machine"),
             deliveries: counter(&r, "deliveries_total", "Message copies handed to edge links"),
@@ -70,7 +77,7 @@ impl Metrics {
                 "Time from proposal to applied",
                 prometheus::exponential_buckets(0.0001, 2.0, 16).unwrap_or_default(),
             ),
-            edge_links: gauge(&r, "edge_links", "Connected edge links"),
+            edge_links: gauge(&r, "edge_links", "Connected edge links, every lane counted"),
             online_sessions: gauge(&r, "online_sessions", "Client sessions announced by edges"),
             raft_term: gauge(&r, "raft_term", "Current raft term"),
             raft_last_applied: gauge(&r, "raft_last_applied", "Last applied raft log index"),

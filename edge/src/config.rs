@@ -26,8 +26,11 @@ pub struct EdgeConfig {
     pub http_addr: String,
     /// Mutual TLS to the core: this edge's certificate, and the CA and name it expects of the core.
     pub link_tls: Option<tern_shared::tls::LinkTls>,
-    /// Core nodes' link addresses, comma-separated; the edge keeps a link to each.
+    /// Core nodes' link addresses, comma-separated; the edge keeps `links_per_node` links to each.
     pub core_addr: String,
+    /// Links to each core node. The first carries presence and deliveries; requests are spread over
+    /// all of them by session, so one busy or stalled link does not hold up every client.
+    pub links_per_node: usize,
     /// Addresses handed to clients by `/route` (defaults: the bound listener addresses).
     pub advertise: Advertise,
     /// Largest client frame body accepted.
@@ -78,6 +81,7 @@ impl Default for EdgeConfig {
             http_addr: "0.0.0.0:5080".into(),
             core_addr: "127.0.0.1:5301".into(),
             link_tls: None,
+            links_per_node: 2,
             advertise: Advertise::default(),
             max_frame: tern_shared::proto::DEFAULT_MAX_FRAME,
             connect_timeout_ms: 5_000,
@@ -135,6 +139,9 @@ impl Validate for EdgeConfig {
         }
         if self.max_sessions == 0 {
             return Err(ConfigError::invalid("max_sessions", "must be greater than 0"));
+        }
+        if !(1..=16).contains(&self.links_per_node) {
+            return Err(ConfigError::invalid("links_per_node", "must be between 1 and 16"));
         }
         if self.link_queue < 64 {
             return Err(ConfigError::invalid("link_queue", "must be at least 64"));

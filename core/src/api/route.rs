@@ -105,8 +105,7 @@ pub async fn metrics(State(core): State<AppState>) -> impl IntoResponse {
     gm.raft_last_applied.set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
     gm.raft_is_leader.set(i64::from(m.current_leader == Some(core.config.node_id)));
     gm.db_size_bytes.set(core.db.live_size() as i64);
-    let (links, sessions) = core.presence.counts();
-    gm.edge_links.set(links as i64);
+    let (_, sessions) = core.presence.counts();
     gm.online_sessions.set(sessions as i64);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], gm.render())
 }

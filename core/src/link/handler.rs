@@ -13,6 +13,8 @@ pub(super) struct LinkHandler {
     pub core: Arc<Core>,
     pub edge_id: String,
     pub tx: mpsc::Sender<LinkFrame>,
+    /// Counts this link's SENDs under its lane.
+    pub sends: prometheus::IntCounter,
 }
 
 impl LinkHandler {
@@ -48,7 +50,10 @@ impl LinkHandler {
                 self.core.presence.replace_all(&self.edge_id, sessions);
                 self.update_gauge();
             }
-            LinkFrame::Send { req, msg } => self.send(req, msg).await,
+            LinkFrame::Send { req, msg } => {
+                self.sends.inc();
+                self.send(req, msg).await
+            }
             other => tracing::debug!(edge = %self.edge_id, frame = ?other, "unexpected frame from edge"),
         }
     }

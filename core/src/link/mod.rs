@@ -65,18 +65,20 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, core: Arc
     let (r, w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r);
     let hello = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await.map_err(|_| LinkError::NoHello)??;
-    let (edge_id, addrs) = match hello {
-        Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs }) => (edge_id, addrs),
+    let (edge_id, addrs, lane) = match hello {
+        Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs, lane }) => (edge_id, addrs, lane),
         Some(LinkFrame::Hello { version, .. }) => return Err(LinkError::BadHello(format!("link version {version}"))),
         other => return Err(LinkError::BadHello(format!("{other:?}"))),
     };
     let (tx, rx) = mpsc::channel(core.config.link_queue);
     let writer = tokio::spawn(write_loop(w, rx));
     let _ = tx.send(LinkFrame::HelloAck { node_id: core.config.node_id }).await;
-    let link_no = core.presence.register_edge(&edge_id, addrs, tx.clone());
+    // A request lane answers over itself; only the presence lane stands for the edge.
+    let link_no = (lane == 0).then(|| core.presence.register_edge(&edge_id, addrs, tx.clone()));
     core.metrics.edge_links.inc();
-    tracing::info!(%edge_id, "edge link up");
-    let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx };
+    tracing::info!(%edge_id, lane, "edge link up");
+    let sends = core.metrics.edge_sends.with_label_values(&[&lane.to_string()]);
+    let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx, sends };
     let result = loop {
         match reader.next().await {
             Ok(Some(frame)) => handler.handle(frame).await,
@@ -84,7 +86,9 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, core: Arc
             Err(e) => break Err(e.into()),
         }
     };
-    core.presence.unregister_edge(&edge_id, link_no);
+    if let Some(link_no) = link_no {
+        core.presence.unregister_edge(&edge_id, link_no);
+    }
     core.metrics.edge_links.dec();
     writer.abort();
     result

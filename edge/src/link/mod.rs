@@ -40,6 +40,8 @@ struct PendingSend {
 
 pub struct Link {
     core_addr: String,
+    /// 0: the presence lane (snapshot on connect, announcements, deliveries); others: requests only.
+    lane: u8,
     edge_id: String,
     addrs: EdgeAddrs,
     queue: usize,
@@ -68,6 +70,7 @@ impl Link {
     pub fn new(
         config: &crate::EdgeConfig,
         node: &str,
+        lane: u8,
         addrs: EdgeAddrs,
         registry: Arc<Registry>,
         metrics: Metrics,
@@ -85,6 +88,7 @@ impl Link {
         Ok(Arc::new(Link {
             tls,
             core_addr: node.to_string(),
+            lane,
             edge_id: config.edge_id.clone(),
             addrs,
             queue: config.link_queue,
@@ -208,13 +212,17 @@ impl Link {
         let mut reader = FrameReader::new(r);
         let (tx, rx) = mpsc::channel(self.queue);
         let writer = tokio::spawn(write_loop(w, rx));
-        let hello =
-            LinkFrame::Hello { version: LINK_VERSION, edge_id: self.edge_id.clone(), addrs: self.addrs.clone() };
+        let hello = LinkFrame::Hello {
+            version: LINK_VERSION,
+            edge_id: self.edge_id.clone(),
+            addrs: self.addrs.clone(),
+            lane: self.lane,
+        };
         tx.send(hello).await.map_err(|_| "link writer ended")?;
         match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
             Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => {
                 self.node_id.store(node_id, Ordering::Relaxed);
-                tracing::info!(core = %node, node_id, "link to core up")
+                tracing::info!(core = %node, node_id, lane = self.lane, "link to core up")
             }
             other => {
                 writer.abort();
@@ -223,7 +231,10 @@ impl Link {
         }
         {
             let mut current = self.current.lock().await;
-            tx.send(LinkFrame::PresenceSnapshot(self.registry.snapshot())).await.map_err(|_| "link writer ended")?;
+            if self.lane == 0 {
+                let snapshot = LinkFrame::PresenceSnapshot(self.registry.snapshot());
+                tx.send(snapshot).await.map_err(|_| "link writer ended")?;
+            }
             *current = Some(tx.clone());
         }
         if !self.up.swap(true, Ordering::Relaxed) {

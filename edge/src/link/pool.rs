@@ -1,14 +1,20 @@
-//! One link per core node, used as a whole.
+//! `links_per_node` links to every core node. Presence travels on each node's first link (lane 0);
+//! requests go to the leader's node when known, on the lane their session is pinned to, so one
+//! session's SENDs stay in order while different sessions use different links.
 
 use super::{Link, LinkDown};
 use crate::metrics::Metrics;
 use crate::session::registry::{Registry, SessionEntry};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage};
 
 pub struct LinkPool {
-    links: Vec<Arc<Link>>,
+    /// Per core node, its lanes; lane 0 first.
+    nodes: Vec<Vec<Arc<Link>>>,
     registry: Arc<Registry>,
+    /// Spreads CONNECT checks, which have no session yet, over the lanes.
+    next_auth: AtomicUsize,
 }
 
 impl LinkPool {
@@ -18,48 +24,68 @@ impl LinkPool {
         registry: Arc<Registry>,
         metrics: Metrics,
     ) -> Result<LinkPool, crate::StartError> {
-        let links = config
+        let lanes = config.links_per_node.clamp(1, usize::from(u8::MAX)) as u8;
+        let nodes = config
             .core_addr
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .map(|node| Link::new(config, node, addrs.clone(), registry.clone(), metrics.clone()))
+            .map(|node| {
+                (0..lanes)
+                    .map(|lane| Link::new(config, node, lane, addrs.clone(), registry.clone(), metrics.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(LinkPool { links, registry })
+        Ok(LinkPool { nodes, registry, next_auth: AtomicUsize::new(0) })
     }
 
     pub fn start(&self) {
-        for link in &self.links {
+        for link in self.nodes.iter().flatten() {
             tokio::spawn(link.clone().run());
         }
     }
 
-    /// Up while at least one core node is reachable.
+    /// Up while the presence lane of at least one core node is up: without it no node knows our
+    /// sessions, so nothing would be delivered.
     pub fn is_up(&self) -> bool {
-        self.links.iter().any(|l| l.is_up())
+        self.nodes.iter().any(|lanes| lanes[0].is_up())
     }
 
-    /// Up links, the leader's first (by the latest hint any node gave), so writes need no forwarding.
-    fn up_links(&self) -> impl Iterator<Item = &Arc<Link>> {
-        let leader = self.links.iter().filter(|l| l.is_up()).map(|l| l.leader_hint()).find(|h| *h != 0);
-        let first = self.links.iter().find(|l| l.is_up() && leader.is_some_and(|id| l.node_id() == id));
-        let rest = self.links.iter().filter(move |l| l.is_up() && !first.is_some_and(|f| Arc::ptr_eq(f, l)));
+    /// Nodes whose presence lane is up, the leader's first (by the latest hint any node gave), so
+    /// writes need no forwarding.
+    fn up_nodes(&self) -> impl Iterator<Item = &Vec<Arc<Link>>> {
+        let up = |lanes: &&Vec<Arc<Link>>| lanes[0].is_up();
+        let leader = self.nodes.iter().filter(up).map(|l| l[0].leader_hint()).find(|h| *h != 0);
+        let first = self.nodes.iter().filter(up).find(|l| leader.is_some_and(|id| l[0].node_id() == id));
+        let rest = self.nodes.iter().filter(up).filter(move |l| !first.is_some_and(|f| std::ptr::eq(f, *l)));
         first.into_iter().chain(rest)
     }
 
+    /// The lane `key` is pinned to on a node, or the presence lane while that one is down.
+    fn lane(lanes: &[Arc<Link>], key: usize) -> &Arc<Link> {
+        let pinned = &lanes[key % lanes.len()];
+        if pinned.is_up() {
+            pinned
+        } else {
+            &lanes[0]
+        }
+    }
+
     pub async fn auth(&self, uid: &str, device_flag: u8, token: &str) -> Result<(u8, u8), LinkDown> {
-        for link in self.up_links() {
-            if let Ok(r) = link.auth(uid, device_flag, token).await {
+        let key = self.next_auth.fetch_add(1, Ordering::Relaxed);
+        for lanes in self.up_nodes() {
+            if let Ok(r) = Self::lane(lanes, key).auth(uid, device_flag, token).await {
                 return Ok(r);
             }
         }
         Err(LinkDown)
     }
 
-    /// Forwards a client's SEND over one up link; its SENDACK comes back over the same link.
+    /// Forwards a client's SEND over its lane of one node; its SENDACK comes back over the same link.
     pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
-        match self.up_links().next() {
-            Some(link) => link.send(msg, client_seq, flags).await,
+        let key = msg.session as usize;
+        match self.up_nodes().next() {
+            Some(lanes) => Self::lane(lanes, key).send(msg, client_seq, flags).await,
             None => Err(LinkDown),
         }
     }
@@ -68,15 +94,15 @@ impl LinkPool {
     pub async fn open_session(&self, entry: SessionEntry) {
         let info = entry.info.clone();
         self.registry.insert(entry);
-        for link in &self.links {
-            link.announce(LinkFrame::SessionOpen(info.clone())).await;
+        for lanes in &self.nodes {
+            lanes[0].announce(LinkFrame::SessionOpen(info.clone())).await;
         }
     }
 
     pub async fn close_session(&self, session: u64) {
         self.registry.remove(session);
-        for link in &self.links {
-            link.announce(LinkFrame::SessionClose { session }).await;
+        for lanes in &self.nodes {
+            lanes[0].announce(LinkFrame::SessionClose { session }).await;
         }
     }
 }

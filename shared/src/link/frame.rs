@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to these frames.
-pub const LINK_VERSION: u16 = 2;
+pub const LINK_VERSION: u16 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkFrame {
@@ -13,6 +13,9 @@ pub enum LinkFrame {
         version: u16,
         edge_id: String,
         addrs: EdgeAddrs,
+        /// An edge keeps several links to each node. Lane 0 carries presence (the node counts the
+        /// edge's sessions from it and sends deliveries over it); other lanes carry requests only.
+        lane: u8,
     },
     /// The core's answer to `Hello`.
     HelloAck {
