@@ -91,6 +91,7 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
     let h = tern_core::start(c).await.context("starting core")?;
     announce_ready(serde_json::json!({
         "http": h.http_addr.to_string(), "link": h.link_addr.to_string(), "raft": h.raft_addr.to_string(),
+        "link_quic": h.link_quic_addr.map(|a| a.to_string()).unwrap_or_default(),
     }));
     tokio::signal::ctrl_c().await?;
     Ok(())

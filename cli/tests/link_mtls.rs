@@ -45,6 +45,41 @@ fn link_tls(dir: &Path, stem: &str, ca_file: &str) -> String {
     )
 }
 
+/// A core requiring edge certificates from `ca.pem`, with `extra` settings.
+fn start_core(d: &Path, extra: &str) -> Proc {
+    std::fs::write(d.join("core.toml"), format!("{extra}\n{}", link_tls(d, "core", "ca.pem"))).unwrap();
+    Proc::spawn(
+        &[
+            "core",
+            "--config",
+            d.join("core.toml").to_str().unwrap(),
+            "--data-dir",
+            d.join("data").to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--link-addr",
+            "127.0.0.1:0",
+            "--raft-addr",
+            "127.0.0.1:0",
+        ],
+        &d.join("core.log"),
+    )
+}
+
+/// Polls the edge's metrics until `line` shows up.
+async fn wait_metric(edge: &Proc, line: &str) {
+    let url = format!("http://{}/metrics", edge.addr("http"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no `{line}` in\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn never_up(edge: &Proc, for_: Duration) {
     let url = format!("http://{}/healthz", edge.addr("http"));
     let until = Instant::now() + for_;
@@ -66,23 +101,7 @@ async fn only_edges_with_a_certificate_from_the_link_ca_get_a_link() {
     leaf(d, "edge", "edge-1", &good);
     leaf(d, "rogue-edge", "edge-1", &rogue);
 
-    std::fs::write(d.join("core.toml"), link_tls(d, "core", "ca.pem")).unwrap();
-    let core = Proc::spawn(
-        &[
-            "core",
-            "--config",
-            d.join("core.toml").to_str().unwrap(),
-            "--data-dir",
-            d.join("data").to_str().unwrap(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--link-addr",
-            "127.0.0.1:0",
-            "--raft-addr",
-            "127.0.0.1:0",
-        ],
-        &d.join("core.log"),
-    );
+    let core = start_core(d, "");
     let link = core.addr("link");
     let api = Api::new(&core.addr("http"));
 
@@ -104,4 +123,49 @@ async fn only_edges_with_a_certificate_from_the_link_ca_get_a_link() {
     }
     let log = std::fs::read_to_string(d.join("core.log")).unwrap();
     assert!(log.contains("tls handshake"), "the core logs why links were refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_prefer_quic_and_fall_back_to_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (good, rogue) = (ca("tern link ca"), ca("someone else"));
+    std::fs::write(d.join("ca.pem"), &good.pem).unwrap();
+    leaf(d, "core", "tern-core", &good);
+    leaf(d, "edge", "edge-1", &good);
+    leaf(d, "rogue-edge", "edge-1", &rogue);
+    let core = start_core(d, "link_quic_addr = \"127.0.0.1:0\"");
+    let (link, link_quic) = (core.addr("link"), core.addr("link_quic"));
+    let api = Api::new(&core.addr("http"));
+    api.user("alice", 0).await;
+    api.user("alice", 1).await;
+    api.user("bob", 0).await;
+
+    // Both lanes over QUIC; messages flow.
+    let quic = start_edge(d, &link, &format!("core_quic_addr = \"{link_quic}\"\n{}", link_tls(d, "edge", "ca.pem")), 0);
+    wait_edge_up(&quic).await;
+    wait_metric(&quic, "tern_edge_core_links_quic 2").await;
+    let alice = connect(&quic.addr("tcp"), "alice", 0).await;
+    let mut bob = connect(&quic.addr("tcp"), "bob", 0).await;
+    assert_eq!(alice.send_text("bob", 1, "over a QUIC link").await.unwrap().reason_code, 1);
+    assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));
+
+    // Nothing answers QUIC at this address: the links come up over TCP instead.
+    let silent_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nowhere = silent_udp.local_addr().unwrap();
+    let toml = format!("edge_id = \"edge-2\"\ncore_quic_addr = \"{nowhere}\"\n{}", link_tls(d, "edge", "ca.pem"));
+    let fallback = start_edge(d, &link, &toml, 1);
+    wait_edge_up(&fallback).await;
+    wait_metric(&fallback, "tern_edge_core_links_up 2").await;
+    wait_metric(&fallback, "tern_edge_core_links_quic 0").await;
+    let alice_web = connect(&fallback.addr("tcp"), "alice", 1).await;
+    assert_eq!(alice_web.send_text("bob", 1, "over the TCP fallback").await.unwrap().reason_code, 1);
+    assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));
+
+    // QUIC is no way around the certificate check.
+    let toml = format!("core_quic_addr = \"{link_quic}\"\n{}", link_tls(d, "rogue-edge", "ca.pem"));
+    let rogue_edge = start_edge(d, &link, &toml, 2);
+    never_up(&rogue_edge, Duration::from_millis(1500)).await;
+    let log = std::fs::read_to_string(d.join("core.log")).unwrap();
+    assert!(log.contains("quic edge link refused"), "the core logs the refused QUIC link");
 }

@@ -17,6 +17,8 @@ pub struct CoreConfig {
     pub link_addr: String,
     /// Mutual TLS for edge links: when set, only edges whose certificate chains to `link_tls.ca` link.
     pub link_tls: Option<tern_shared::tls::LinkTls>,
+    /// Edge links over QUIC (UDP; empty disables; needs `link_tls`). Edges fall back to `link_addr`.
+    pub link_quic_addr: String,
     /// Where the other core nodes reach this one (raft, forwarded writes). Keep it on a private network.
     pub raft_addr: String,
     /// Every voter of the cluster, this node included; empty runs a single-node cluster. The node with
@@ -93,6 +95,7 @@ impl Default for CoreConfig {
             http_addr: "0.0.0.0:5001".into(),
             link_addr: "0.0.0.0:5301".into(),
             link_tls: None,
+            link_quic_addr: String::new(),
             raft_addr: "0.0.0.0:5302".into(),
             peers: Vec::new(),
             join: false,
@@ -134,6 +137,10 @@ impl Validate for CoreConfig {
         check_addr("http_addr", &self.http_addr, false)?;
         check_addr("link_addr", &self.link_addr, false)?;
         check_addr("raft_addr", &self.raft_addr, false)?;
+        check_addr("link_quic_addr", &self.link_quic_addr, true)?;
+        if !self.link_quic_addr.is_empty() && self.link_tls.is_none() {
+            return Err(ConfigError::invalid("link_quic_addr", "QUIC links need [link_tls]"));
+        }
         if !self.peers.is_empty() {
             if !self.peers.iter().any(|p| p.id == self.node_id) {
                 return Err(ConfigError::invalid("peers", format!("must include this node (id {})", self.node_id)));

@@ -50,6 +50,7 @@ pub struct CoreHandle {
     pub http_addr: SocketAddr,
     pub link_addr: SocketAddr,
     pub raft_addr: SocketAddr,
+    pub link_quic_addr: Option<SocketAddr>,
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
@@ -72,6 +73,15 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(tern_shared::tls::link_server_config(t)?)),
         None => None,
     };
+    let link_quic = match (&config.link_tls, config.link_quic_addr.as_str()) {
+        (Some(t), addr) if !addr.is_empty() => {
+            let bind_err = |source| StartError::Bind { what: "link_quic_addr", addr: addr.into(), source };
+            let at = addr.parse().map_err(|e| bind_err(std::io::Error::other(e)))?;
+            Some(quinn::Endpoint::server(tern_shared::quic::link_server_config(t)?, at).map_err(bind_err)?)
+        }
+        _ => None,
+    };
+    let link_quic_addr = link_quic.as_ref().and_then(|e| e.local_addr().ok());
     let db = Db::open(&config.data_dir.join("db"), config.slots)?;
     let metrics = Metrics::new();
     let presence = Arc::new(Presence::default());
@@ -135,6 +145,9 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let core = Arc::new(Core { config, db, raft, proposer, reads, dial, leading, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
+    if let Some(endpoint) = link_quic {
+        tokio::spawn(crate::link::serve_quic(endpoint, core.clone()));
+    }
     let app = crate::api::router(core.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()).await {
@@ -142,7 +155,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         }
     });
     tracing::info!(%http_addr, %link_addr, %raft_addr, node_id = core.config.node_id, "core node ready");
-    Ok(CoreHandle { core, http_addr, link_addr, raft_addr })
+    Ok(CoreHandle { core, http_addr, link_addr, raft_addr, link_quic_addr })
 }
 
 async fn track_leadership(raft: Raft, node_id: u64, leading: Arc<AtomicBool>) {

@@ -28,6 +28,9 @@ pub struct EdgeConfig {
     pub link_tls: Option<tern_shared::tls::LinkTls>,
     /// Core nodes' link addresses, comma-separated; the edge keeps `links_per_node` links to each.
     pub core_addr: String,
+    /// Core nodes' QUIC link addresses (`link_quic_addr`), comma-separated in `core_addr`'s order; empty:
+    /// TCP only. Needs `link_tls`. Links try QUIC first and fall back to TCP at `core_addr`.
+    pub core_quic_addr: String,
     /// Links to each core node. The first carries presence and deliveries; requests are spread over
     /// all of them by session, so one busy or stalled link does not hold up every client.
     pub links_per_node: usize,
@@ -82,6 +85,7 @@ impl Default for EdgeConfig {
             core_addr: "127.0.0.1:5301".into(),
             link_tls: None,
             links_per_node: 2,
+            core_quic_addr: String::new(),
             advertise: Advertise::default(),
             max_frame: tern_shared::proto::DEFAULT_MAX_FRAME,
             connect_timeout_ms: 5_000,
@@ -139,6 +143,20 @@ impl Validate for EdgeConfig {
         }
         if self.max_sessions == 0 {
             return Err(ConfigError::invalid("max_sessions", "must be greater than 0"));
+        }
+        if !self.core_quic_addr.is_empty() {
+            let count = |s: &str| s.split(',').filter(|a| !a.trim().is_empty()).count();
+            if count(&self.core_quic_addr) != count(&self.core_addr) {
+                return Err(ConfigError::invalid("core_quic_addr", "must list one address per core_addr entry"));
+            }
+            if let Some(bad) =
+                self.core_quic_addr.split(',').map(str::trim).find(|a| a.parse::<std::net::SocketAddr>().is_err())
+            {
+                return Err(ConfigError::invalid("core_quic_addr", format!("`{bad}` is not ip:port")));
+            }
+            if self.link_tls.is_none() {
+                return Err(ConfigError::invalid("core_quic_addr", "QUIC links need [link_tls]"));
+            }
         }
         if !(1..=16).contains(&self.links_per_node) {
             return Err(ConfigError::invalid("links_per_node", "must be between 1 and 16"));

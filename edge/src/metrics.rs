@@ -15,6 +15,7 @@ pub struct Metrics {
     pub recv_delivered: IntCounter,
     pub slow_clients_closed: IntCounter,
     pub links_up: IntGauge,
+    pub links_quic: IntGauge,
     pub proxy_requests: IntCounterVec,
     pub proxy_request_seconds: HistogramVec,
     pub proxy_rejected: IntCounterVec,
@@ -98,6 +99,7 @@ impl Metrics {
             recv_delivered: counter("recv_delivered_total", "RECV frames queued to clients"),
             slow_clients_closed: counter("slow_clients_closed_total", "Clients closed because their queue was full"),
             links_up: gauge("core_links_up", "Links to core nodes that are up"),
+            links_quic: gauge("core_links_quic", "Links to core nodes that are up over QUIC (the rest use TCP)"),
             registry: r,
         }
     }

@@ -49,6 +49,30 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
     }
 }
 
+/// Serves edge links over QUIC: each bidirectional stream an edge opens is one link. The endpoint's TLS
+/// config requires the edge's certificate.
+pub async fn serve_quic(endpoint: quinn::Endpoint, core: Arc<Core>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let peer = incoming.remote_address();
+            let conn = match tokio::time::timeout(HELLO_TIMEOUT, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return tracing::info!(%peer, error = %e, "quic edge link refused"),
+                Err(_) => return tracing::info!(%peer, "quic edge link handshake timed out"),
+            };
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                let core = core.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(tokio::io::join(recv, send), core).await {
+                        tracing::info!(%peer, error = %e, "quic edge link closed");
+                    }
+                });
+            }
+        });
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum LinkError {
     #[error(transparent)]

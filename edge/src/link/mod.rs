@@ -5,6 +5,7 @@
 
 mod inbound;
 mod pool;
+mod quic;
 
 pub use pool::LinkPool;
 
@@ -42,6 +43,10 @@ pub struct Link {
     core_addr: String,
     /// 0: the presence lane (snapshot on connect, announcements, deliveries); others: requests only.
     lane: u8,
+    /// The shared QUIC endpoint and this node's QUIC link address, when links prefer QUIC.
+    quic: Option<(quinn::Endpoint, std::net::SocketAddr)>,
+    /// After a failed QUIC attempt, TCP is used straight away until then (UDP may be blocked).
+    quic_paused_until: Mutex<Option<std::time::Instant>>,
     edge_id: String,
     addrs: EdgeAddrs,
     queue: usize,
@@ -71,6 +76,7 @@ impl Link {
         config: &crate::EdgeConfig,
         node: &str,
         lane: u8,
+        quic: Option<(quinn::Endpoint, std::net::SocketAddr)>,
         addrs: EdgeAddrs,
         registry: Arc<Registry>,
         metrics: Metrics,
@@ -89,6 +95,8 @@ impl Link {
             tls,
             core_addr: node.to_string(),
             lane,
+            quic,
+            quic_paused_until: Mutex::new(None),
             edge_id: config.edge_id.clone(),
             addrs,
             queue: config.link_queue,
@@ -174,14 +182,19 @@ impl Link {
         let node = self.core_addr.clone();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&node)).await {
-                Ok(Ok(stream)) => {
-                    backoff = Duration::from_millis(50);
-                    let result = self.clone().secure_and_serve(stream, &node).await;
-                    tracing::warn!(core = %node, ?result, "link to core lost");
+            if let Some(result) = self.clone().over_quic().await {
+                backoff = Duration::from_millis(50);
+                tracing::warn!(core = %node, ?result, "quic link to core lost");
+            } else {
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&node)).await {
+                    Ok(Ok(stream)) => {
+                        backoff = Duration::from_millis(50);
+                        let result = self.clone().secure_and_serve(stream, &node).await;
+                        tracing::warn!(core = %node, ?result, "link to core lost");
+                    }
+                    Ok(Err(e)) => tracing::debug!(core = %node, error = %e, "cannot reach core"),
+                    Err(_) => tracing::debug!(core = %node, "connect to core timed out"),
                 }
-                Ok(Err(e)) => tracing::debug!(core = %node, error = %e, "cannot reach core"),
-                Err(_) => tracing::debug!(core = %node, "connect to core timed out"),
             }
             self.went_down().await;
             tokio::time::sleep(backoff).await;

@@ -25,14 +25,22 @@ impl LinkPool {
         metrics: Metrics,
     ) -> Result<LinkPool, crate::StartError> {
         let lanes = config.links_per_node.clamp(1, usize::from(u8::MAX)) as u8;
-        let nodes = config
-            .core_addr
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|node| {
+        let list =
+            |s: &str| s.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect::<Vec<_>>();
+        let quic_addrs = list(&config.core_quic_addr);
+        let endpoint = match (&config.link_tls, quic_addrs.is_empty()) {
+            (Some(t), false) => Some(super::quic::endpoint(t)?),
+            _ => None,
+        };
+        let nodes = list(&config.core_addr)
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let quic = endpoint.clone().zip(quic_addrs.get(i).and_then(|a| a.parse().ok()));
                 (0..lanes)
-                    .map(|lane| Link::new(config, node, lane, addrs.clone(), registry.clone(), metrics.clone()))
+                    .map(|lane| {
+                        Link::new(config, node, lane, quic.clone(), addrs.clone(), registry.clone(), metrics.clone())
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
