@@ -70,6 +70,8 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         assert!(Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Pongs (every second) tell the edge which node leads, so its SENDs travel on the leader's links.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let _bob = connect(&tcp, "bob", 0).await;
     let acks = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -102,6 +104,12 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     let gap = first_after - killed_at;
     eprintln!("writes resumed {gap:?} after the leader was killed");
     assert!(gap < Duration::from_secs(2), "writes resumed only after {gap:?}");
+    // SENDs in flight on the killed node's links went to another node instead of failing.
+    let text = reqwest::get(&edge_metrics).await.unwrap().text().await.unwrap();
+    let resent: u64 =
+        text.lines().find_map(|l| l.strip_prefix("tern_edge_resent_sends_total ")?.parse().ok()).unwrap_or(0);
+    eprintln!("{resent} sends resent over another link");
+    assert!(resent >= 1, "{text}");
 
     // Every acked message is stored exactly once, in order, as every live node reports it.
     let new_leader = cl.leader().await;

@@ -174,6 +174,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         per_ip: listeners::admit::PerIp::default(),
         shutdown,
     });
+    let resender = edge.clone();
+    tokio::spawn(async move { resender.link.resend_loop().await });
     if let Some(l) = tcp {
         tokio::spawn(listeners::tcp::serve(l, edge.clone()));
     }

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub slow_clients_closed: IntCounter,
     pub links_up: IntGauge,
     pub links_quic: IntGauge,
+    pub resent_sends: IntCounter,
     pub proxy_requests: IntCounterVec,
     pub proxy_request_seconds: HistogramVec,
     pub proxy_rejected: IntCounterVec,
@@ -99,6 +100,7 @@ impl Metrics {
             recv_delivered: counter("recv_delivered_total", "RECV frames queued to clients"),
             slow_clients_closed: counter("slow_clients_closed_total", "Clients closed because their queue was full"),
             links_up: gauge("core_links_up", "Links to core nodes that are up"),
+            resent_sends: counter("resent_sends_total", "SENDs lost with a core link and sent again over another"),
             links_quic: gauge("core_links_quic", "Links to core nodes that are up over QUIC (the rest use TCP)"),
             registry: r,
         }

@@ -16,7 +16,7 @@ impl Link {
             }
             LinkFrame::SendResult { req, reason, message_id, message_seq } => {
                 if let Some(p) = locked(&self.sends).remove(&req) {
-                    self.sendack(p, reason, message_id, message_seq);
+                    super::sendack(&self.registry, p, reason, message_id, message_seq);
                 }
             }
             LinkFrame::Deliver(d) => self.deliver(d),

@@ -32,12 +32,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 #[error("no link to the core")]
 pub struct LinkDown;
 
-/// A SEND waiting for the core's answer.
-struct PendingSend {
-    session: u64,
+/// A SEND waiting for the core's answer, kept whole so it can be sent again over another link.
+pub struct PendingSend {
+    msg: OutgoingMessage,
     client_seq: u32,
     flags: u8,
+    /// Links it was lost on so far.
+    lost: u8,
 }
+
+/// A SEND lost with its link goes to another one this many times before the client is told it failed.
+const MAX_RESENDS: u8 = 2;
 
 pub struct Link {
     core_addr: String,
@@ -65,22 +70,32 @@ pub struct Link {
     next_req: AtomicU64,
     auths: Mutex<HashMap<u64, oneshot::Sender<(u8, u8)>>>,
     sends: Mutex<HashMap<u64, PendingSend>>,
+    /// Where SENDs in flight on a lost link go to be sent again (the pool's resend loop).
+    resend: mpsc::Sender<PendingSend>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What every link of the edge is given alike.
+#[derive(Clone)]
+pub(super) struct Common {
+    pub addrs: EdgeAddrs,
+    pub registry: Arc<Registry>,
+    pub metrics: Metrics,
+    pub resend: mpsc::Sender<PendingSend>,
+}
+
 impl Link {
-    pub fn new(
+    pub(super) fn new(
         config: &crate::EdgeConfig,
         node: &str,
         lane: u8,
         quic: Option<(quinn::Endpoint, std::net::SocketAddr)>,
-        addrs: EdgeAddrs,
-        registry: Arc<Registry>,
-        metrics: Metrics,
+        common: Common,
     ) -> Result<Arc<Link>, crate::StartError> {
+        let Common { addrs, registry, metrics, resend } = common;
         let tls = match &config.link_tls {
             None => None,
             Some(t) => {
@@ -110,6 +125,7 @@ impl Link {
             next_req: AtomicU64::new(1),
             auths: Mutex::default(),
             sends: Mutex::default(),
+            resend,
         }))
     }
 
@@ -155,18 +171,23 @@ impl Link {
 
     /// Forwards a client's SEND; the SENDACK reaches the session when the core answers.
     pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
+        self.send_pending(PendingSend { msg, client_seq, flags, lost: 0 }).await.map_err(|_| LinkDown)
+    }
+
+    /// Sends `p` and keeps it until answered; gives it back when this link is down.
+    pub(super) async fn send_pending(&self, p: PendingSend) -> Result<(), PendingSend> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        let session = msg.session;
-        locked(&self.sends).insert(req, PendingSend { session, client_seq, flags });
-        let link = self.sender().await;
-        let sent = match link {
-            Ok(link) => link.send(LinkFrame::Send { req, msg }).await.map_err(|_| LinkDown),
-            Err(e) => Err(e),
+        let frame = LinkFrame::Send { req, msg: p.msg.clone() };
+        locked(&self.sends).insert(req, p);
+        let sent = match self.sender().await {
+            Ok(link) => link.send(frame).await.is_ok(),
+            Err(_) => false,
         };
-        if sent.is_err() {
-            locked(&self.sends).remove(&req);
+        if sent {
+            return Ok(());
         }
-        sent
+        // `None`: `went_down` already handed it to the resend loop.
+        locked(&self.sends).remove(&req).map_or(Ok(()), Err)
     }
 
     /// Tells this node about a session opened or closed. Taking the link's lock orders the frame after
@@ -276,7 +297,9 @@ impl Link {
         result
     }
 
-    /// Fails everything that was waiting on the lost link; clients may resend (dedup makes that safe).
+    /// Hands SENDs that were waiting on the lost link to the resend loop, which sends them over another
+    /// link: the core dedups by client msg no, so one that was stored before the loss is not stored
+    /// twice, and its SENDACK carries the first seq. CONNECT checks fail (the client retries).
     async fn went_down(&self) {
         *self.current.lock().await = None;
         if self.up.swap(false, Ordering::Relaxed) {
@@ -284,27 +307,35 @@ impl Link {
         }
         locked(&self.auths).clear();
         let sends: Vec<PendingSend> = locked(&self.sends).drain().map(|(_, p)| p).collect();
-        for p in sends {
-            self.sendack(p, Reason::SystemError.code(), 0, 0);
-        }
-    }
-
-    fn sendack(&self, p: PendingSend, reason: u8, message_id: i64, message_seq: u64) {
-        let Some(s) = self.registry.get(p.session) else { return };
-        let ack = Packet::Sendack(proto::Sendack {
-            flags: p.flags,
-            message_id,
-            client_seq: p.client_seq,
-            message_seq: message_seq as u32,
-            reason_code: reason,
-        });
-        if let Ok(b) = proto::encode_to_vec(&ack, s.version) {
-            s.outbox.push_reply(b.into());
+        for mut p in sends {
+            p.lost += 1;
+            if p.lost > MAX_RESENDS {
+                sendack(&self.registry, p, Reason::SystemError.code(), 0, 0);
+            } else if let Err(mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p)) =
+                self.resend.try_send(p)
+            {
+                sendack(&self.registry, p, Reason::SystemError.code(), 0, 0);
+            }
         }
     }
 
     /// Queues a frame for a client; a client whose queue is full closes itself as too slow.
     fn push(&self, s: &SessionEntry, frame: Bytes) -> bool {
         s.outbox.push(frame, self.session_queue)
+    }
+}
+
+/// Answers a client's SEND.
+pub(super) fn sendack(registry: &Registry, p: PendingSend, reason: u8, message_id: i64, message_seq: u64) {
+    let Some(s) = registry.get(p.msg.session) else { return };
+    let ack = Packet::Sendack(proto::Sendack {
+        flags: p.flags,
+        message_id,
+        client_seq: p.client_seq,
+        message_seq: message_seq as u32,
+        reason_code: reason,
+    });
+    if let Ok(b) = proto::encode_to_vec(&ack, s.version) {
+        s.outbox.push_reply(b.into());
     }
 }

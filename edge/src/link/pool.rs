@@ -2,12 +2,18 @@
 //! requests go to the leader's node when known, on the lane their session is pinned to, so one
 //! session's SENDs stay in order while different sessions use different links.
 
-use super::{Link, LinkDown};
+use super::{Link, LinkDown, PendingSend};
 use crate::metrics::Metrics;
 use crate::session::registry::{Registry, SessionEntry};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage};
+use tern_shared::proto::Reason;
+use tokio::sync::mpsc;
+
+/// How long a SEND lost with its link waits for another link before the client is told it failed.
+const RESEND_WAIT: Duration = Duration::from_secs(3);
 
 pub struct LinkPool {
     /// Per core node, its lanes; lane 0 first.
@@ -15,6 +21,9 @@ pub struct LinkPool {
     registry: Arc<Registry>,
     /// Spreads CONNECT checks, which have no session yet, over the lanes.
     next_auth: AtomicUsize,
+    /// SENDs given back by lost links, taken by `resend_loop`.
+    resends: Mutex<Option<mpsc::Receiver<PendingSend>>>,
+    metrics: Metrics,
 }
 
 impl LinkPool {
@@ -28,6 +37,8 @@ impl LinkPool {
         let list =
             |s: &str| s.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect::<Vec<_>>();
         let quic_addrs = list(&config.core_quic_addr);
+        let (resend, resends) = mpsc::channel(config.link_queue);
+        let common = super::Common { addrs, registry: registry.clone(), metrics: metrics.clone(), resend };
         let endpoint = match (&config.link_tls, quic_addrs.is_empty()) {
             (Some(t), false) => Some(super::quic::endpoint(t)?),
             _ => None,
@@ -38,13 +49,11 @@ impl LinkPool {
             .map(|(i, node)| {
                 let quic = endpoint.clone().zip(quic_addrs.get(i).and_then(|a| a.parse().ok()));
                 (0..lanes)
-                    .map(|lane| {
-                        Link::new(config, node, lane, quic.clone(), addrs.clone(), registry.clone(), metrics.clone())
-                    })
+                    .map(|lane| Link::new(config, node, lane, quic.clone(), common.clone()))
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(LinkPool { nodes, registry, next_auth: AtomicUsize::new(0) })
+        Ok(LinkPool { nodes, registry, next_auth: AtomicUsize::new(0), resends: Mutex::new(Some(resends)), metrics })
     }
 
     pub fn start(&self) {
@@ -95,6 +104,30 @@ impl LinkPool {
         match self.up_nodes().next() {
             Some(lanes) => Self::lane(lanes, key).send(msg, client_seq, flags).await,
             None => Err(LinkDown),
+        }
+    }
+
+    /// Sends again, over another link, the SENDs that lost links gave back. Runs for the edge's lifetime.
+    pub async fn resend_loop(&self) {
+        let Some(mut resends) = self.resends.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        while let Some(p) = resends.recv().await {
+            self.resend(p).await;
+        }
+    }
+
+    async fn resend(&self, mut p: PendingSend) {
+        let deadline = Instant::now() + RESEND_WAIT;
+        loop {
+            if let Some(lanes) = self.up_nodes().next() {
+                match Self::lane(lanes, p.msg.session as usize).send_pending(p).await {
+                    Ok(()) => return self.metrics.resent_sends.inc(),
+                    Err(back) => p = back,
+                }
+            }
+            if Instant::now() >= deadline {
+                return super::sendack(&self.registry, p, Reason::SystemError.code(), 0, 0);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
