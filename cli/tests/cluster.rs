@@ -70,6 +70,14 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         assert!(Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The leader reports itself and how far behind each follower is.
+    let text =
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", cl.http_port(leader))).await.unwrap().text().await.unwrap();
+    assert!(text.contains(&format!("tern_core_raft_leader_id {}\n", leader + 1)), "{text}");
+    for peer in (0..3).filter(|n| *n != leader) {
+        assert!(text.contains(&format!("tern_core_raft_replication_lag{{peer=\"{}\"}}", peer + 1)), "{text}");
+    }
+    assert!(text.contains("tern_core_raft_apply_lag "), "{text}");
     // Pongs (every second) tell the edge which node leads, so its SENDs travel on the leader's links.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _bob = connect(&tcp, "bob", 0).await;

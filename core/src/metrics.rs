@@ -18,6 +18,11 @@ pub struct Metrics {
     pub raft_term: IntGauge,
     pub raft_last_applied: IntGauge,
     pub raft_is_leader: IntGauge,
+    pub raft_leader_id: IntGauge,
+    pub raft_last_log_index: IntGauge,
+    pub raft_apply_lag: IntGauge,
+    /// On the leader: entries each follower still lacks.
+    pub raft_replication_lag: prometheus::IntGaugeVec,
     pub db_size_bytes: IntGauge,
     pub snapshots_installed: IntCounter,
     pub forwarded_batches: IntCounter,
@@ -55,6 +60,12 @@ impl Metrics {
             IntCounterVec::new(Opts::new("edge_sends_total", "SENDs received from edges, by link lane"), &["lane"])
                 .unwrap_or_else(|e| panic!("metric edge_sends_total: {e}"));
         let _ = r.register(Box::new(edge_sends.clone()));
+        let raft_replication_lag = prometheus::IntGaugeVec::new(
+            Opts::new("raft_replication_lag", "On the leader: log entries a follower still lacks"),
+            &["peer"],
+        )
+        .unwrap_or_else(|e| panic!("metric raft_replication_lag: {e}"));
+        let _ = r.register(Box::new(raft_replication_lag.clone()));
         Metrics {
             edge_sends,
             messages_stored: counter(&r, "messages_stored_total", "Messages committed and applied"),
@@ -82,6 +93,10 @@ impl Metrics {
             raft_term: gauge(&r, "raft_term", "Current raft term"),
             raft_last_applied: gauge(&r, "raft_last_applied", "Last applied raft log index"),
             raft_is_leader: gauge(&r, "raft_is_leader", "1 when this node leads the raft group"),
+            raft_leader_id: gauge(&r, "raft_leader_id", "Node id of the leader this node knows (0: none)"),
+            raft_last_log_index: gauge(&r, "raft_last_log_index", "Last raft log index this node holds"),
+            raft_apply_lag: gauge(&r, "raft_apply_lag", "Log entries held but not yet applied"),
+            raft_replication_lag,
             db_size_bytes: gauge(&r, "db_sst_bytes", "Size of RocksDB SST files"),
             forwarded_batches: counter(
                 &r,

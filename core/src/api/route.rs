@@ -104,6 +104,15 @@ pub async fn metrics(State(core): State<AppState>) -> impl IntoResponse {
     gm.raft_term.set(m.current_term as i64);
     gm.raft_last_applied.set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
     gm.raft_is_leader.set(i64::from(m.current_leader == Some(core.config.node_id)));
+    gm.raft_leader_id.set(m.current_leader.unwrap_or(0) as i64);
+    let last_log = m.last_log_index.unwrap_or(0);
+    gm.raft_last_log_index.set(last_log as i64);
+    gm.raft_apply_lag.set(last_log.saturating_sub(m.last_applied.map_or(0, |l| l.index)) as i64);
+    gm.raft_replication_lag.reset();
+    for (peer, matched) in m.replication.iter().flatten() {
+        let lag = last_log.saturating_sub(matched.map_or(0, |l| l.index));
+        gm.raft_replication_lag.with_label_values(&[&peer.to_string()]).set(lag as i64);
+    }
     gm.db_size_bytes.set(core.db.live_size() as i64);
     let (_, sessions) = core.presence.counts();
     gm.online_sessions.set(sessions as i64);
