@@ -2,11 +2,13 @@
 
 mod common;
 
+use common::certs::{ca, leaf, mtls};
 use common::{connect, Cluster3};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_shared::client::{Client, Outgoing};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One three-node cluster at a time: several at once on a 2-core machine starve elections.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -316,4 +318,38 @@ async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
     let msgs = cl.api(old).sync_all("bob", "alice", 1).await;
     let nos: Vec<&str> = msgs.iter().map(|m| m["client_msg_no"].as_str().unwrap()).collect();
     assert_eq!(nos, vec!["before", "majority"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_nodes_talk_mutual_tls_on_the_raft_port() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    let cluster_ca = ca("tern cluster ca");
+    std::fs::write(d.join("ca.pem"), &cluster_ca.pem).unwrap();
+    leaf(d, "node", "tern-core", &cluster_ca);
+    // Electing a leader already takes raft over TLS.
+    let cl = Cluster3::start(&mtls("raft_tls", d, "node", "ca.pem")).await;
+    let leader = cl.leader().await;
+    let follower = (leader + 1) % 3;
+
+    // Writes through a follower are forwarded over TLS; reads on every node wait on the leader's read index.
+    let api = cl.api(follower);
+    api.user("alice", 0).await;
+    api.user("bob", 0).await;
+    let alice = connect(&cl.edge.addr("tcp"), "alice", 0).await;
+    let ack = alice.send_text("bob", 1, "replicated over TLS").await.unwrap();
+    assert_eq!(ack.reason_code, 1);
+    for node in 0..3 {
+        let msgs = cl.api(node).sync_all("bob", "alice", 1).await;
+        assert_eq!(common::numbered(&msgs).len(), 1, "node {}", node + 1);
+    }
+
+    // A peer without TLS gets no answer: a read-index request in the clear is dropped at the handshake.
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", cl.raft_port(leader))).await.unwrap();
+    plain.write_all(&[0, 0, 0, 4, 4, 0, 0, 0]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), plain.read(&mut buf)).await.expect("closed in time");
+    // Closed, or at most a TLS alert record (content type 21) on the way out.
+    assert!(matches!(read, Ok(0) | Err(_)) || buf[0] == 21, "a plain peer got an answer: {:?}", &buf[..8]);
 }

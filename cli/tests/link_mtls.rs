@@ -3,51 +3,14 @@
 
 mod common;
 
+use common::certs::{ca, leaf, mtls};
 use common::{connect, start_edge, wait_edge_up, Api, Proc};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca { params, key, pem }
-}
-
-/// Writes `<stem>.pem` / `<stem>.key` for `name`, signed by `ca`.
-fn leaf(dir: &Path, stem: &str, name: &str, ca: &Ca) {
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec![name.to_string()])
-        .unwrap()
-        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-        .unwrap();
-    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
-}
-
-fn link_tls(dir: &Path, stem: &str, ca_file: &str) -> String {
-    let p = |f: String| dir.join(f).display().to_string();
-    format!(
-        "[link_tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\nserver_name = \"tern-core\"\n",
-        p(format!("{stem}.pem")),
-        p(format!("{stem}.key")),
-        p(ca_file.to_string())
-    )
-}
-
 /// A core requiring edge certificates from `ca.pem`, with `extra` settings.
 fn start_core(d: &Path, extra: &str) -> Proc {
-    std::fs::write(d.join("core.toml"), format!("{extra}\n{}", link_tls(d, "core", "ca.pem"))).unwrap();
+    std::fs::write(d.join("core.toml"), format!("{extra}\n{}", mtls("link_tls", d, "core", "ca.pem"))).unwrap();
     Proc::spawn(
         &[
             "core",
@@ -105,7 +68,7 @@ async fn only_edges_with_a_certificate_from_the_link_ca_get_a_link() {
     let link = core.addr("link");
     let api = Api::new(&core.addr("http"));
 
-    let edge = start_edge(d, &link, &link_tls(d, "edge", "ca.pem"), 0);
+    let edge = start_edge(d, &link, &mtls("link_tls", d, "edge", "ca.pem"), 0);
     wait_edge_up(&edge).await;
     api.user("alice", 0).await;
     api.user("bob", 0).await;
@@ -115,9 +78,9 @@ async fn only_edges_with_a_certificate_from_the_link_ca_get_a_link() {
     assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));
 
     // A certificate from another CA, no certificate at all, and an edge that does not trust the core.
-    let rogue_edge = start_edge(d, &link, &link_tls(d, "rogue-edge", "ca.pem"), 1);
+    let rogue_edge = start_edge(d, &link, &mtls("link_tls", d, "rogue-edge", "ca.pem"), 1);
     let plain_edge = start_edge(d, &link, "", 2);
-    let distrusting_edge = start_edge(d, &link, &link_tls(d, "edge", "rogue-ca.pem"), 3);
+    let distrusting_edge = start_edge(d, &link, &mtls("link_tls", d, "edge", "rogue-ca.pem"), 3);
     for e in [&rogue_edge, &plain_edge, &distrusting_edge] {
         never_up(e, Duration::from_millis(1500)).await;
     }
@@ -142,7 +105,12 @@ async fn links_prefer_quic_and_fall_back_to_tcp() {
     api.user("bob", 0).await;
 
     // Both lanes over QUIC; messages flow.
-    let quic = start_edge(d, &link, &format!("core_quic_addr = \"{link_quic}\"\n{}", link_tls(d, "edge", "ca.pem")), 0);
+    let quic = start_edge(
+        d,
+        &link,
+        &format!("core_quic_addr = \"{link_quic}\"\n{}", mtls("link_tls", d, "edge", "ca.pem")),
+        0,
+    );
     wait_edge_up(&quic).await;
     wait_metric(&quic, "tern_edge_core_links_quic 2").await;
     let alice = connect(&quic.addr("tcp"), "alice", 0).await;
@@ -153,7 +121,8 @@ async fn links_prefer_quic_and_fall_back_to_tcp() {
     // Nothing answers QUIC at this address: the links come up over TCP instead.
     let silent_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let nowhere = silent_udp.local_addr().unwrap();
-    let toml = format!("edge_id = \"edge-2\"\ncore_quic_addr = \"{nowhere}\"\n{}", link_tls(d, "edge", "ca.pem"));
+    let toml =
+        format!("edge_id = \"edge-2\"\ncore_quic_addr = \"{nowhere}\"\n{}", mtls("link_tls", d, "edge", "ca.pem"));
     let fallback = start_edge(d, &link, &toml, 1);
     wait_edge_up(&fallback).await;
     wait_metric(&fallback, "tern_edge_core_links_up 2").await;
@@ -163,7 +132,7 @@ async fn links_prefer_quic_and_fall_back_to_tcp() {
     assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));
 
     // QUIC is no way around the certificate check.
-    let toml = format!("core_quic_addr = \"{link_quic}\"\n{}", link_tls(d, "rogue-edge", "ca.pem"));
+    let toml = format!("core_quic_addr = \"{link_quic}\"\n{}", mtls("link_tls", d, "rogue-edge", "ca.pem"));
     let rogue_edge = start_edge(d, &link, &toml, 2);
     never_up(&rogue_edge, Duration::from_millis(1500)).await;
     let log = std::fs::read_to_string(d.join("core.log")).unwrap();

@@ -17,6 +17,9 @@ pub struct CoreConfig {
     pub link_addr: String,
     /// Mutual TLS for edge links: when set, only edges whose certificate chains to `link_tls.ca` link.
     pub link_tls: Option<tern_shared::tls::LinkTls>,
+    /// Mutual TLS between core nodes on the raft port: every node presents `cert` and accepts only peers
+    /// whose certificate chains to `ca` and names `server_name`.
+    pub raft_tls: Option<tern_shared::tls::LinkTls>,
     /// Edge links over QUIC (UDP; empty disables; needs `link_tls`). Edges fall back to `link_addr`.
     pub link_quic_addr: String,
     /// Where the other core nodes reach this one (raft, forwarded writes). Keep it on a private network.
@@ -96,6 +99,7 @@ impl Default for CoreConfig {
             link_addr: "0.0.0.0:5301".into(),
             link_tls: None,
             link_quic_addr: String::new(),
+            raft_tls: None,
             raft_addr: "0.0.0.0:5302".into(),
             peers: Vec::new(),
             join: false,

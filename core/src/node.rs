@@ -111,12 +111,24 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     tracing::info!(settings = ?config.raft, peers = config.peers.len(), "raft settings");
     let sm = StateMachine::new(db.clone(), config.data_dir.join("snapshot.bin"), Some(applied_tx))
         .counting_installs(metrics.snapshots_installed.clone());
-    let dial = Dial::new(config.dial.iter().map(|p| (p.id, p.raft_addr.clone())).collect());
+    let (raft_acceptor, peer_tls) = match &config.raft_tls {
+        Some(t) => {
+            let name = if t.server_name.is_empty() { "tern-core".to_string() } else { t.server_name.clone() };
+            let name = rustls_pki_types::ServerName::try_from(name).map_err(|e| tern_shared::tls::TlsError::Load {
+                path: "raft_tls.server_name".into(),
+                message: e.to_string(),
+            })?;
+            let connector = tokio_rustls::TlsConnector::from(tern_shared::tls::link_client_config(t)?);
+            (Some(tokio_rustls::TlsAcceptor::from(tern_shared::tls::link_server_config(t)?)), Some((connector, name)))
+        }
+        None => (None, None),
+    };
+    let dial = Dial::new(config.dial.iter().map(|p| (p.id, p.raft_addr.clone())).collect(), peer_tls);
     let network = Network { dial: dial.clone() };
     let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    tokio::spawn(crate::raft::server::serve(raft_listener, raft.clone()));
+    tokio::spawn(crate::raft::server::serve(raft_listener, raft.clone(), raft_acceptor));
     tokio::spawn(track_leadership(raft.clone(), config.node_id, leading.clone()));
     let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
         BTreeMap::from([(config.node_id, BasicNode::new(raft_addr.to_string()))])

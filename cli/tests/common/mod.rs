@@ -1,6 +1,8 @@
 //! Test harness: real `tern core` and `tern edge` processes on loopback, each with its own data dir.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -346,6 +348,10 @@ impl Cluster3 {
 
     pub fn http_port(&self, i: usize) -> u16 {
         self.ports[i][0]
+    }
+
+    pub fn raft_port(&self, i: usize) -> u16 {
+        self.ports[i][2]
     }
 
     pub fn link_addr(&self, i: usize) -> String {

@@ -25,11 +25,11 @@ pub fn leader_of(raft: &Raft, dial: &Dial) -> Option<(NodeId, String)> {
 pub struct LeaderConn(Option<(NodeId, Peer)>);
 
 impl LeaderConn {
-    pub fn to(&mut self, id: NodeId, addr: String) -> &mut Peer {
+    pub fn to(&mut self, id: NodeId, addr: String, dial: &Dial) -> &mut Peer {
         if self.0.as_ref().is_some_and(|(cached, _)| *cached != id) {
             self.0 = None;
         }
-        &mut self.0.get_or_insert_with(|| (id, Peer::new(addr))).1
+        &mut self.0.get_or_insert_with(|| (id, dial.peer(addr))).1
     }
 }
 
@@ -76,7 +76,7 @@ impl ReadBarrier {
         let (id, addr) = leader_of(&self.raft, &self.dial).ok_or(ProposeError::NotLeader(None))?;
         let index = {
             let mut conn = self.leader.lock().await;
-            match conn.to(id, addr).call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
+            match conn.to(id, addr, &self.dial).call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
                 Ok(RaftResponse::ReadIndex(Ok(log_id))) => log_id.map(|l| l.index),
                 // The node we asked no longer leads: ask again once the new leader is known.
                 Ok(RaftResponse::ReadIndex(Err(_))) => return Err(ProposeError::NotLeader(None)),

@@ -2,7 +2,6 @@
 
 use super::dial::Dial;
 use super::leader::{await_leader, leader_of};
-use super::peer::Peer;
 use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, Raft};
 use openraft::{BasicNode, ChangeMembers};
@@ -47,7 +46,7 @@ pub async fn change(raft: &Raft, node_id: NodeId, dial: &Dial, change: Membershi
         return apply(raft, change).await;
     }
     let (id, addr) = leader_of(raft, dial).ok_or("no leader")?;
-    match Peer::new(addr).call(&RaftRequest::Membership(change), CHANGE_TIMEOUT).await {
+    match dial.peer(addr).call(&RaftRequest::Membership(change), CHANGE_TIMEOUT).await {
         Ok(RaftResponse::Membership(r)) => r,
         Ok(other) => Err(format!("leader {id} answered {other:?}")),
         Err(e) => Err(format!("cannot reach leader {id}: {e}")),

@@ -24,7 +24,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, peer: Peer::new(self.dial.addr(target, &node.addr)) }
+        PeerClient { target, peer: self.dial.peer(self.dial.addr(target, &node.addr)) }
     }
 }
 

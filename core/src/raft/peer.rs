@@ -1,19 +1,25 @@
 //! A connection to another core node, opened on first use and reopened after any failure.
 
+use super::dial::PeerTls;
 use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use std::io;
 use std::time::Duration;
-use tokio::io::BufStream;
+use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
+
+/// A plain or TLS stream to another node.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 pub struct Peer {
     addr: String,
-    conn: Option<BufStream<TcpStream>>,
+    tls: Option<PeerTls>,
+    conn: Option<BufStream<Box<dyn Io>>>,
 }
 
 impl Peer {
-    pub fn new(addr: impl Into<String>) -> Self {
-        Peer { addr: addr.into(), conn: None }
+    pub fn new(addr: String, tls: Option<PeerTls>) -> Self {
+        Peer { addr, tls, conn: None }
     }
 
     pub fn addr(&self) -> &str {
@@ -42,7 +48,11 @@ impl Peer {
             None => {
                 let s = TcpStream::connect(&self.addr).await?;
                 s.set_nodelay(true)?;
-                self.conn.insert(BufStream::new(s))
+                let stream: Box<dyn Io> = match &self.tls {
+                    None => Box::new(s),
+                    Some((connector, name)) => Box::new(connector.connect(name.clone(), s).await?),
+                };
+                self.conn.insert(BufStream::new(stream))
             }
         };
         write_frame(conn, req).await?;

@@ -176,7 +176,11 @@ async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>, forwarde
             continue;
         };
         forwarded.inc();
-        match leader.to(id, addr).call(&RaftRequest::Propose(Batch(cmds)), std::time::Duration::from_secs(10)).await {
+        match leader
+            .to(id, addr, &dial)
+            .call(&RaftRequest::Propose(Batch(cmds)), std::time::Duration::from_secs(10))
+            .await
+        {
             Ok(RaftResponse::Propose(Ok(results))) => deliver(replies, results),
             Ok(RaftResponse::Propose(Err(e))) => {
                 tracing::info!(leader = id, error = %e, "forwarded batch refused");

@@ -1,19 +1,37 @@
 //! The raft port: answers other core nodes' raft RPCs, forwarded writes and read-index requests.
-//! It must only be reachable from the other core nodes (no authentication yet).
+//! With `raft_tls` only nodes presenting a certificate from the cluster CA get past the handshake;
+//! without it the port must only be reachable from the other core nodes.
 
 use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use super::types::Raft;
 use std::time::Duration;
-use tokio::io::BufStream;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, BufStream};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
-pub async fn serve(listener: TcpListener, raft: Raft) {
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn serve(listener: TcpListener, raft: Raft, tls: Option<TlsAcceptor>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let raft = raft.clone();
+                let (raft, tls) = (raft.clone(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, raft).await {
+                    let _ = stream.set_nodelay(true);
+                    let result = match tls {
+                        None => connection(stream, raft).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => connection(tls, raft).await,
+                                Ok(Err(e)) => {
+                                    tracing::warn!(%peer, error = %e, "raft tls handshake refused");
+                                    return;
+                                }
+                                Err(_) => return tracing::warn!(%peer, "raft tls handshake timed out"),
+                            }
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "raft connection closed");
                     }
                 });
@@ -26,8 +44,7 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
     }
 }
 
-async fn connection(stream: TcpStream, raft: Raft) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, raft: Raft) -> std::io::Result<()> {
     let mut conn = BufStream::new(stream);
     while let Some(req) = read_frame::<_, RaftRequest>(&mut conn).await? {
         let resp = match req {
