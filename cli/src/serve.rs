@@ -33,6 +33,10 @@ pub struct CoreArgs {
     join: bool,
     #[arg(long, env = "TERN_MANAGER_TOKEN")]
     manager_token: Option<String>,
+    /// Any setting, over the file: `--set raft.heartbeat_ms=100` (a TOML value; repeat the flag).
+    /// Without flags, TERN_CORE_SET holds them, separated by `;`.
+    #[arg(long = "set", value_name = "KEY=VALUE", env = "TERN_CORE_SET", value_delimiter = ';')]
+    set: Vec<String>,
 }
 
 #[derive(Args)]
@@ -50,13 +54,10 @@ pub struct EdgeArgs {
     /// Core link addresses, comma-separated; the edge keeps a link to each.
     #[arg(long, env = "TERN_CORE_ADDR")]
     core_addr: Option<String>,
-}
-
-fn load<T: serde::de::DeserializeOwned + Validate + Default>(path: &Option<PathBuf>) -> anyhow::Result<T> {
-    Ok(match path {
-        Some(p) => config::load(p)?,
-        None => T::default(),
-    })
+    /// Any setting, over the file: `--set http_proxy.addr="0.0.0.0:5090"` (a TOML value; repeat the
+    /// flag). Without flags, TERN_EDGE_SET holds them, separated by `;`.
+    #[arg(long = "set", value_name = "KEY=VALUE", env = "TERN_EDGE_SET", value_delimiter = ';')]
+    set: Vec<String>,
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -71,7 +72,7 @@ fn announce_ready(fields: serde_json::Value) {
 }
 
 pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
-    let mut c: CoreConfig = load(&a.config)?;
+    let mut c: CoreConfig = config::load_with_overrides(a.config.as_deref(), &a.set)?;
     set(&mut c.node_id, a.node_id);
     set(&mut c.data_dir, a.data_dir);
     set(&mut c.http_addr, a.http_addr);
@@ -98,7 +99,7 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
 }
 
 pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
-    let mut c: EdgeConfig = load(&a.config)?;
+    let mut c: EdgeConfig = config::load_with_overrides(a.config.as_deref(), &a.set)?;
     set(&mut c.edge_id, a.edge_id);
     set(&mut c.tcp_addr, a.tcp_addr);
     set(&mut c.ws_addr, a.ws_addr);

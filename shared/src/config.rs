@@ -33,11 +33,44 @@ pub fn parse<T: DeserializeOwned + Validate>(path: &str, text: &str) -> Result<T
     Ok(value)
 }
 
-/// Reads, parses and validates a TOML file.
-pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-    parse(&shown, &text)
+/// Reads `path` (if any) and applies `overrides` on top, each `dotted.key=value` with a TOML value
+/// (`"text"`, `42`, `true`, `["a", "b"]`; anything that is not TOML counts as a string). Not validated:
+/// callers apply their flags, then validate.
+pub fn load_with_overrides<T: DeserializeOwned>(path: Option<&Path>, overrides: &[String]) -> Result<T, ConfigError> {
+    let (shown, text) = match path {
+        Some(p) => {
+            let shown = p.display().to_string();
+            let text =
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+            (shown, text)
+        }
+        None => ("(defaults)".to_string(), String::new()),
+    };
+    let parse_err = |path: &str, message: String| ConfigError::Parse { path: path.into(), message };
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse_err(&shown, e.to_string()))?;
+    for o in overrides {
+        let (key, raw) = o.split_once('=').ok_or_else(|| parse_err("--set", format!("`{o}` is not key=value")))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        set_dotted(&mut table, key.trim(), value).map_err(|m| parse_err("--set", format!("`{key}`: {m}")))?;
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| parse_err(&format!("{shown} with --set"), e.to_string()))
+}
+
+fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().filter(|k| !k.is_empty()).ok_or("empty key")?;
+    let mut at = table;
+    for part in parts {
+        let entry = at.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = entry.as_table_mut().ok_or_else(|| format!("`{part}` is not a table"))?;
+    }
+    at.insert(last.to_string(), value);
+    Ok(())
 }
 
 /// Checks that `value` parses as a socket address; empty means "disabled" when `optional`.
@@ -49,4 +82,46 @@ pub fn check_addr(key: &'static str, value: &str, optional: bool) -> Result<(), 
         .parse::<std::net::SocketAddr>()
         .map(|_| ())
         .map_err(|e| ConfigError::invalid(key, format!("`{value}` is not host:port ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Settings {
+        name: String,
+        port: u16,
+        inner: Inner,
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Inner {
+        on: bool,
+        list: Vec<String>,
+    }
+
+    #[test]
+    fn overrides_apply_over_the_file_with_toml_values() {
+        let dir = std::env::temp_dir().join(format!("tern-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.toml");
+        std::fs::write(&file, "name = \"file\"\nport = 1\n[inner]\non = false\n").unwrap();
+        let sets = ["port=2", "inner.on=true", "inner.list=[\"a\", \"b\"]", "name=bare words"].map(String::from);
+        let s: Settings = load_with_overrides(Some(&file), &sets).unwrap();
+        assert_eq!((s.name.as_str(), s.port, s.inner.on), ("bare words", 2, true));
+        assert_eq!(s.inner.list, ["a", "b"]);
+        let s: Settings = load_with_overrides(None, &["inner.on=true".to_string()]).unwrap();
+        assert!(s.inner.on);
+
+        let e = load_with_overrides::<Settings>(None, &["nope".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("not key=value"), "{e}");
+        let e = load_with_overrides::<Settings>(None, &["prot=2".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("prot"), "{e}");
+        let e = load_with_overrides::<Settings>(Some(&file), &["port.x=2".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("`port` is not a table"), "{e}");
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
