@@ -353,3 +353,73 @@ async fn core_nodes_talk_mutual_tls_on_the_raft_port() {
     // Closed, or at most a TLS alert record (content type 21) on the way out.
     assert!(matches!(read, Ok(0) | Err(_)) || buf[0] == 21, "a plain peer got an answer: {:?}", &buf[..8]);
 }
+
+/// Run by hand (slow, ~200 MB of data): `cargo test --release -p tern --test cluster -- --ignored snapshot_of_200`.
+/// A follower that missed 200 MB of messages after compaction catches up by one snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
+    const PAYLOAD: usize = 64 << 10;
+    const SENDERS: usize = 8;
+    const PER_SENDER: usize = 400;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut cl = Cluster3::start("[raft]\nsnapshot_every = 500\nkeep_logs = 50\n").await;
+    let leader = cl.leader().await;
+    let follower = (leader + 1) % 3;
+    let api = cl.api(leader);
+    api.user("bob", 0).await;
+    for k in 0..SENDERS {
+        api.user(&format!("alice{k}"), 0).await;
+    }
+    cl.kill(follower);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..SENDERS {
+        let client = connect(&cl.edge.addr("tcp"), &format!("alice{k}"), 0).await;
+        tasks.push(tokio::spawn(async move {
+            // Incompressible, so RocksDB's lz4 cannot shrink the state below 200 MB.
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ k as u64;
+            for i in 0..PER_SENDER {
+                let payload: Vec<u8> = (0..PAYLOAD)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let msg = Outgoing { channel_id: "bob".into(), channel_type: 1, payload, ..Default::default() };
+                let ack = client.send(msg).await.unwrap_or_else(|e| panic!("alice{k} #{i}: {e}"));
+                assert_eq!(ack.reason_code, 1);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let bytes = SENDERS * PER_SENDER * PAYLOAD;
+    eprintln!("wrote {} MiB in {:?}", bytes >> 20, started.elapsed());
+
+    let restarted = Instant::now();
+    cl.restart(follower, 1);
+    let metrics = format!("http://127.0.0.1:{}/metrics", cl.http_port(follower));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Ok(r) = reqwest::get(&metrics).await {
+            let text = r.text().await.unwrap_or_default();
+            if text.lines().any(|l| l.starts_with("tern_core_snapshots_installed_total") && !l.ends_with(" 0")) {
+                let size = text.lines().find(|l| l.starts_with("tern_core_db_sst_bytes ")).unwrap_or_default();
+                eprintln!("snapshot installed {:?} after the restart; follower {size}", restarted.elapsed());
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the follower never installed a snapshot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for k in 0..SENDERS {
+        let msgs = cl.api(follower).sync_all("bob", &format!("alice{k}"), 1).await;
+        assert_eq!(msgs.len(), PER_SENDER, "alice{k} on the follower");
+    }
+}
