@@ -113,13 +113,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         .counting_installs(metrics.snapshots_installed.clone());
     let (raft_acceptor, peer_tls) = match &config.raft_tls {
         Some(t) => {
-            let name = if t.server_name.is_empty() { "tern-core".to_string() } else { t.server_name.clone() };
-            let name = rustls_pki_types::ServerName::try_from(name).map_err(|e| tern_shared::tls::TlsError::Load {
-                path: "raft_tls.server_name".into(),
-                message: e.to_string(),
-            })?;
-            let connector = tokio_rustls::TlsConnector::from(tern_shared::tls::link_client_config(t)?);
-            (Some(tokio_rustls::TlsAcceptor::from(tern_shared::tls::link_server_config(t)?)), Some((connector, name)))
+            (Some(tokio_rustls::TlsAcceptor::from(tern_shared::tls::link_server_config(t)?)), Some(t.connector()?))
         }
         None => (None, None),
     };

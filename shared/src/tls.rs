@@ -6,7 +6,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -157,8 +157,9 @@ pub fn client_config(roots: &[u8]) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// Mutual TLS between an edge and the core: each side presents `cert`/`key` and accepts only peers whose
-/// certificate chains to `ca`. The edge also names the core it expects (`server_name`).
+/// Mutual TLS between an edge and the core, or between core nodes: each side presents `cert`/`key` and
+/// accepts only peers whose certificate chains to `ca`. The dialing side also names the core it expects
+/// (`server_name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkTls {
@@ -166,9 +167,19 @@ pub struct LinkTls {
     pub key: PathBuf,
     /// PEM CA certificates trusted for the other side.
     pub ca: PathBuf,
-    /// Edge only: the name in the core's certificate (default `tern-core`).
+    /// Dialing side: the name in the core's certificate (default `tern-core`).
     #[serde(default)]
     pub server_name: String,
+}
+
+impl LinkTls {
+    /// What the dialing side needs: its TLS connector and the name the core must prove.
+    pub fn connector(&self) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), TlsError> {
+        let name = if self.server_name.is_empty() { "tern-core" } else { self.server_name.as_str() };
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| TlsError::Load { path: "server_name".into(), message: e.to_string() })?;
+        Ok((tokio_rustls::TlsConnector::from(link_client_config(self)?), name))
+    }
 }
 
 fn roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {

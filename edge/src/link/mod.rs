@@ -96,16 +96,7 @@ impl Link {
         common: Common,
     ) -> Result<Arc<Link>, crate::StartError> {
         let Common { addrs, registry, metrics, resend } = common;
-        let tls = match &config.link_tls {
-            None => None,
-            Some(t) => {
-                let name = if t.server_name.is_empty() { "tern-core".to_string() } else { t.server_name.clone() };
-                let name = rustls_pki_types::ServerName::try_from(name).map_err(|e| {
-                    tern_shared::tls::TlsError::Load { path: "link_tls.server_name".into(), message: e.to_string() }
-                })?;
-                Some((tokio_rustls::TlsConnector::from(tern_shared::tls::link_client_config(t)?), name))
-            }
-        };
+        let tls = config.link_tls.as_ref().map(|t| t.connector()).transpose()?;
         Ok(Arc::new(Link {
             tls,
             core_addr: node.to_string(),
