@@ -21,8 +21,19 @@ const MAX_IDLE: Duration = Duration::from_secs(200);
 /// sits just above that.
 const LINK_MAX_IDLE: Duration = Duration::from_secs(5);
 
+/// Client sessions: one bidirectional stream, small frames, mostly idle. Tighter limits than quinn's
+/// bulk-transfer defaults keep what an idle session can make the edge hold small.
 fn transport() -> Arc<quinn::TransportConfig> {
-    idle_after(MAX_IDLE)
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(MAX_IDLE).ok());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.max_concurrent_bidi_streams(1u32.into());
+    t.stream_receive_window((256u32 << 10).into());
+    t.receive_window((512u32 << 10).into());
+    t.send_window(512 << 10);
+    t.datagram_receive_buffer_size(None);
+    t.datagram_send_buffer_size(0);
+    Arc::new(t)
 }
 
 fn idle_after(limit: Duration) -> Arc<quinn::TransportConfig> {
