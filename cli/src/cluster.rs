@@ -30,6 +30,11 @@ enum ClusterCommand {
         #[arg(long)]
         id: u64,
     },
+    /// Move raft leadership to another voter.
+    Transfer {
+        #[arg(long)]
+        to: u64,
+    },
 }
 
 pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
@@ -41,6 +46,9 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         }
         ClusterCommand::Remove { id } => {
             (reqwest::Method::POST, "/cluster/nodes/remove", Some(serde_json::json!({"id": id})))
+        }
+        ClusterCommand::Transfer { to } => {
+            (reqwest::Method::POST, "/cluster/leader/transfer", Some(serde_json::json!({"node_id": to})))
         }
     };
     let mut req = http.request(method, format!("{}{path}", a.api));

@@ -423,3 +423,64 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
         assert_eq!(msgs.len(), PER_SENDER, "alice{k} on the follower");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_chosen_voter() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cl = Cluster3::start("").await;
+    let leader = cl.leader().await;
+    let target = (leader + 1) % 3;
+    let third = 3 - leader - target;
+    let api = cl.api(third);
+    api.user("alice", 0).await;
+    api.user("bob", 0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A sender keeps writing through the transfer; held writes go to the new leader.
+    let alice = connect(&cl.edge.addr("tcp"), "alice", 0).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut acked, mut failed) = (Vec::new(), 0);
+            for i in 0..100_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let no = format!("t{i}");
+                let msg = Outgoing {
+                    channel_id: "bob".into(),
+                    channel_type: 1,
+                    client_msg_no: no.clone(),
+                    payload: b"{}".to_vec(),
+                    ..Default::default()
+                };
+                match alice.send(msg).await {
+                    Ok(a) if a.reason_code == 1 => acked.push((no, u64::from(a.message_seq))),
+                    _ => failed += 1,
+                }
+            }
+            (acked, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Asked of a node that neither leads nor is the target: it hands the request to the leader.
+    let started = Instant::now();
+    api.ok("/cluster/leader/transfer", serde_json::json!({"node_id": target + 1})).await;
+    eprintln!("leadership moved in {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, failed) = writer.await.unwrap();
+    eprintln!("{} sends acked, {failed} failed during the transfer", acked.len());
+    assert_eq!(cl.leader().await, target);
+    let status = cl.api(leader).ok_get("/cluster").await;
+    assert_eq!(status["leader"].as_u64(), Some(target as u64 + 1), "{status}");
+    assert_eq!(failed, 0, "writes held during the handover went to the new leader");
+    let stored = common::numbered(&cl.api(target).sync_all("bob", "alice", 1).await);
+    assert_eq!(stored, acked);
+
+    let (status, body) = api.post("/cluster/leader/transfer", serde_json::json!({"node_id": 9})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("not a voter"), "{body}");
+}

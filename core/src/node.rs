@@ -38,6 +38,7 @@ pub struct Core {
     pub proposer: Proposer,
     pub reads: ReadBarrier,
     pub dial: Dial,
+    pub handover: crate::raft::transfer::Handover,
     /// Whether this node leads (it alone pushes messages and kicks to edges).
     pub leading: Arc<AtomicBool>,
     pub presence: Arc<Presence>,
@@ -122,7 +123,15 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    tokio::spawn(crate::raft::server::serve(raft_listener, raft.clone(), raft_acceptor));
+    let handover = crate::raft::transfer::Handover::default();
+    let port = crate::raft::server::RaftPort {
+        raft: raft.clone(),
+        node_id: config.node_id,
+        dial: dial.clone(),
+        lease: Duration::from_millis(config.raft.election_max_ms),
+        handover: handover.clone(),
+    };
+    tokio::spawn(crate::raft::server::serve(raft_listener, port, raft_acceptor));
     tokio::spawn(track_leadership(raft.clone(), config.node_id, leading.clone()));
     let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
         BTreeMap::from([(config.node_id, BasicNode::new(raft_addr.to_string()))])
@@ -146,9 +155,17 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         max_bytes: config.batch.max_bytes,
         max_in_flight: config.batch.max_in_flight,
     };
-    let proposer = Proposer::start(raft.clone(), config.node_id, dial.clone(), commit_timeout, limits, metrics.clone());
+    let proposer = Proposer::start(
+        raft.clone(),
+        config.node_id,
+        dial.clone(),
+        handover.clone(),
+        commit_timeout,
+        limits,
+        metrics.clone(),
+    );
     let reads = ReadBarrier::new(raft.clone(), config.node_id, dial.clone());
-    let core = Arc::new(Core { config, db, raft, proposer, reads, dial, leading, presence, metrics });
+    let core = Arc::new(Core { config, db, raft, proposer, reads, dial, handover, leading, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
     if let Some(endpoint) = link_quic {

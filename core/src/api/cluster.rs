@@ -73,3 +73,17 @@ pub async fn add(State(core): State<AppState>, ApiJson(req): ApiJson<AddReq>) ->
 pub async fn remove(State(core): State<AppState>, ApiJson(req): ApiJson<RemoveReq>) -> Result<Response, ApiError> {
     run(&core, MembershipChange::Remove { id: req.id }).await
 }
+
+#[derive(Deserialize)]
+pub struct TransferReq {
+    node_id: u64,
+}
+
+/// Moves raft leadership to a voter; answers once it leads.
+pub async fn transfer(State(core): State<AppState>, ApiJson(req): ApiJson<TransferReq>) -> Result<Response, ApiError> {
+    let lease = std::time::Duration::from_millis(core.config.raft.election_max_ms);
+    crate::raft::transfer::transfer(&core.raft, core.config.node_id, &core.dial, &core.handover, req.node_id, lease)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("leadership transfer failed: {e}")))?;
+    Ok(ok())
+}

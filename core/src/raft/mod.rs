@@ -10,6 +10,7 @@ pub mod peer;
 pub mod proposer;
 pub mod rpc;
 pub mod server;
+pub mod transfer;
 pub mod types;
 
 pub use types::*;

@@ -53,6 +53,7 @@ impl Proposer {
         raft: Raft,
         node_id: NodeId,
         dial: Dial,
+        handover: super::transfer::Handover,
         commit_timeout: std::time::Duration,
         limits: BatchLimits,
         metrics: crate::metrics::Metrics,
@@ -60,7 +61,7 @@ impl Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
         let (forward_tx, forward_rx) = mpsc::channel(64);
         tokio::spawn(forward(raft.clone(), dial, forward_rx, metrics.forwarded_batches.clone()));
-        tokio::spawn(run(raft, node_id, rx, forward_tx, limits, metrics));
+        tokio::spawn(run(raft, node_id, handover, rx, forward_tx, limits, metrics));
         Proposer { tx, commit_timeout }
     }
 
@@ -101,6 +102,7 @@ type Group = (Vec<Command>, Vec<Reply>);
 async fn run(
     raft: Raft,
     node_id: NodeId,
+    handover: super::transfer::Handover,
     mut rx: mpsc::Receiver<(Command, Reply)>,
     forward_tx: mpsc::Sender<Group>,
     limits: BatchLimits,
@@ -123,6 +125,10 @@ async fn run(
             }
         }
         let (cmds, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        // While leadership is being handed over, hold the group; it then goes to the new leader.
+        while handover.active() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         // Followers hand groups, in order, to the one task that forwards them to the leader.
         match await_leader(&raft).await {
             Some(leader) if leader == node_id => {}

@@ -26,6 +26,10 @@ pub enum RaftRequest {
     ReadIndex,
     /// A membership change asked of a follower, for the leader to carry out.
     Membership(super::membership::MembershipChange),
+    /// A leadership transfer asked of a follower, for the leader to carry out.
+    Transfer(NodeId),
+    /// The leader's instructions to the other nodes during a transfer.
+    Step(super::transfer::Step),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,6 +40,7 @@ pub enum RaftResponse {
     Propose(Result<BatchResult, String>),
     ReadIndex(Result<Option<LogId<NodeId>>, String>),
     Membership(Result<(), String>),
+    Done(Result<(), String>),
 }
 
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {

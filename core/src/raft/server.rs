@@ -2,8 +2,10 @@
 //! With `raft_tls` only nodes presenting a certificate from the cluster CA get past the handshake;
 //! without it the port must only be reachable from the other core nodes.
 
+use super::dial::Dial;
 use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
-use super::types::Raft;
+use super::types::{NodeId, Raft};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpListener;
@@ -11,11 +13,22 @@ use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn serve(listener: TcpListener, raft: Raft, tls: Option<TlsAcceptor>) {
+/// What the raft port answers with.
+pub struct RaftPort {
+    pub raft: Raft,
+    pub node_id: NodeId,
+    pub dial: Dial,
+    /// The leader lease (`election_max_ms`), which a leadership transfer waits out.
+    pub lease: Duration,
+    pub handover: super::transfer::Handover,
+}
+
+pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAcceptor>) {
+    let port = Arc::new(port);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let (raft, tls) = (raft.clone(), tls.clone());
+                let (raft, tls) = (port.clone(), tls.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
                     let result = match tls {
@@ -44,7 +57,8 @@ pub async fn serve(listener: TcpListener, raft: Raft, tls: Option<TlsAcceptor>) 
     }
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, raft: Raft) -> std::io::Result<()> {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<RaftPort>) -> std::io::Result<()> {
+    let raft = &port.raft;
     let mut conn = BufStream::new(stream);
     while let Some(req) = read_frame::<_, RaftRequest>(&mut conn).await? {
         let resp = match req {
@@ -54,7 +68,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, raft: Raft) ->
             RaftRequest::Propose(batch) => {
                 RaftResponse::Propose(raft.client_write(batch).await.map(|r| r.data).map_err(|e| e.to_string()))
             }
-            RaftRequest::Membership(change) => RaftResponse::Membership(super::membership::apply(&raft, change).await),
+            RaftRequest::Membership(change) => RaftResponse::Membership(super::membership::apply(raft, change).await),
+            RaftRequest::Transfer(target) => RaftResponse::Done(
+                super::transfer::transfer(raft, port.node_id, &port.dial, &port.handover, target, port.lease).await,
+            ),
+            RaftRequest::Step(step) => {
+                super::transfer::on_step(raft, port.node_id, step);
+                RaftResponse::Done(Ok(()))
+            }
             RaftRequest::ReadIndex => {
                 RaftResponse::ReadIndex(raft.ensure_linearizable().await.map_err(|e| e.to_string()))
             }

@@ -1,0 +1,142 @@
+//! Leadership transfer. openraft 0.9 has no TimeoutNow message, and a follower refuses votes while the
+//! leader's lease (`election_max_ms` since it last heard from the leader) lasts. So the leader steps
+//! aside in stages: it holds the election timers of the other voters, stops its heartbeats, and asks the
+//! target to campaign once the lease has run out. Meanwhile the leader's proposer holds new writes
+//! (appends would renew the lease); once the target leads they are forwarded to it.
+
+use super::dial::Dial;
+use super::leader::{await_leader, leader_of};
+use super::rpc::{RaftRequest, RaftResponse};
+use super::types::{NodeId, Raft};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Raised on the leader while it hands leadership over; its proposer holds writes meanwhile.
+#[derive(Clone, Default)]
+pub struct Handover(Arc<AtomicBool>);
+
+impl Handover {
+    pub fn active(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Lowers the flag however the transfer ends.
+struct Raised<'a>(&'a Handover);
+
+impl Drop for Raised<'_> {
+    fn drop(&mut self) {
+        self.0 .0.store(false, Ordering::Relaxed);
+    }
+}
+
+const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the target keeps campaigning, and past the lease how long the leader waits for it.
+const TAKE_OVER: Duration = Duration::from_secs(3);
+/// Entries the target may still lack when the transfer starts (it catches up while the lease runs out).
+const MAX_LAG: u64 = 100;
+
+/// What the leader asks of the other nodes during a transfer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Step {
+    /// Do not start elections for this long.
+    Hold { ms: u64 },
+    /// Campaign after `after_ms`, until this node leads or `TAKE_OVER` has passed.
+    Campaign { after_ms: u64 },
+}
+
+/// Carries out a step on this node; returns at once.
+pub fn on_step(raft: &Raft, node_id: NodeId, step: Step) {
+    let raft = raft.clone();
+    match step {
+        Step::Hold { ms } => {
+            raft.runtime_config().elect(false);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                raft.runtime_config().elect(true);
+            });
+        }
+        Step::Campaign { after_ms } => {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                let deadline = tokio::time::Instant::now() + TAKE_OVER;
+                while tokio::time::Instant::now() < deadline && raft.metrics().borrow().current_leader != Some(node_id)
+                {
+                    let _ = raft.trigger().elect().await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        }
+    }
+}
+
+/// Moves leadership to `target`, from whichever node leads; returns once `target` leads.
+pub async fn transfer(
+    raft: &Raft,
+    node_id: NodeId,
+    dial: &Dial,
+    handover: &Handover,
+    target: NodeId,
+    lease: Duration,
+) -> Result<(), String> {
+    let leader = await_leader(raft).await.ok_or("no leader")?;
+    if leader == target {
+        return Ok(());
+    }
+    if leader != node_id {
+        let (id, addr) = leader_of(raft, dial).ok_or("no leader")?;
+        return match dial.peer(addr).call(&RaftRequest::Transfer(target), lease + TAKE_OVER + RPC_TIMEOUT).await {
+            Ok(RaftResponse::Done(r)) => r,
+            Ok(other) => Err(format!("leader {id} answered {other:?}")),
+            Err(e) => Err(format!("cannot reach leader {id}: {e}")),
+        };
+    }
+    lead_transfer(raft, node_id, dial, handover, target, lease).await
+}
+
+async fn lead_transfer(
+    raft: &Raft,
+    node_id: NodeId,
+    dial: &Dial,
+    handover: &Handover,
+    target: NodeId,
+    lease: Duration,
+) -> Result<(), String> {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    let addr_of = |id: NodeId| membership.get_node(&id).map(|n| dial.addr(id, &n.addr));
+    if !membership.voter_ids().any(|v| v == target) {
+        return Err(format!("node {target} is not a voter"));
+    }
+    let last = m.last_log_index.unwrap_or(0);
+    let matched = m.replication.as_ref().and_then(|r| r.get(&target).copied().flatten()).map_or(0, |l| l.index);
+    if last.saturating_sub(matched) > MAX_LAG {
+        return Err(format!("node {target} is {} entries behind", last - matched));
+    }
+    let target_addr = addr_of(target).ok_or_else(|| format!("no address for node {target}"))?;
+    let hold = Step::Hold { ms: (lease * 2 + TAKE_OVER).as_millis() as u64 };
+    for voter in membership.voter_ids().filter(|v| *v != node_id && *v != target) {
+        if let Some(addr) = addr_of(voter) {
+            // An unreachable voter cannot compete for votes either.
+            let _ = dial.peer(addr).call(&RaftRequest::Step(hold.clone()), RPC_TIMEOUT).await;
+        }
+    }
+    handover.0.store(true, Ordering::Relaxed);
+    let _lowered = Raised(handover);
+    raft.runtime_config().heartbeat(false);
+    let campaign = Step::Campaign { after_ms: (lease + Duration::from_millis(100)).as_millis() as u64 };
+    let asked = dial.peer(target_addr).call(&RaftRequest::Step(campaign), RPC_TIMEOUT).await;
+    let taken = match asked {
+        Ok(_) => raft
+            .wait(Some(lease + TAKE_OVER))
+            .metrics(|m| m.current_leader == Some(target), "the target leads")
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("node {target} did not take over: {e}")),
+        Err(e) => Err(format!("cannot reach node {target}: {e}")),
+    };
+    raft.runtime_config().heartbeat(true);
+    taken
+}
