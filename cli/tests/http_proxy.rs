@@ -31,7 +31,7 @@ async fn metric(edge_http: &str, line_start: &str) -> Option<f64> {
 async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limits_rates() {
     let cl = Cluster::start("").await;
     let toml = format!(
-        "edge_id = \"edge-front\"\n{}",
+        "edge_id = \"edge-front\"\nregion = \"eu\"\n{}",
         proxy_toml(
             "requests_per_sec_per_ip = 40",
             &[("core", "/", vec![cl.core.addr("http")]), ("chat", "/chat", vec![cl.edge.addr("ws")])],
@@ -46,12 +46,20 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
     via.user("bob", 0).await;
     assert_eq!(via.ok_get("/healthz").await["status"], "ok");
 
-    // `/route` through the front edge names that edge first; straight at the core it does not.
+    // `/route` through the front edge names that edge first, then the other edge of its region, then
+    // the rest; straight at the core the first is chosen per uid.
+    let neighbour = start_edge(cl.dir.path(), &cl.core.addr("link"), "edge_id = \"edge-eu-2\"\nregion = \"eu\"", 2);
+    wait_edge_up(&neighbour).await;
     let route = via.ok_get("/route?uid=alice").await;
-    assert_eq!(route["tcp_addr"], front.addr("tcp"), "{route}");
-    assert_eq!(route["fallback"][0]["tcp_addr"], cl.tcp(), "{route}");
+    assert_eq!(
+        (route["tcp_addr"].as_str(), route["region"].as_str()),
+        (Some(front.addr("tcp").as_str()), Some("eu")),
+        "{route}"
+    );
+    assert_eq!(route["fallback"][0]["tcp_addr"], neighbour.addr("tcp"), "{route}");
+    assert_eq!(route["fallback"][1]["tcp_addr"], cl.tcp(), "{route}");
     let direct = cl.api.ok_get("/route?uid=alice").await;
-    assert_eq!(direct["fallback"].as_array().map(Vec::len), Some(1));
+    assert_eq!(direct["fallback"].as_array().map(Vec::len), Some(2));
 
     // A WebSocket session through the proxy's `/chat` upstream (the back edge's ws listener).
     let mut o = ClientOptions::new(format!("ws://{}/chat", front.addr("proxy")), "alice", "alice-tok");

@@ -8,6 +8,8 @@ use tern_shared::config::{check_addr, ConfigError, Validate};
 pub struct EdgeConfig {
     /// Names this edge to the core; a restarted edge with the same id replaces its old presence.
     pub edge_id: String,
+    /// Where this edge runs (e.g. `eu-west`); `/route` falls back to edges of the same region first.
+    pub region: String,
     /// Client protocol over TCP (WuKongIM's default port); empty disables.
     pub tcp_addr: String,
     /// Client protocol over WebSocket; empty disables.
@@ -74,6 +76,7 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
             edge_id: "edge-1".into(),
+            region: "local".into(),
             tcp_addr: "0.0.0.0:5100".into(),
             ws_addr: "0.0.0.0:5200".into(),
             tls_addr: String::new(),

@@ -145,7 +145,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             let addr = &config.quic_addr;
             let bind =
                 addr.parse().map_err(|e| StartError::Quic { addr: addr.clone(), source: std::io::Error::other(e) })?;
-            let endpoint = quinn::Endpoint::server(server, bind)
+            let endpoint = tern_shared::quic::endpoint(bind, Some(server))
                 .map_err(|source| StartError::Quic { addr: addr.clone(), source })?;
             Some(endpoint)
         }
@@ -158,6 +158,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         wss: advertised(&config.advertise.wss, wss_addr, "wss://"),
         tls: advertised(&config.advertise.tls, tls_addr, "tls://"),
         quic: advertised(&config.advertise.quic, quic_addr, "quic://"),
+        region: config.region.clone(),
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());

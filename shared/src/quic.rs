@@ -66,6 +66,23 @@ pub fn link_client_config(t: &LinkTls) -> Result<quinn::ClientConfig, TlsError> 
     Ok(config)
 }
 
+/// UDP buffers for endpoints that see bursts of handshakes (an edge when clients reconnect en masse,
+/// the load tool): the kernel's default (~208 KiB) drops Initial packets, and each drop costs a
+/// retransmission timeout. The kernel caps the request at `net.core.rmem_max` / `wmem_max`.
+const UDP_BUFFER: usize = 8 << 20;
+
+/// An endpoint on `addr` with large socket buffers; a server when `server` is given.
+pub fn endpoint(addr: std::net::SocketAddr, server: Option<quinn::ServerConfig>) -> std::io::Result<quinn::Endpoint> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.bind(&addr.into())?;
+    let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket.into(), runtime)
+}
+
 /// Server side, from a rustls config that offers [`ALPN`] and TLS 1.3.
 pub fn server_config(tls: Arc<rustls::ServerConfig>) -> Result<quinn::ServerConfig, TlsError> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)

@@ -142,7 +142,7 @@ impl Dialer {
         };
         let quic = match (&roots, a.transport) {
             (Some(roots), Transport::Quic) => {
-                let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+                let mut endpoint = tern_shared::quic::endpoint(SocketAddr::from(([0, 0, 0, 0], 0)), None)?;
                 endpoint.set_default_client_config(tern_shared::quic::client_config(roots)?);
                 Some(endpoint)
             }

@@ -28,11 +28,19 @@ pub struct EdgeRoute {
     wss_addr: String,
     tls_addr: String,
     quic_addr: String,
+    region: String,
 }
 
 impl From<EdgeAddrs> for EdgeRoute {
     fn from(a: EdgeAddrs) -> Self {
-        EdgeRoute { tcp_addr: a.tcp, ws_addr: a.ws, wss_addr: a.wss, tls_addr: a.tls, quic_addr: a.quic }
+        EdgeRoute {
+            tcp_addr: a.tcp,
+            ws_addr: a.ws,
+            wss_addr: a.wss,
+            tls_addr: a.tls,
+            quic_addr: a.quic,
+            region: a.region,
+        }
     }
 }
 
@@ -40,7 +48,7 @@ impl From<EdgeAddrs> for EdgeRoute {
 const VIA_EDGE: &str = "x-tern-edge";
 
 /// Picks an edge for `uid` among the connected ones: the edge the request came through, else one
-/// stable per uid; the rest as fallbacks.
+/// stable per uid; the rest as fallbacks, those of the chosen edge's region first.
 fn route_for(core: &AppState, uid: &str, via: Option<&str>) -> Result<Route, ApiError> {
     let mut edges = core.presence.edge_addrs();
     if edges.is_empty() {
@@ -51,7 +59,10 @@ fn route_for(core: &AppState, uid: &str, via: Option<&str>) -> Result<Route, Api
     edges.rotate_left(first);
     let mut it = edges.into_iter().map(|(_, a)| EdgeRoute::from(a));
     let primary = it.next().ok_or_else(|| ApiError::internal("no edge"))?;
-    Ok(Route { primary, fallback: it.collect() })
+    let mut fallback: Vec<EdgeRoute> = it.collect();
+    // Stable: within each group the per-uid rotation stays.
+    fallback.sort_by_key(|e| e.region != primary.region);
+    Ok(Route { primary, fallback })
 }
 
 fn via(headers: &HeaderMap) -> Option<&str> {

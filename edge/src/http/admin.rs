@@ -17,6 +17,7 @@ async fn healthz(State(edge): State<Arc<Edge>>) -> impl IntoResponse {
     let body = serde_json::json!({
         "status": if up { "ok" } else { "core-unreachable" },
         "edge_id": edge.config.edge_id,
+        "region": edge.config.region,
         "sessions": edge.registry.len(),
         "rss_bytes": tern_shared::limits::rss_bytes(),
     });

@@ -76,6 +76,8 @@ pub struct EdgeAddrs {
     pub wss: String,
     pub tls: String,
     pub quic: String,
+    /// The edge's region: `/route` offers edges of the chosen one's region first as fallbacks.
+    pub region: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
