@@ -39,6 +39,8 @@ pub struct PendingSend {
     flags: u8,
     /// Links it was lost on so far.
     lost: u8,
+    /// When it was last lost: it must find another link soon after, or the client is told it failed.
+    lost_at: Option<std::time::Instant>,
 }
 
 /// A SEND lost with its link goes to another one this many times before the client is told it failed.
@@ -162,7 +164,7 @@ impl Link {
 
     /// Forwards a client's SEND; the SENDACK reaches the session when the core answers.
     pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
-        self.send_pending(PendingSend { msg, client_seq, flags, lost: 0 }).await.map_err(|_| LinkDown)
+        self.send_pending(PendingSend { msg, client_seq, flags, lost: 0, lost_at: None }).await.map_err(|_| LinkDown)
     }
 
     /// Sends `p` and keeps it until answered; gives it back when this link is down.
@@ -297,9 +299,12 @@ impl Link {
             self.metrics.links_up.dec();
         }
         locked(&self.auths).clear();
-        let sends: Vec<PendingSend> = locked(&self.sends).drain().map(|(_, p)| p).collect();
-        for mut p in sends {
+        let mut sends: Vec<(u64, PendingSend)> = locked(&self.sends).drain().collect();
+        // In the order they were sent, so each session's SENDs keep their order on the next link.
+        sends.sort_unstable_by_key(|(req, _)| *req);
+        for (_, mut p) in sends {
             p.lost += 1;
+            p.lost_at = Some(std::time::Instant::now());
             if p.lost > MAX_RESENDS {
                 sendack(&self.registry, p, Reason::SystemError.code(), 0, 0);
             } else if let Err(mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p)) =

@@ -116,7 +116,8 @@ impl LinkPool {
     }
 
     async fn resend(&self, mut p: PendingSend) {
-        let deadline = Instant::now() + RESEND_WAIT;
+        // From the loss, not from now: SENDs queued behind one that waited do not wait again.
+        let deadline = p.lost_at.unwrap_or_else(Instant::now) + RESEND_WAIT;
         loop {
             if let Some(lanes) = self.up_nodes().next() {
                 match Self::lane(lanes, p.msg.session as usize).send_pending(p).await {
