@@ -93,17 +93,6 @@ pub async fn transfer(
             Err(e) => Err(format!("cannot reach leader {id}: {e}")),
         };
     }
-    lead_transfer(raft, node_id, dial, handover, target, lease).await
-}
-
-async fn lead_transfer(
-    raft: &Raft,
-    node_id: NodeId,
-    dial: &Dial,
-    handover: &Handover,
-    target: NodeId,
-    lease: Duration,
-) -> Result<(), String> {
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
     let addr_of = |id: NodeId| membership.get_node(&id).map(|n| dial.addr(id, &n.addr));
