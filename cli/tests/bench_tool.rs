@@ -59,11 +59,9 @@ async fn connect_send_and_deliver_modes_report_consistent_summaries() {
     let s = bench(&cl, &["send", "--addr", &tcp, "--senders", "4", "--messages", "400", "--max-seconds", "60"]);
     assert_eq!((s["acked"].as_u64(), s["failed"].as_u64()), (Some(400), Some(0)), "{s}");
     // Sessions are pinned to lanes, so four senders use both links.
-    let metrics = reqwest::get(&core_metrics).await.unwrap().text().await.unwrap();
     for lane in ["0", "1"] {
-        let line = format!("tern_core_edge_sends_total{{lane=\"{lane}\"}}");
-        let n: u64 = metrics.lines().find_map(|l| l.strip_prefix(&line)?.trim().parse().ok()).unwrap_or(0);
-        assert!(n >= 50, "lane {lane} carried {n} of 400 sends:\n{metrics}");
+        let n = common::metric(&cl.core.addr("http"), &format!("tern_core_edge_sends_total{{lane=\"{lane}\"}}")).await;
+        assert!(n.unwrap_or(0.0) >= 50.0, "lane {lane} carried {n:?} of 400 sends");
     }
     assert!(s["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::certs::{ca, leaf, mtls};
-use common::{connect, Cluster3};
+use common::{connect, metric, wait_metric, Cluster3};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,16 +62,8 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     }
     let tcp = cl.edge.addr("tcp");
     // The edge holds two links (lanes) to every core node.
-    let edge_metrics = format!("http://{}/metrics", cl.edge.addr("http"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = reqwest::get(&edge_metrics).await.unwrap().text().await.unwrap();
-        if text.contains("tern_edge_core_links_up 6") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let edge_http = cl.edge.addr("http");
+    wait_metric(&edge_http, "tern_edge_core_links_up", Duration::from_secs(5), |v| v == 6.0).await;
     // The leader reports itself and how far behind each follower is.
     let text =
         reqwest::get(format!("http://127.0.0.1:{}/metrics", cl.http_port(leader))).await.unwrap().text().await.unwrap();
@@ -115,11 +107,9 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     eprintln!("writes resumed {gap:?} after the leader was killed");
     assert!(gap < Duration::from_secs(2), "writes resumed only after {gap:?}");
     // SENDs in flight on the killed node's links went to another node instead of failing.
-    let text = reqwest::get(&edge_metrics).await.unwrap().text().await.unwrap();
-    let resent: u64 =
-        text.lines().find_map(|l| l.strip_prefix("tern_edge_resent_sends_total ")?.parse().ok()).unwrap_or(0);
+    let resent = metric(&edge_http, "tern_edge_resent_sends_total").await.unwrap_or(0.0);
     eprintln!("{resent} sends resent over another link");
-    assert!(resent >= 1, "{text}");
+    assert!(resent >= 1.0);
 
     // Every acked message is stored exactly once, in order, as every live node reports it.
     let new_leader = cl.leader().await;
@@ -167,15 +157,8 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     // Links report the leader with every pong (each second): then the edge writes to the leader directly.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let other = 3 - leader - follower;
-    let forwarded = || async {
-        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", cl.http_port(other)))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines().find(|l| l.starts_with("tern_core_forwarded_batches_total")).unwrap_or_default().to_string()
-    };
+    let other_http = format!("127.0.0.1:{}", cl.http_port(other));
+    let forwarded = || metric(&other_http, "tern_core_forwarded_batches_total");
     let forwarded_before = forwarded().await;
 
     let alice = connect(&cl.edge.addr("tcp"), "alice", 0).await;
@@ -196,18 +179,8 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
 
     assert_eq!(forwarded().await, forwarded_before, "the edge sent its writes straight to the leader");
     cl.restart(follower, 1);
-    let metrics = format!("http://127.0.0.1:{}/metrics", cl.http_port(follower));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(&metrics).await {
-            let text = r.text().await.unwrap_or_default();
-            if text.lines().any(|l| l.starts_with("tern_core_snapshots_installed_total") && !l.ends_with(" 0")) {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "the follower never installed a snapshot");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let follower_http = format!("127.0.0.1:{}", cl.http_port(follower));
+    wait_metric(&follower_http, "tern_core_snapshots_installed_total", Duration::from_secs(30), |n| n > 0.0).await;
     // Its state is the leader's: the same history, read on the follower itself.
     let msgs = cl.api(follower).sync_all("bob", "alice", 1).await;
     let stored = common::numbered(&msgs);
@@ -404,20 +377,9 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
 
     let restarted = Instant::now();
     cl.restart(follower, 1);
-    let metrics = format!("http://127.0.0.1:{}/metrics", cl.http_port(follower));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Ok(r) = reqwest::get(&metrics).await {
-            let text = r.text().await.unwrap_or_default();
-            if text.lines().any(|l| l.starts_with("tern_core_snapshots_installed_total") && !l.ends_with(" 0")) {
-                let size = text.lines().find(|l| l.starts_with("tern_core_db_sst_bytes ")).unwrap_or_default();
-                eprintln!("snapshot installed {:?} after the restart; follower {size}", restarted.elapsed());
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "the follower never installed a snapshot");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let follower_http = format!("127.0.0.1:{}", cl.http_port(follower));
+    wait_metric(&follower_http, "tern_core_snapshots_installed_total", Duration::from_secs(300), |n| n > 0.0).await;
+    eprintln!("snapshot installed {:?} after the restart", restarted.elapsed());
     for k in 0..SENDERS {
         let msgs = cl.api(follower).sync_all("bob", &format!("alice{k}"), 1).await;
         assert_eq!(msgs.len(), PER_SENDER, "alice{k} on the follower");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect, start_edge, wait_edge_up, Api, Cluster, Cluster3};
+use common::{connect, metric, start_edge, wait_edge_up, wait_metric, Api, Cluster, Cluster3};
 use std::time::{Duration, Instant};
 use tern_shared::client::{Client, ClientOptions, Incoming};
 
@@ -20,11 +20,6 @@ fn proxy_toml(extra: &str, upstreams: &[(&str, &str, Vec<String>)]) -> String {
         );
     }
     t
-}
-
-async fn metric(edge_http: &str, line_start: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://{edge_http}/metrics")).await.ok()?.text().await.ok()?;
-    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +86,8 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
     assert!(ok.unwrap_or(0.0) >= 5.0, "2xx count: {ok:?}");
     let rejected = metric(&admin, "tern_edge_proxy_rejected_total{reason=\"rate\"}").await;
     assert_eq!(rejected, Some(limited as f64));
-    assert_eq!(metric(&admin, "tern_edge_proxy_backend_up{backend=").await, Some(1.0));
+    let core_up = format!("tern_edge_proxy_backend_up{{backend=\"{}\",upstream=\"core\"}}", cl.core.addr("http"));
+    assert_eq!(metric(&admin, &core_up).await, Some(1.0));
 
     let log = std::fs::read_to_string(cl.dir.path().join("edge-1.log")).unwrap_or_default();
     let line = log.lines().find(|l| l.contains("tern_edge::access") && l.contains("/user/token"));
@@ -143,19 +139,11 @@ async fn http_requests_keep_succeeding_while_a_core_node_is_killed() {
     // The active check marks the dead node down; the others stay up.
     let admin = front.addr("http");
     let dead = format!("tern_edge_proxy_backend_up{{backend=\"{}\",upstream=\"core\"}}", apis[victim]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&admin, &dead).await != Some(0.0) {
-        assert!(Instant::now() < deadline, "{dead} never went to 0");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for (i, api) in apis.iter().enumerate().filter(|(i, _)| *i != victim) {
+    wait_metric(&admin, &dead, Duration::from_secs(5), |v| v == 0.0).await;
+    for api in apis.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, api)| api) {
         let up = format!("tern_edge_proxy_backend_up{{backend=\"{api}\",upstream=\"core\"}}");
-        let deadline = Instant::now() + Duration::from_secs(10);
         // A new leader is elected within seconds; until then the survivors' /health says 503.
-        while metric(&admin, &up).await != Some(1.0) {
-            assert!(Instant::now() < deadline, "node {i} not back up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_metric(&admin, &up, Duration::from_secs(10), |v| v == 1.0).await;
     }
     let retried = metric(&admin, "tern_edge_proxy_retries_total").await.unwrap_or(0.0);
     let ejected = metric(&admin, "tern_edge_proxy_ejections_total{upstream=\"core\"}").await.unwrap_or(0.0);

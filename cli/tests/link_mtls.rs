@@ -4,7 +4,7 @@
 mod common;
 
 use common::certs::{ca, leaf, mtls};
-use common::{connect, start_edge, wait_edge_up, Api, Proc};
+use common::{connect, start_edge, wait_edge_up, wait_metric, Api, Proc};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,20 +27,6 @@ fn start_core(d: &Path, extra: &str) -> Proc {
         ],
         &d.join("core.log"),
     )
-}
-
-/// Polls the edge's metrics until `line` shows up.
-async fn wait_metric(edge: &Proc, line: &str) {
-    let url = format!("http://{}/metrics", edge.addr("http"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        if text.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no `{line}` in\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn never_up(edge: &Proc, for_: Duration) {
@@ -112,7 +98,7 @@ async fn links_prefer_quic_and_fall_back_to_tcp() {
         0,
     );
     wait_edge_up(&quic).await;
-    wait_metric(&quic, "tern_edge_core_links_quic 2").await;
+    wait_metric(&quic.addr("http"), "tern_edge_core_links_quic", Duration::from_secs(15), |v| v == 2.0).await;
     let alice = connect(&quic.addr("tcp"), "alice", 0).await;
     let mut bob = connect(&quic.addr("tcp"), "bob", 0).await;
     assert_eq!(alice.send_text("bob", 1, "over a QUIC link").await.unwrap().reason_code, 1);
@@ -125,8 +111,8 @@ async fn links_prefer_quic_and_fall_back_to_tcp() {
         format!("edge_id = \"edge-2\"\ncore_quic_addr = \"{nowhere}\"\n{}", mtls("link_tls", d, "edge", "ca.pem"));
     let fallback = start_edge(d, &link, &toml, 1);
     wait_edge_up(&fallback).await;
-    wait_metric(&fallback, "tern_edge_core_links_up 2").await;
-    wait_metric(&fallback, "tern_edge_core_links_quic 0").await;
+    wait_metric(&fallback.addr("http"), "tern_edge_core_links_up", Duration::from_secs(15), |v| v == 2.0).await;
+    wait_metric(&fallback.addr("http"), "tern_edge_core_links_quic", Duration::from_secs(15), |v| v == 0.0).await;
     let alice_web = connect(&fallback.addr("tcp"), "alice", 1).await;
     assert_eq!(alice_web.send_text("bob", 1, "over the TCP fallback").await.unwrap().reason_code, 1);
     assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));

@@ -158,6 +158,25 @@ pub fn start_edge(dir: &Path, core_link: &str, extra_toml: &str, generation: u32
     Proc::spawn(&["edge", "--config", cfg.to_str().unwrap_or_default()], &log)
 }
 
+/// The value of `series` (a metric name with its labels, as exported) on the `/metrics` of `http_addr`.
+pub async fn metric(http_addr: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{http_addr}/metrics")).await.ok()?.text().await.ok()?;
+    text.lines().filter_map(|l| l.rsplit_once(' ')).find(|(name, _)| *name == series)?.1.parse().ok()
+}
+
+/// Polls `series` until `wanted` holds for its value, failing the test after `within`.
+pub async fn wait_metric(http_addr: &str, series: &str, within: Duration, wanted: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = metric(http_addr, series).await;
+        if value.is_some_and(&wanted) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} at {http_addr} is {value:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the edge reports its core link up.
 pub async fn wait_edge_up(edge: &Proc) {
     let url = format!("http://{}/healthz", edge.addr("http"));
