@@ -44,19 +44,17 @@ impl Metrics {
             let _ = r.register(Box::new(c.clone()));
             c
         };
-        let by_reason = |name: &str, help: &str| {
-            let c =
-                IntCounterVec::new(Opts::new(name, help), &["reason"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
             let _ = r.register(Box::new(c.clone()));
+            c
+        };
+        let by_reason = |name: &str, help: &str| {
+            let c = vec(name, help, &["reason"]);
             // Every reason shows from the start, at zero, so dashboards and alerts see the series.
             for reason in ["auth", "malformed", "other", "per_ip", "proxy"] {
                 c.with_label_values(&[reason]);
             }
-            c
-        };
-        let vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-            let _ = r.register(Box::new(c.clone()));
             c
         };
         let proxy_rejected =

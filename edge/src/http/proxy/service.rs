@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 pub struct AccessProxy {
     edge: Arc<Edge>,
-    config: HttpProxyConfig,
     /// Longest prefix first, so the first match is the most specific.
     upstreams: Vec<Arc<Upstream>>,
     rate: Rate,
@@ -36,17 +35,15 @@ pub struct RequestCtx {
 impl AccessProxy {
     pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>) -> AccessProxy {
         upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
-        AccessProxy {
-            config: edge.config.http_proxy.clone(),
-            edge,
-            upstreams,
-            rate: Rate::new(Duration::from_secs(1)),
-            inflight: Inflight::new(),
-        }
+        AccessProxy { edge, upstreams, rate: Rate::new(Duration::from_secs(1)), inflight: Inflight::new() }
+    }
+
+    fn config(&self) -> &HttpProxyConfig {
+        &self.edge.config.http_proxy
     }
 
     fn retry_allowed(&self, ctx: &RequestCtx) -> bool {
-        ctx.tried.len() <= self.config.retries
+        ctx.tried.len() <= self.config().retries
     }
 
     async fn reject(
@@ -89,27 +86,27 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        let path = session.req_header().uri.path().to_string();
-        if path == "/healthz" {
+        if session.req_header().uri.path() == "/healthz" {
             let up = self.edge.link.is_up();
             let body = serde_json::json!({ "status": if up { "ok" } else { "core-unreachable" } }).to_string();
             respond(session, if up { 200 } else { 503 }, "application/json", body.into()).await?;
             return Ok(true);
         }
         if let Some(ip) = ctx.client {
-            let per_sec = self.config.requests_per_sec_per_ip as isize;
+            let per_sec = self.config().requests_per_sec_per_ip as isize;
             if per_sec > 0 && self.rate.observe(&ip, 1) > per_sec {
                 return self.reject(session, ctx, 429, "rate").await;
             }
-            if self.config.max_inflight_per_ip > 0 {
+            if self.config().max_inflight_per_ip > 0 {
                 let (guard, now) = self.inflight.incr(ip, 1);
                 ctx._inflight = Some(guard);
-                if now > self.config.max_inflight_per_ip as isize {
+                if now > self.config().max_inflight_per_ip as isize {
                     return self.reject(session, ctx, 429, "inflight").await;
                 }
             }
         }
-        ctx.upstream = self.upstreams.iter().find(|u| u.matches(&path)).cloned();
+        let path = session.req_header().uri.path();
+        ctx.upstream = self.upstreams.iter().find(|u| u.matches(path)).cloned();
         if ctx.upstream.is_none() {
             return self.reject(session, ctx, 404, "no_route").await;
         }
@@ -127,11 +124,11 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
         }
         ctx.tried.push(addr);
         let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(Duration::from_millis(self.config.connect_timeout_ms));
+        peer.options.connection_timeout = Some(Duration::from_millis(self.config().connect_timeout_ms));
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         // An upgraded WebSocket may sit quiet far longer than any request should take.
         if !session.is_upgrade_req() {
-            peer.options.read_timeout = Some(Duration::from_millis(self.config.read_timeout_ms));
+            peer.options.read_timeout = Some(Duration::from_millis(self.config().read_timeout_ms));
         }
         Ok(Box::new(peer))
     }
@@ -215,7 +212,7 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
             m.proxy_requests.with_label_values(&[upstream, status_class(status)]).inc();
             m.proxy_request_seconds.with_label_values(&[upstream]).observe(elapsed.as_secs_f64());
         }
-        if self.config.access_log {
+        if self.config().access_log {
             let req = session.req_header();
             tracing::info!(
                 target: "tern_edge::access",
