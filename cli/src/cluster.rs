@@ -16,7 +16,7 @@ pub struct ClusterArgs {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Nodes, leader, term, log positions and replication lag.
+    /// Nodes, leaders per node, and per slot (raft group) leader, term, log positions and lag.
     Status,
     /// Add a node started with `tern core --join`; it becomes a voter once caught up.
     Add {
@@ -30,11 +30,15 @@ enum ClusterCommand {
         #[arg(long)]
         id: u64,
     },
-    /// Move raft leadership to another voter.
+    /// Move raft leadership of one slot (or, without --slot, of every slot) to a voter.
     Transfer {
         #[arg(long)]
         to: u64,
+        #[arg(long)]
+        slot: Option<u16>,
     },
+    /// Spread leadership evenly over the voters (slot i to the (i mod voters)-th).
+    Balance,
 }
 
 pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
@@ -47,9 +51,10 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         ClusterCommand::Remove { id } => {
             (reqwest::Method::POST, "/cluster/nodes/remove", Some(serde_json::json!({"id": id})))
         }
-        ClusterCommand::Transfer { to } => {
-            (reqwest::Method::POST, "/cluster/leader/transfer", Some(serde_json::json!({"node_id": to})))
+        ClusterCommand::Transfer { to, slot } => {
+            (reqwest::Method::POST, "/cluster/leader/transfer", Some(serde_json::json!({"node_id": to, "slot": slot})))
         }
+        ClusterCommand::Balance => (reqwest::Method::POST, "/cluster/leader/balance", None),
     };
     let mut req = http.request(method, format!("{}{path}", a.api));
     if let Some(b) = body {

@@ -96,12 +96,12 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         for device_flag in [0, 1, 2] {
             let cmd =
                 Command::SetToken { uid: uid.into(), device_flag, token: format!("{uid}-token"), device_level: 1 };
-            core.core.proposer.propose(cmd).await?;
+            core.core.groups.propose(cmd).await?;
         }
     }
     let group = ChannelRecord { channel_id: DEMO_GROUP.into(), channel_type: 2, ..Default::default() };
     let members = DEMO_USERS.iter().map(|u| u.to_string()).collect();
-    core.core.proposer.propose(Command::UpsertChannel { channel: group, subscribers: members }).await?;
+    core.core.groups.propose(Command::UpsertChannel { channel: group, subscribers: members }).await?;
     for _ in 0..50 {
         if edge.edge.link.is_up() {
             break;
@@ -109,10 +109,16 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Groups elect whichever node campaigns first; spread their leadership so every node takes writes.
+    let lease = Duration::from_millis(core.core.config.raft.election_max_ms);
+    if let Err(e) = tern_core::raft::transfer::balance(&core.core.groups, core.core.config.node_id, lease).await {
+        tracing::warn!(error = %e, "could not spread raft leadership");
+    }
+
     let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
     println!("Tern is running (data in {}).", a.data_dir.display());
     let apis: Vec<String> = cores.iter().map(|c| format!("http://{}", c.http_addr)).collect();
-    println!("  HTTP API   {} (any node; writes go to the raft leader)", apis.join(", "));
+    println!("  HTTP API   {} (any node; writes go to their slot's raft leader)", apis.join(", "));
     println!("  TCP        {}", show(edge.tcp_addr));
     println!("  WebSocket  ws://{}", show(edge.ws_addr));
     println!("  HTTP proxy http://{} (the edge's access layer in front of every node's API)", show(edge.proxy_addr));

@@ -1,4 +1,5 @@
-//! A three-node core: writes through any node, and the leader killed (-9) during a send storm.
+//! A three-node core, one raft group per slot: writes through any node, leaders killed (-9) during a
+//! send storm, snapshots, membership changes, partitions and leadership moves.
 
 mod common;
 
@@ -7,6 +8,7 @@ use common::{connect, metric, wait_metric, Cluster3};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tern_shared::channel::DEFAULT_SLOTS;
 use tern_shared::client::{Client, Outgoing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -52,7 +54,9 @@ async fn storm(client: Client, k: usize, acks: Arc<Mutex<Vec<(Instant, Instant)>
 async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let mut cl = Cluster3::start("").await;
-    let leader = cl.leader().await;
+    // Every group led by one node, so killing it takes every channel's leader down at once.
+    let leader = cl.leader_of(0).await;
+    cl.api(leader).ok("/cluster/leader/transfer", serde_json::json!({"node_id": leader + 1})).await;
     // Writes through a follower are forwarded to the leader.
     let follower = (leader + 1) % 3;
     let api = cl.api(follower);
@@ -67,11 +71,17 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     // The leader reports itself and how far behind each follower is.
     let text =
         reqwest::get(format!("http://127.0.0.1:{}/metrics", cl.http_port(leader))).await.unwrap().text().await.unwrap();
-    assert!(text.contains(&format!("tern_core_raft_leader_id {}\n", leader + 1)), "{text}");
+    assert!(text.contains(&format!("tern_core_raft_leader_id{{slot=\"0\"}} {}\n", leader + 1)), "{text}");
+    assert!(text.contains(&format!("tern_core_raft_groups_led {DEFAULT_SLOTS}\n")), "{text}");
     for peer in (0..3).filter(|n| *n != leader) {
-        assert!(text.contains(&format!("tern_core_raft_replication_lag{{peer=\"{}\"}}", peer + 1)), "{text}");
+        let lag = |l: &&str| {
+            l.starts_with("tern_core_raft_replication_lag{")
+                && l.contains(&format!("peer=\"{}\"", peer + 1))
+                && l.contains("slot=\"0\"")
+        };
+        assert!(text.lines().any(|l| lag(&l)), "{text}");
     }
-    assert!(text.contains("tern_core_raft_apply_lag "), "{text}");
+    assert!(text.contains("tern_core_raft_apply_lag{slot=\"0\"} "), "{text}");
     // Pongs (every second) tell the edge which node leads, so its SENDs travel on the leader's links.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _bob = connect(&tcp, "bob", 0).await;
@@ -112,8 +122,7 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     assert!(resent >= 1.0);
 
     // Every acked message is stored exactly once, in order, as every live node reports it.
-    let new_leader = cl.leader().await;
-    assert_ne!(new_leader, leader);
+    assert_ne!(cl.leader_of(0).await, leader);
     for node in (0..3).filter(|n| *n != leader) {
         let api = cl.api(node);
         for (k, acked) in results.iter().enumerate() {
@@ -148,13 +157,14 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     // Snapshot every 20 entries and keep only 5 behind it, so a follower that missed a few hundred
     // entries can only catch up by snapshot.
     let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
-    let leader = cl.leader().await;
+    let leader = cl.leader_of(common::person_slot("alice", "bob")).await;
     let follower = (leader + 1) % 3;
     let api = cl.api(leader);
     api.user("alice", 0).await;
     api.user("bob", 0).await;
     cl.kill(follower);
-    // Links report the leader with every pong (each second): then the edge writes to the leader directly.
+    // Links report every slot's leader with each pong (each second): then the edge writes to the leader of
+    // the channel's slot directly.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let other = 3 - leader - follower;
     let other_http = format!("127.0.0.1:{}", cl.http_port(other));
@@ -220,15 +230,13 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
         results.push(t.await.unwrap());
     }
     let status = cl.api(four).ok_get("/cluster").await;
-    let mut voters: Vec<u64> = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["voter"] == true)
-        .map(|n| n["id"].as_u64().unwrap())
-        .collect();
-    voters.sort();
-    assert_eq!(voters, vec![2, 3, 4], "{status}");
+    let groups = status["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), usize::from(DEFAULT_SLOTS), "{status}");
+    for g in groups {
+        let mut voters: Vec<u64> = g["voters"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        voters.sort();
+        assert_eq!(voters, vec![2, 3, 4], "slot {}: {status}", g["slot"]);
+    }
     // The new node holds the whole history, read on itself.
     for (k, acked) in results.iter().enumerate() {
         let msgs = cl.api(four).sync_all("bob", &format!("alice{k}"), 1).await;
@@ -241,7 +249,8 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
 async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let cl = Cluster3::start_with_relays("[raft]\ncommit_timeout_ms = 2000\n").await;
-    let old = cl.leader().await;
+    let slot = usize::from(common::person_slot("alice", "bob"));
+    let old = cl.leader_of(slot as u16).await;
     cl.api(old).user("alice", 0).await;
     cl.api(old).user("bob", 0).await;
     let send = |no: &str| {
@@ -264,7 +273,7 @@ async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
         let mut leaders = Vec::new();
         for &n in &others {
             let h = cl.api(n).ok_get("/cluster").await;
-            leaders.push(h["leader"].as_u64());
+            leaders.push(h["groups"][slot]["leader"].as_u64());
         }
         if let [Some(a), Some(b)] = leaders[..] {
             if a == b && a as usize != old + 1 {
@@ -282,7 +291,7 @@ async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let h = cl.api(old).ok_get("/cluster").await;
-        if h["leader"].as_u64() == Some(new as u64 + 1) {
+        if h["groups"][slot]["leader"].as_u64() == Some(new as u64 + 1) {
             break;
         }
         assert!(Instant::now() < deadline, "the old leader did not rejoin: {h}");
@@ -303,7 +312,7 @@ async fn core_nodes_talk_mutual_tls_on_the_raft_port() {
     leaf(d, "node", "tern-core", &cluster_ca);
     // Electing a leader already takes raft over TLS.
     let cl = Cluster3::start(&mtls("raft_tls", d, "node", "ca.pem")).await;
-    let leader = cl.leader().await;
+    let leader = cl.leader_of(common::person_slot("alice", "bob")).await;
     let follower = (leader + 1) % 3;
 
     // Writes through a follower are forwarded over TLS; reads on every node wait on the leader's read index.
@@ -336,8 +345,9 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
     const SENDERS: usize = 8;
     const PER_SENDER: usize = 400;
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cl = Cluster3::start("[raft]\nsnapshot_every = 500\nkeep_logs = 50\n").await;
-    let leader = cl.leader().await;
+    // One slot, so one group's snapshot holds all of it.
+    let mut cl = Cluster3::start("slots = 1\n[raft]\nsnapshot_every = 500\nkeep_logs = 50\n").await;
+    let leader = cl.leader_of(0).await;
     let follower = (leader + 1) % 3;
     let api = cl.api(leader);
     api.user("bob", 0).await;
@@ -390,7 +400,8 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
 async fn leadership_moves_to_the_chosen_voter() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let cl = Cluster3::start("").await;
-    let leader = cl.leader().await;
+    let slot = common::person_slot("alice", "bob");
+    let leader = cl.leader_of(slot).await;
     let target = (leader + 1) % 3;
     let third = 3 - leader - target;
     let api = cl.api(third);
@@ -429,15 +440,15 @@ async fn leadership_moves_to_the_chosen_voter() {
 
     // Asked of a node that neither leads nor is the target: it hands the request to the leader.
     let started = Instant::now();
-    api.ok("/cluster/leader/transfer", serde_json::json!({"node_id": target + 1})).await;
+    api.ok("/cluster/leader/transfer", serde_json::json!({"node_id": target + 1, "slot": slot})).await;
     eprintln!("leadership moved in {:?}", started.elapsed());
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (acked, failed) = writer.await.unwrap();
     eprintln!("{} sends acked, {failed} failed during the transfer", acked.len());
-    assert_eq!(cl.leader().await, target);
+    assert_eq!(cl.leader_of(slot).await, target);
     let status = cl.api(leader).ok_get("/cluster").await;
-    assert_eq!(status["leader"].as_u64(), Some(target as u64 + 1), "{status}");
+    assert_eq!(status["groups"][usize::from(slot)]["leader"].as_u64(), Some(target as u64 + 1), "{status}");
     assert_eq!(failed, 0, "writes held during the handover went to the new leader");
     let stored = common::numbered(&cl.api(target).sync_all("bob", "alice", 1).await);
     assert_eq!(stored, acked);
@@ -445,4 +456,11 @@ async fn leadership_moves_to_the_chosen_voter() {
     let (status, body) = api.post("/cluster/leader/transfer", serde_json::json!({"node_id": 9})).await;
     assert_eq!(status, 409, "{body}");
     assert!(body.to_string().contains("not a voter"), "{body}");
+
+    // Balancing spreads the groups' leadership evenly over the three nodes.
+    api.ok("/cluster/leader/balance", serde_json::json!({})).await;
+    let status = cl.api(leader).ok_get("/cluster").await;
+    let led: Vec<u64> = (1..=3).map(|n| status["leaders"][n.to_string()].as_u64().unwrap_or(0)).collect();
+    let fair = u64::from(DEFAULT_SLOTS) / 3;
+    assert!(led.iter().all(|n| *n >= fair) && led.iter().sum::<u64>() == u64::from(DEFAULT_SLOTS), "{status}");
 }

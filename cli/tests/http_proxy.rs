@@ -106,7 +106,7 @@ async fn http_requests_keep_succeeding_while_a_core_node_is_killed() {
     let front = start_edge(cl.dir.path(), &link_addrs.join(","), &toml, 1);
     wait_edge_up(&front).await;
     let proxy = front.addr("proxy");
-    let victim = cl.leader().await;
+    let victim = cl.leader_of(0).await;
 
     // Four clients read `/route` (served by whichever node gets it) for 5 s; the leader dies at 1.5 s.
     let stop_at = Instant::now() + Duration::from_secs(5);

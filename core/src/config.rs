@@ -34,7 +34,7 @@ pub struct CoreConfig {
     pub join: bool,
     /// Required in the `token` header of API calls when set.
     pub manager_token: Option<String>,
-    /// Fixed at cluster creation.
+    /// Slots, each its own raft group; fixed at cluster creation (recorded in the data dir).
     pub slots: u16,
     pub raft: RaftSettings,
     pub batch: BatchSettings,
@@ -116,9 +116,11 @@ impl Default for CoreConfig {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 100,
-            election_min_ms: 300,
-            election_max_ms: 600,
+            // A follower campaigns `election_max_ms` (openraft's leader lease) plus 200–350 ms after it
+            // last heard from the leader, checked every 1.5 heartbeats: 0.55–0.8 s without a leader.
+            heartbeat_ms: 50,
+            election_min_ms: 200,
+            election_max_ms: 350,
             snapshot_every: 20_000,
             keep_logs: 1000,
             commit_timeout_ms: 10_000,

@@ -1,6 +1,7 @@
 //! Fan-out: every stored message goes to the online sessions of its recipients, as one `Deliver` frame
 //! per edge naming that edge's sessions, so a group costs one copy per edge rather than one per member.
-//! Every edge links to every core node, so only the leader fans out: each session gets one copy.
+//! Every edge links to every core node, so only the leader of the message's group (slot) fans out:
+//! each session gets one copy.
 
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -9,7 +10,7 @@ use crate::store::model::StoredMessage;
 use crate::store::Db;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tern_shared::channel::{kind, person_channel_for, person_pair};
+use tern_shared::channel::{kind, person_channel_for, person_pair, slot_of};
 use tern_shared::link::{DeliverTarget, DeliveredMessage, Delivery, LinkFrame};
 use tokio::sync::mpsc;
 
@@ -18,11 +19,11 @@ pub async fn run(
     presence: Arc<Presence>,
     mut rx: mpsc::Receiver<Applied>,
     metrics: Metrics,
-    leads: impl Fn() -> bool + Send + 'static,
+    leads: impl Fn(u16) -> bool + Send + 'static,
 ) {
     while let Some(applied) = rx.recv().await {
         metrics.messages_stored.inc();
-        if !leads() {
+        if !leads(slot_of(&applied.message.channel_id, db.slots)) {
             continue;
         }
         let uids = match recipients(&db, &applied.message) {

@@ -1,6 +1,8 @@
 //! Prometheus metrics of a core node, served on `/metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -15,14 +17,17 @@ pub struct Metrics {
     /// SENDs received, by link lane: shows requests spreading over an edge's links.
     pub edge_sends: IntCounterVec,
     pub online_sessions: IntGauge,
-    pub raft_term: IntGauge,
-    pub raft_last_applied: IntGauge,
-    pub raft_is_leader: IntGauge,
-    pub raft_leader_id: IntGauge,
-    pub raft_last_log_index: IntGauge,
-    pub raft_apply_lag: IntGauge,
-    /// On the leader: entries each follower still lacks.
-    pub raft_replication_lag: prometheus::IntGaugeVec,
+    /// Raft state per group (label `slot`).
+    pub raft_term: IntGaugeVec,
+    pub raft_last_applied: IntGaugeVec,
+    pub raft_is_leader: IntGaugeVec,
+    pub raft_leader_id: IntGaugeVec,
+    pub raft_last_log_index: IntGaugeVec,
+    pub raft_apply_lag: IntGaugeVec,
+    /// On a group's leader: entries each follower still lacks (labels `slot`, `peer`).
+    pub raft_replication_lag: IntGaugeVec,
+    /// Groups whose leader this node is.
+    pub raft_groups_led: IntGauge,
     pub db_size_bytes: IntGauge,
     pub snapshots_installed: IntCounter,
     pub forwarded_batches: IntCounter,
@@ -46,6 +51,12 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
@@ -60,12 +71,6 @@ impl Metrics {
             IntCounterVec::new(Opts::new("edge_sends_total", "SENDs received from edges, by link lane"), &["lane"])
                 .unwrap_or_else(|e| panic!("metric edge_sends_total: {e}"));
         let _ = r.register(Box::new(edge_sends.clone()));
-        let raft_replication_lag = prometheus::IntGaugeVec::new(
-            Opts::new("raft_replication_lag", "On the leader: log entries a follower still lacks"),
-            &["peer"],
-        )
-        .unwrap_or_else(|e| panic!("metric raft_replication_lag: {e}"));
-        let _ = r.register(Box::new(raft_replication_lag.clone()));
         Metrics {
             edge_sends,
             messages_stored: counter(&r, "messages_stored_total", "Messages committed and applied"),
@@ -90,13 +95,29 @@ impl Metrics {
             ),
             edge_links: gauge(&r, "edge_links", "Connected edge links, every lane counted"),
             online_sessions: gauge(&r, "online_sessions", "Client sessions announced by edges"),
-            raft_term: gauge(&r, "raft_term", "Current raft term"),
-            raft_last_applied: gauge(&r, "raft_last_applied", "Last applied raft log index"),
-            raft_is_leader: gauge(&r, "raft_is_leader", "1 when this node leads the raft group"),
-            raft_leader_id: gauge(&r, "raft_leader_id", "Node id of the leader this node knows (0: none)"),
-            raft_last_log_index: gauge(&r, "raft_last_log_index", "Last raft log index this node holds"),
-            raft_apply_lag: gauge(&r, "raft_apply_lag", "Log entries held but not yet applied"),
-            raft_replication_lag,
+            raft_term: gauge_vec(&r, "raft_term", "Current raft term of the group", &["slot"]),
+            raft_last_applied: gauge_vec(&r, "raft_last_applied", "Last applied log index of the group", &["slot"]),
+            raft_is_leader: gauge_vec(&r, "raft_is_leader", "1 when this node leads the group", &["slot"]),
+            raft_leader_id: gauge_vec(
+                &r,
+                "raft_leader_id",
+                "Node id of the group's leader as this node knows it (0: none)",
+                &["slot"],
+            ),
+            raft_last_log_index: gauge_vec(
+                &r,
+                "raft_last_log_index",
+                "Last log index of the group this node holds",
+                &["slot"],
+            ),
+            raft_apply_lag: gauge_vec(&r, "raft_apply_lag", "Log entries held but not yet applied", &["slot"]),
+            raft_replication_lag: gauge_vec(
+                &r,
+                "raft_replication_lag",
+                "On a group's leader: log entries a follower still lacks",
+                &["slot", "peer"],
+            ),
+            raft_groups_led: gauge(&r, "raft_groups_led", "Raft groups (slots) this node leads"),
             db_size_bytes: gauge(&r, "db_sst_bytes", "Size of RocksDB SST files"),
             forwarded_batches: counter(
                 &r,

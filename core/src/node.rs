@@ -4,6 +4,7 @@ use crate::config::CoreConfig;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::raft::dial::Dial;
+use crate::raft::group::{Group, Groups};
 use crate::raft::leader::ReadBarrier;
 use crate::raft::proposer::{BatchLimits, Proposer};
 use crate::raft::{network::Network, Raft};
@@ -34,13 +35,8 @@ pub enum StartError {
 pub struct Core {
     pub config: CoreConfig,
     pub db: Db,
-    pub raft: Raft,
-    pub proposer: Proposer,
-    pub reads: ReadBarrier,
-    pub dial: Dial,
-    pub handover: crate::raft::transfer::Handover,
-    /// Whether this node leads (it alone pushes messages and kicks to edges).
-    pub leading: Arc<AtomicBool>,
+    /// One raft group per slot.
+    pub groups: Arc<Groups>,
     pub presence: Arc<Presence>,
     pub metrics: Metrics,
 }
@@ -87,11 +83,11 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let metrics = Metrics::new();
     let presence = Arc::new(Presence::default());
     let (applied_tx, applied_rx) = tokio::sync::mpsc::channel(64 * 1024);
-    // Raised while this node leads; entries replayed at start-up are not pushed again.
-    let leading = Arc::new(AtomicBool::new(false));
+    // Raised while this node leads a group; entries replayed at start-up are not pushed again.
+    let leading: Vec<Arc<AtomicBool>> = (0..config.slots).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let leads = {
         let leading = leading.clone();
-        move || leading.load(Ordering::Relaxed)
+        move |slot: u16| leading.get(usize::from(slot)).is_some_and(|l| l.load(Ordering::Relaxed))
     };
     tokio::spawn(crate::fanout::run(db.clone(), presence.clone(), applied_rx, metrics.clone(), leads));
 
@@ -109,9 +105,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     }
     .validate()
     .map_err(|e| StartError::Raft(e.to_string()))?;
-    tracing::info!(settings = ?config.raft, peers = config.peers.len(), "raft settings");
-    let sm = StateMachine::new(db.clone(), config.data_dir.join("snapshot.bin"), Some(applied_tx))
-        .counting_installs(metrics.snapshots_installed.clone());
+    let raft_config = Arc::new(raft_config);
+    tracing::info!(settings = ?config.raft, peers = config.peers.len(), slots = config.slots, "raft settings");
     let (raft_acceptor, peer_tls) = match &config.raft_tls {
         Some(t) => {
             (Some(tokio_rustls::TlsAcceptor::from(tern_shared::tls::link_server_config(t)?)), Some(t.connector()?))
@@ -119,53 +114,65 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         None => (None, None),
     };
     let dial = Dial::new(config.dial.iter().map(|p| (p.id, p.raft_addr.clone())).collect(), peer_tls);
-    let network = Network { dial: dial.clone() };
-    let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
-    let handover = crate::raft::transfer::Handover::default();
-    let port = crate::raft::server::RaftPort {
-        raft: raft.clone(),
-        node_id: config.node_id,
-        dial: dial.clone(),
-        lease: Duration::from_millis(config.raft.election_max_ms),
-        handover: handover.clone(),
-    };
-    tokio::spawn(crate::raft::server::serve(raft_listener, port, raft_acceptor));
-    tokio::spawn(track_leadership(raft.clone(), config.node_id, leading.clone()));
     let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
         BTreeMap::from([(config.node_id, BasicNode::new(raft_addr.to_string()))])
     } else {
         config.peers.iter().map(|p| (p.id, BasicNode::new(p.raft_addr.clone()))).collect()
     };
     let founder = !config.join && members.keys().next() == Some(&config.node_id);
-    if founder && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
-        raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
-    }
-    if config.peers.is_empty() && !config.join {
-        raft.wait(Some(Duration::from_secs(30)))
-            .current_leader(config.node_id, "single voter elects itself")
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
-    }
-
     let commit_timeout = Duration::from_millis(config.raft.commit_timeout_ms);
     let limits = BatchLimits {
         max_commands: config.batch.max_commands,
         max_bytes: config.batch.max_bytes,
         max_in_flight: config.batch.max_in_flight,
     };
-    let proposer = Proposer::start(
-        raft.clone(),
-        config.node_id,
-        dial.clone(),
-        handover.clone(),
-        commit_timeout,
-        limits,
-        metrics.clone(),
-    );
-    let reads = ReadBarrier::new(raft.clone(), config.node_id, dial.clone());
-    let core = Arc::new(Core { config, db, raft, proposer, reads, dial, handover, leading, presence, metrics });
+    let snapshots = config.data_dir.join("snapshots");
+    std::fs::create_dir_all(&snapshots)
+        .map_err(|source| StartError::DataDir { path: snapshots.display().to_string(), source })?;
+    let mut groups = Vec::with_capacity(usize::from(config.slots));
+    for (slot, leading) in (0..config.slots).zip(leading) {
+        let dial = dial.for_group(slot);
+        let sm = StateMachine::new(db.clone(), slot, snapshots.join(format!("{slot}.bin")), Some(applied_tx.clone()))
+            .counting_installs(metrics.snapshots_installed.clone());
+        let network = Network { dial: dial.clone() };
+        let raft = Raft::new(config.node_id, raft_config.clone(), network, LogStore::new(db.clone(), slot), sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if founder && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
+            raft.initialize(members.clone()).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        }
+        tokio::spawn(track_leadership(raft.clone(), slot, config.node_id, leading.clone()));
+        let handover = crate::raft::transfer::Handover::default();
+        let proposer = Proposer::start(
+            raft.clone(),
+            config.node_id,
+            dial.clone(),
+            handover.clone(),
+            commit_timeout,
+            limits,
+            metrics.clone(),
+        );
+        let reads = ReadBarrier::new(raft.clone(), config.node_id, dial.clone());
+        groups.push(Group { slot, raft, proposer, reads, dial, handover, leading });
+    }
+    drop(applied_tx);
+    let groups = Arc::new(Groups::new(groups));
+    let port = crate::raft::server::RaftPort {
+        groups: groups.clone(),
+        node_id: config.node_id,
+        lease: Duration::from_millis(config.raft.election_max_ms),
+    };
+    tokio::spawn(crate::raft::server::serve(raft_listener, port, raft_acceptor));
+    if config.peers.is_empty() && !config.join {
+        for g in groups.all() {
+            g.raft
+                .wait(Some(Duration::from_secs(30)))
+                .current_leader(config.node_id, "single voter elects itself")
+                .await
+                .map_err(|e| StartError::Raft(e.to_string()))?;
+        }
+    }
+    let core = Arc::new(Core { config, db, groups, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
     if let Some(endpoint) = link_quic {
@@ -181,11 +188,19 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     Ok(CoreHandle { core, http_addr, link_addr, raft_addr, link_quic_addr })
 }
 
-async fn track_leadership(raft: Raft, node_id: u64, leading: Arc<AtomicBool>) {
+async fn track_leadership(raft: Raft, slot: u16, node_id: u64, leading: Arc<AtomicBool>) {
     let mut metrics = raft.metrics();
+    let mut known = None;
     loop {
-        let leads = metrics.borrow().current_leader == Some(node_id);
-        leading.store(leads, Ordering::Relaxed);
+        let (leader, term) = {
+            let m = metrics.borrow();
+            (m.current_leader, m.current_term)
+        };
+        leading.store(leader == Some(node_id), Ordering::Relaxed);
+        if leader != known {
+            tracing::info!(slot, leader, term, "raft group leader changed");
+            known = leader;
+        }
         if metrics.changed().await.is_err() {
             return;
         }

@@ -11,8 +11,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().map_err(|e| openraft::StorageIOError::write(&e))?;
         let db = Db::open(&dir.path().join("db"), 64).map_err(|e| openraft::StorageIOError::write(&e))?;
-        let sm = StateMachine::new(db.clone(), dir.path().join("snapshot.bin"), None);
-        Ok((dir, LogStore::new(db), sm))
+        // A group other than the first, so keys must carry their slot.
+        let sm = StateMachine::new(db.clone(), 5, dir.path().join("snapshot.bin"), None);
+        Ok((dir, LogStore::new(db, 5), sm))
     }
 }
 

@@ -6,8 +6,9 @@ pub mod kind {
     pub const GROUP: u8 = 2;
 }
 
-/// Number of slots channels hash into, fixed for a cluster.
-pub const DEFAULT_SLOTS: u16 = 64;
+/// Number of slots channels hash into, fixed for a cluster. Each slot is a raft group, with its own
+/// heartbeats: enough to spread leadership over a handful of nodes without idle clusters busy.
+pub const DEFAULT_SLOTS: u16 = 16;
 
 /// CRC32-IEEE of a channel or uid, as WuKongIM uses for slots and person-channel ordering.
 pub fn crc(s: &str) -> u32 {

@@ -8,7 +8,7 @@
 use super::{progress, run_tag, Api};
 use anyhow::{bail, Context};
 use clap::Args;
-use futures_util::{stream, StreamExt};
+use futures_util::{stream, SinkExt, StreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,12 +18,14 @@ use tern_shared::proto::{self, crypto::ClientKeys, Packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Clone)]
 pub struct ConnectArgs {
     #[command(flatten)]
     api: Api,
-    /// tcp, tls or quic. TLS and QUIC need --ca (the edge's CA or self-signed certificate, PEM).
+    /// tcp, tls, ws, wss or quic. TLS, WSS and QUIC need --ca (the edge's CA or self-signed certificate,
+    /// PEM).
     #[arg(long, value_enum, default_value = "tcp")]
     transport: Transport,
     #[arg(long)]
@@ -31,6 +33,9 @@ pub struct ConnectArgs {
     /// SNI name for TLS and QUIC.
     #[arg(long, default_value = "localhost")]
     server_name: String,
+    /// Request path of the WebSocket upgrade (ws and wss), e.g. a proxy's location.
+    #[arg(long, default_value = "/")]
+    path: String,
     /// Edge addresses for the chosen transport; sessions are spread over them in turn. Repeat the flag
     /// for several.
     #[arg(long = "addr", default_value = "127.0.0.1:5100")]
@@ -109,13 +114,20 @@ fn classify(e: &std::io::Error) -> String {
 pub enum Transport {
     Tcp,
     Tls,
+    Ws,
+    Wss,
     Quic,
 }
+
+type WsStream<S> = Box<tokio_tungstenite::WebSocketStream<S>>;
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A session being held open: its socket (and for QUIC its connection and stream).
 enum Held {
     Tcp(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
+    Ws(WsStream<TcpStream>),
+    Wss(WsStream<TlsStream>),
     /// The connection and receive side are held only to keep the session open.
     Quic {
         send: quinn::SendStream,
@@ -131,14 +143,15 @@ struct Dialer {
     tls: Option<tokio_rustls::TlsConnector>,
     quic: Option<quinn::Endpoint>,
     name: String,
+    path: String,
 }
 
 impl Dialer {
     fn new(a: &ConnectArgs) -> anyhow::Result<Dialer> {
         let roots = match (&a.ca, a.transport) {
-            (_, Transport::Tcp) => None,
+            (_, Transport::Tcp | Transport::Ws) => None,
             (Some(ca), _) => Some(tern_shared::tls::client_config(&std::fs::read(ca).context("reading --ca")?)?),
-            (None, _) => bail!("--transport tls and quic need --ca"),
+            (None, _) => bail!("--transport tls, wss and quic need --ca"),
         };
         let quic = match (&roots, a.transport) {
             (Some(roots), Transport::Quic) => {
@@ -149,7 +162,7 @@ impl Dialer {
             _ => None,
         };
         let tls = roots.map(tokio_rustls::TlsConnector::from);
-        Ok(Dialer { transport: a.transport, tls, quic, name: a.server_name.clone() })
+        Ok(Dialer { transport: a.transport, tls, quic, name: a.server_name.clone(), path: a.path.clone() })
     }
 
     async fn open(&self, addr: SocketAddr, src: Option<Ipv4Addr>, connect: Vec<u8>) -> Result<Held, String> {
@@ -166,15 +179,23 @@ impl Dialer {
             socket.bind(SocketAddr::new(IpAddr::V4(ip), 0)).map_err(|e| classify(&e))?;
         }
         let mut s = socket.connect(addr).await.map_err(|e| classify(&e))?;
-        match &self.tls {
-            None => {
+        match (&self.tls, self.transport) {
+            (None, Transport::Ws) => {
+                let url = format!("ws://{addr}{}", self.path);
+                Ok(Held::Ws(ws_login(&url, s, connect).await?))
+            }
+            (None, _) => {
                 s.write_all(&connect).await.map_err(|e| classify(&e))?;
                 login(&mut s).await?;
                 Ok(Held::Tcp(s))
             }
-            Some(tls) => {
+            (Some(tls), transport) => {
                 let name = rustls_pki_types::ServerName::try_from(self.name.clone()).map_err(|e| e.to_string())?;
                 let mut s = tls.connect(name, s).await.map_err(|e| format!("tls: {e}"))?;
+                if transport == Transport::Wss {
+                    let url = format!("wss://{}{}", self.name, self.path);
+                    return Ok(Held::Wss(ws_login(&url, s, connect).await?));
+                }
                 s.write_all(&connect).await.map_err(|e| classify(&e))?;
                 login(&mut s).await?;
                 Ok(Held::Tls(Box::new(s)))
@@ -183,17 +204,43 @@ impl Dialer {
     }
 }
 
+/// WebSocket upgrade on `s`, then CONNECT in one binary message and the CONNACK in the next ones.
+async fn ws_login<S>(url: &str, s: S, connect: Vec<u8>) -> Result<WsStream<S>, String>
+where
+    S: AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut ws, _) = tokio_tungstenite::client_async(url, s).await.map_err(|e| format!("websocket: {e}"))?;
+    ws.send(Message::Binary(connect.into())).await.map_err(|e| format!("websocket: {e}"))?;
+    let mut buf = Vec::with_capacity(128);
+    loop {
+        if let Ok(Some((p, _))) = proto::decode(&buf, proto::MAX_VERSION, 4096) {
+            check_connack(p)?;
+            return Ok(Box::new(ws));
+        }
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => buf.extend_from_slice(&b),
+            Some(Ok(Message::Close(_))) | None => return Err("closed before CONNACK".into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("websocket: {e}")),
+        }
+    }
+}
+
+fn check_connack(p: Packet) -> Result<(), String> {
+    match p {
+        Packet::Connack(a) if a.reason_code == 1 => Ok(()),
+        Packet::Connack(a) => Err(format!("CONNACK reason {}", a.reason_code)),
+        Packet::Disconnect(d) => Err(format!("DISCONNECT: {}", d.reason)),
+        other => Err(format!("unexpected {:?}", other.packet_type())),
+    }
+}
+
 /// Reads until CONNACK and checks it.
 async fn login<S: AsyncRead + Unpin>(s: &mut S) -> Result<(), String> {
     let mut buf = Vec::with_capacity(128);
     loop {
         if let Ok(Some((p, _))) = proto::decode(&buf, proto::MAX_VERSION, 4096) {
-            return match p {
-                Packet::Connack(a) if a.reason_code == 1 => Ok(()),
-                Packet::Connack(a) => Err(format!("CONNACK reason {}", a.reason_code)),
-                Packet::Disconnect(d) => Err(format!("DISCONNECT: {}", d.reason)),
-                other => Err(format!("unexpected {:?}", other.packet_type())),
-            };
+            return check_connack(p);
         }
         let mut chunk = [0u8; 256];
         match s.read(&mut chunk).await.map_err(std::io::Error::other) {
@@ -304,6 +351,8 @@ pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
                     !matches!(s.try_read(&mut scratch), Ok(0)) && s.try_write(&[0x70]).is_ok()
                 }
                 Held::Tls(s) => s.write_all(&[0x70]).await.is_ok(),
+                Held::Ws(s) => s.send(Message::Binary(vec![0x70].into())).await.is_ok(),
+                Held::Wss(s) => s.send(Message::Binary(vec![0x70].into())).await.is_ok(),
                 Held::Quic { send, .. } => send.write_all(&[0x70]).await.is_ok(),
             };
             if alive {

@@ -90,6 +90,12 @@ fn keep_if_failing(dir: &mut tempfile::TempDir) {
 }
 
 /// (client msg no, seq) of synced messages, in order.
+/// The slot (raft group) of the person channel between `a` and `b` in a cluster with default slots.
+pub fn person_slot(a: &str, b: &str) -> u16 {
+    use tern_shared::channel::{person_channel_id, slot_of, DEFAULT_SLOTS};
+    slot_of(&person_channel_id(a, b), DEFAULT_SLOTS)
+}
+
 pub fn numbered(msgs: &[serde_json::Value]) -> Vec<(String, u64)> {
     msgs.iter()
         .map(|m| (m["client_msg_no"].as_str().unwrap_or_default().to_string(), m["message_seq"].as_u64().unwrap_or(0)))
@@ -360,7 +366,7 @@ impl Cluster3 {
         let links: Vec<String> = ports.iter().rev().map(|p| format!("127.0.0.1:{}", p[1])).collect();
         let edge = start_edge(dir.path(), &links.join(","), "", 0);
         let cl = Cluster3 { dir, nodes, ports, edge, relays };
-        cl.leader().await;
+        cl.every_group_led().await;
         wait_edge_up(&cl.edge).await;
         cl
     }
@@ -381,8 +387,27 @@ impl Cluster3 {
         Api::new(&format!("127.0.0.1:{}", self.ports[i][0]))
     }
 
-    /// The index of the node every live node names as leader, once they agree.
-    pub async fn leader(&self) -> usize {
+    /// Waits until every live node knows a leader for every group (its `/health` answers 200).
+    pub async fn every_group_led(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.is_none() {
+                continue;
+            }
+            let url = format!("http://127.0.0.1:{}/health", self.ports[i][0]);
+            loop {
+                let status = reqwest::get(&url).await.map(|r| r.status().as_u16());
+                if matches!(status, Ok(200)) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "node {} lacks group leaders: {status:?}", i + 1);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// The index of the node every live node names as the leader of `slot`'s raft group, once they agree.
+    pub async fn leader_of(&self, slot: u16) -> usize {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut seen = Vec::new();
@@ -390,9 +415,13 @@ impl Cluster3 {
                 if n.is_none() {
                     continue;
                 }
-                let url = format!("http://127.0.0.1:{}/health", self.ports[i][0]);
+                let url = format!("http://127.0.0.1:{}/cluster", self.ports[i][0]);
                 let leader = match reqwest::get(&url).await {
-                    Ok(r) => r.json::<serde_json::Value>().await.ok().and_then(|v| v["leader"].as_u64()),
+                    Ok(r) => r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["groups"][usize::from(slot)]["leader"].as_u64()),
                     Err(_) => None,
                 };
                 seen.push(leader);

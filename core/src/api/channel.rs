@@ -74,22 +74,20 @@ pub async fn upsert(State(core): State<AppState>, ApiJson(req): ApiJson<ChannelR
     check_channel(&req.channel_id, req.channel_type)?;
     check_uids(&req.subscribers)?;
     let channel = record(&req);
-    core.proposer.propose(Command::UpsertChannel { channel, subscribers: req.subscribers }).await?;
+    core.groups.propose(Command::UpsertChannel { channel, subscribers: req.subscribers }).await?;
     Ok(ok())
 }
 
 /// Updates a channel's settings only.
 pub async fn info(State(core): State<AppState>, ApiJson(req): ApiJson<ChannelReq>) -> Result<Response, ApiError> {
     check_channel(&req.channel_id, req.channel_type)?;
-    core.proposer.propose(Command::UpsertChannel { channel: record(&req), subscribers: Vec::new() }).await?;
+    core.groups.propose(Command::UpsertChannel { channel: record(&req), subscribers: Vec::new() }).await?;
     Ok(ok())
 }
 
 pub async fn delete(State(core): State<AppState>, ApiJson(req): ApiJson<ChannelRef>) -> Result<Response, ApiError> {
     check_channel(&req.channel_id, req.channel_type)?;
-    core.proposer
-        .propose(Command::DeleteChannel { channel_id: req.channel_id, channel_type: req.channel_type })
-        .await?;
+    core.groups.propose(Command::DeleteChannel { channel_id: req.channel_id, channel_type: req.channel_type }).await?;
     Ok(ok())
 }
 
@@ -105,7 +103,7 @@ pub async fn subscriber_add(
         reset: req.reset != 0,
         uids: req.subscribers,
     };
-    core.proposer.propose(cmd).await?;
+    core.groups.propose(cmd).await?;
     Ok(ok())
 }
 
@@ -119,6 +117,6 @@ pub async fn subscriber_remove(
         channel_type: req.channel_type,
         uids: req.subscribers,
     };
-    core.proposer.propose(cmd).await?;
+    core.groups.propose(cmd).await?;
     Ok(ok())
 }

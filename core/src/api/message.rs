@@ -109,7 +109,7 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
         timestamp: now_secs(),
         ..Default::default()
     };
-    let (reason, message_id, message_seq) = outcome(&core, core.proposer.propose(Command::Send(msg)).await);
+    let (reason, message_id, message_seq) = outcome(&core, core.groups.propose(Command::Send(msg)).await);
     if reason != Reason::Success.code() {
         let status = if reason == Reason::SystemError.code() {
             StatusCode::SERVICE_UNAVAILABLE
@@ -169,7 +169,7 @@ const MAX_SYNC_LIMIT: usize = 10_000;
 pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) -> Result<Json<SyncResp>, ApiError> {
     let stored = stored_channel(&req.login_uid, &req.channel_id, req.channel_type)?;
     // Every message acked before this request is visible, whichever node answers.
-    core.reads.wait().await?;
+    core.groups.of(&stored).reads.wait().await?;
     let limit = if req.limit == 0 { 100 } else { req.limit.min(MAX_SYNC_LIMIT) };
     let mut messages = if req.pull_mode == 1 {
         let end = if req.end_message_seq == 0 { u64::MAX } else { req.end_message_seq };
@@ -234,6 +234,6 @@ pub async fn max_seq(
     Query(q): Query<MaxSeqQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let stored = stored_channel(&q.login_uid, &q.channel_id, q.channel_type)?;
-    core.reads.wait().await?;
+    core.groups.of(&stored).reads.wait().await?;
     Ok(Json(serde_json::json!({"message_seq": core.db.last_seq(&stored, q.channel_type)?})))
 }

@@ -35,6 +35,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/cluster/nodes/add", post(cluster::add))
         .route("/cluster/nodes/remove", post(cluster::remove))
         .route("/cluster/leader/transfer", post(cluster::transfer))
+        .route("/cluster/leader/balance", post(cluster::balance))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_manager_token));
     Router::new()
         .merge(managed)

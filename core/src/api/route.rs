@@ -95,35 +95,48 @@ pub async fn route_batch(
         .map(Json)
 }
 
+/// 200 once every raft group has a leader; 503 while any is electing one (the access layer's health
+/// check, so a proxy avoids a node that cannot serve every channel yet).
 pub async fn health(State(core): State<AppState>) -> impl IntoResponse {
-    let m = core.raft.metrics().borrow().clone();
-    let leader = m.current_leader;
+    let me = core.config.node_id;
+    let leaders: Vec<Option<u64>> =
+        core.groups.all().iter().map(|g| g.raft.metrics().borrow().current_leader).collect();
+    let without = leaders.iter().filter(|l| l.is_none()).count();
     let body = serde_json::json!({
-        "status": if leader.is_some() { "ok" } else { "no-leader" },
-        "node_id": core.config.node_id,
-        "leader": leader,
-        "term": m.current_term,
-        "last_applied": m.last_applied.map(|l| l.index),
+        "status": if without == 0 { "ok" } else { "no-leader" },
+        "node_id": me,
+        "slots": leaders.len(),
+        "without_leader": without,
+        "leading": leaders.iter().filter(|l| **l == Some(me)).count(),
     });
-    let code = if leader.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if without == 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body))
 }
 
 pub async fn metrics(State(core): State<AppState>) -> impl IntoResponse {
-    let m = core.raft.metrics().borrow().clone();
     let gm = &core.metrics;
-    gm.raft_term.set(m.current_term as i64);
-    gm.raft_last_applied.set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
-    gm.raft_is_leader.set(i64::from(m.current_leader == Some(core.config.node_id)));
-    gm.raft_leader_id.set(m.current_leader.unwrap_or(0) as i64);
-    let last_log = m.last_log_index.unwrap_or(0);
-    gm.raft_last_log_index.set(last_log as i64);
-    gm.raft_apply_lag.set(last_log.saturating_sub(m.last_applied.map_or(0, |l| l.index)) as i64);
+    let me = core.config.node_id;
     gm.raft_replication_lag.reset();
-    for (peer, matched) in m.replication.iter().flatten() {
-        let lag = last_log.saturating_sub(matched.map_or(0, |l| l.index));
-        gm.raft_replication_lag.with_label_values(&[&peer.to_string()]).set(lag as i64);
+    let mut led = 0;
+    for g in core.groups.all() {
+        let m = g.raft.metrics().borrow().clone();
+        let slot = g.slot.to_string();
+        let slot = [slot.as_str()];
+        gm.raft_term.with_label_values(&slot).set(m.current_term as i64);
+        gm.raft_last_applied.with_label_values(&slot).set(m.last_applied.map_or(0, |l| l.index as i64));
+        gm.raft_is_leader.with_label_values(&slot).set(i64::from(m.current_leader == Some(me)));
+        gm.raft_leader_id.with_label_values(&slot).set(m.current_leader.unwrap_or(0) as i64);
+        led += usize::from(m.current_leader == Some(me));
+        let last_log = m.last_log_index.unwrap_or(0);
+        gm.raft_last_log_index.with_label_values(&slot).set(last_log as i64);
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        gm.raft_apply_lag.with_label_values(&slot).set(last_log.saturating_sub(applied) as i64);
+        for (peer, matched) in m.replication.iter().flatten() {
+            let lag = last_log.saturating_sub(matched.map_or(0, |l| l.index));
+            gm.raft_replication_lag.with_label_values(&[slot[0], &peer.to_string()]).set(lag as i64);
+        }
     }
+    gm.raft_groups_led.set(led as i64);
     gm.db_size_bytes.set(core.db.live_size() as i64);
     let (_, sessions) = core.presence.counts();
     gm.online_sessions.set(sessions as i64);

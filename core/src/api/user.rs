@@ -41,7 +41,7 @@ pub async fn token(State(core): State<AppState>, ApiJson(req): ApiJson<TokenReq>
         token: req.token,
         device_level: req.device_level,
     };
-    core.proposer.propose(cmd).await?;
+    core.groups.propose(cmd).await?;
     Ok(ok())
 }
 
@@ -58,7 +58,7 @@ pub async fn device_quit(
     ApiJson(req): ApiJson<DeviceQuitReq>,
 ) -> Result<Response, ApiError> {
     check_uid(&req.uid)?;
-    core.proposer.propose(Command::RemoveToken { uid: req.uid.clone(), device_flag: req.device_flag }).await?;
+    core.groups.propose(Command::RemoveToken { uid: req.uid.clone(), device_flag: req.device_flag }).await?;
     for s in core.presence.device_sessions(&req.uid, req.device_flag) {
         if let Some(link) = core.presence.link_of(&s.edge_id) {
             let kick = LinkFrame::Kick {

@@ -21,8 +21,14 @@ impl LinkHandler {
     pub async fn handle(&self, frame: LinkFrame) {
         match frame {
             LinkFrame::Ping(nonce) => {
-                let leader = self.core.raft.metrics().borrow().current_leader;
-                self.reply(LinkFrame::Pong { nonce, leader }).await
+                let leaders = self
+                    .core
+                    .groups
+                    .all()
+                    .iter()
+                    .map(|g| g.raft.metrics().borrow().current_leader.unwrap_or(0))
+                    .collect();
+                self.reply(LinkFrame::Pong { nonce, leaders }).await
             }
             LinkFrame::Auth { req, uid, device_flag, token } => {
                 // Off the read loop: on a follower the check waits for the leader's read index.
@@ -33,9 +39,11 @@ impl LinkHandler {
                 });
             }
             LinkFrame::SessionOpen(info) => {
+                let leads = self.core.groups.of(&info.uid).leads();
                 let kicks = self.core.presence.open(&self.edge_id, info);
-                // Every node hears every announcement; the leader alone kicks, so a kick is sent once.
-                if self.core.leading.load(std::sync::atomic::Ordering::Relaxed) {
+                // Every node hears every announcement; the leader of the uid's group alone kicks, so a
+                // kick is sent once.
+                if leads {
                     for (link, kick) in kicks {
                         let _ = link.try_send(kick);
                     }
@@ -72,7 +80,7 @@ impl LinkHandler {
         let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
         let pending = match client_message(msg, origin) {
             Err(reason) => Err(reason),
-            Ok(m) => Ok(self.core.proposer.submit(Command::Send(m)).await),
+            Ok(m) => Ok(self.core.groups.submit(Command::Send(m)).await),
         };
         let core = self.core.clone();
         let tx = self.tx.clone();
@@ -92,7 +100,7 @@ async fn check_token(core: &Core, uid: &str, device_flag: u8, token: &str) -> (R
     if !valid_uid(uid) {
         return (Reason::AuthFail, 0);
     }
-    if let Err(e) = core.reads.wait().await {
+    if let Err(e) = core.groups.of(uid).reads.wait().await {
         tracing::warn!(error = %e, "token check: no linearizable read");
         return (Reason::QueryTokenError, 0);
     }

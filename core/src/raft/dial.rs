@@ -1,6 +1,6 @@
 //! How to reach each core node. The membership records every node's advertised raft address; a node
 //! may be told to dial some peers elsewhere (through NAT, a proxy, or a test's relay). With `raft_tls`,
-//! every connection is mutual TLS.
+//! every connection is mutual TLS. Each raft group dials with its own `Dial`, whose requests name it.
 
 use super::peer::Peer;
 use super::types::NodeId;
@@ -14,11 +14,17 @@ pub type PeerTls = (tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'st
 pub struct Dial {
     overrides: Arc<BTreeMap<NodeId, String>>,
     tls: Option<PeerTls>,
+    group: u16,
 }
 
 impl Dial {
     pub fn new(overrides: BTreeMap<NodeId, String>, tls: Option<PeerTls>) -> Self {
-        Dial { overrides: Arc::new(overrides), tls }
+        Dial { overrides: Arc::new(overrides), tls, group: 0 }
+    }
+
+    /// The same dialing for raft group `group`.
+    pub fn for_group(&self, group: u16) -> Dial {
+        Dial { group, ..self.clone() }
     }
 
     /// The address to connect to for node `id`, whose membership entry says `advertised`.
@@ -26,8 +32,8 @@ impl Dial {
         self.overrides.get(&id).cloned().unwrap_or_else(|| advertised.to_string())
     }
 
-    /// A connection (opened on first use) to a node at `addr`, as `addr` gives it.
+    /// A connection (opened on first use) to a node at `addr`, for this group's requests.
     pub fn peer(&self, addr: String) -> Peer {
-        Peer::new(addr, self.tls.clone())
+        Peer::new(addr, self.tls.clone(), self.group)
     }
 }

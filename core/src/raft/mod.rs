@@ -1,8 +1,9 @@
-//! Consensus: openraft over the RocksDB store, one raft group for now (every key already carries its
-//! slot). Nodes talk over their raft port (`server.rs`, `network.rs`); followers forward writes and
-//! read-index requests to the leader (`proposer.rs`, `leader.rs`).
+//! Consensus: openraft over the RocksDB store, one raft group per slot (`group.rs`). Nodes talk over
+//! their raft port (`server.rs`, `network.rs`), every request naming its group; followers forward writes
+//! and read-index requests to the group's leader (`proposer.rs`, `leader.rs`).
 
 pub mod dial;
+pub mod group;
 pub mod leader;
 pub mod membership;
 pub mod network;

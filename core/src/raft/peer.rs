@@ -14,12 +14,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 pub struct Peer {
     addr: String,
     tls: Option<PeerTls>,
+    /// The raft group every request on this connection is for.
+    group: u16,
     conn: Option<BufStream<Box<dyn Io>>>,
 }
 
 impl Peer {
-    pub fn new(addr: String, tls: Option<PeerTls>) -> Self {
-        Peer { addr, tls, conn: None }
+    pub fn new(addr: String, tls: Option<PeerTls>, group: u16) -> Self {
+        Peer { addr, tls, group, conn: None }
     }
 
     pub fn addr(&self) -> &str {
@@ -55,7 +57,7 @@ impl Peer {
                 self.conn.insert(BufStream::new(stream))
             }
         };
-        write_frame(conn, req).await?;
+        write_frame(conn, &(self.group, req)).await?;
         read_frame(conn).await?.ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))
     }
 }

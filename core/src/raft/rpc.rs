@@ -1,5 +1,6 @@
 //! Messages between core nodes: raft's own RPCs, plus writes forwarded to the leader and read-index
-//! requests. Each is one length-prefixed bincode frame; a connection carries one request at a time.
+//! requests. Each is one length-prefixed bincode frame, a request prefixed by its raft group (slot); a
+//! connection carries one request at a time.
 
 use super::types::{Batch, BatchResult, NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, RaftError};

@@ -2,9 +2,9 @@
 //! With `raft_tls` only nodes presenting a certificate from the cluster CA get past the handshake;
 //! without it the port must only be reachable from the other core nodes.
 
-use super::dial::Dial;
+use super::group::Groups;
 use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
-use super::types::{NodeId, Raft};
+use super::types::NodeId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
@@ -15,12 +15,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the raft port answers with.
 pub struct RaftPort {
-    pub raft: Raft,
+    pub groups: Arc<Groups>,
     pub node_id: NodeId,
-    pub dial: Dial,
     /// The leader lease (`election_max_ms`), which a leadership transfer waits out.
     pub lease: Duration,
-    pub handover: super::transfer::Handover,
 }
 
 pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAcceptor>) {
@@ -58,9 +56,14 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
 }
 
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<RaftPort>) -> std::io::Result<()> {
-    let raft = &port.raft;
     let mut conn = BufStream::new(stream);
-    while let Some(req) = read_frame::<_, RaftRequest>(&mut conn).await? {
+    while let Some((slot, req)) = read_frame::<_, (u16, RaftRequest)>(&mut conn).await? {
+        let Some(group) = port.groups.get(slot) else {
+            // Slot counts are checked at start-up; a node of another cluster could still get here.
+            write_frame(&mut conn, &RaftResponse::Done(Err(format!("no raft group {slot} here")))).await?;
+            continue;
+        };
+        let raft = &group.raft;
         let resp = match req {
             RaftRequest::Append(r) => RaftResponse::Append(raft.append_entries(r).await),
             RaftRequest::Vote(r) => RaftResponse::Vote(raft.vote(r).await),
@@ -69,9 +72,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
                 RaftResponse::Propose(raft.client_write(batch).await.map(|r| r.data).map_err(|e| e.to_string()))
             }
             RaftRequest::Membership(change) => RaftResponse::Membership(super::membership::apply(raft, change).await),
-            RaftRequest::Transfer(target) => RaftResponse::Done(
-                super::transfer::transfer(raft, port.node_id, &port.dial, &port.handover, target, port.lease).await,
-            ),
+            RaftRequest::Transfer(target) => {
+                RaftResponse::Done(super::transfer::transfer(group, port.node_id, target, port.lease).await)
+            }
             RaftRequest::Step(step) => {
                 super::transfer::on_step(raft, port.node_id, step);
                 RaftResponse::Done(Ok(()))

@@ -4,10 +4,11 @@
 //! target to campaign once the lease has run out. Meanwhile the leader's proposer holds new writes
 //! (appends would renew the lease); once the target leads they are forwarded to it.
 
-use super::dial::Dial;
+use super::group::{Group, Groups};
 use super::leader::{await_leader, leader_of};
 use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, Raft};
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -72,15 +73,9 @@ pub fn on_step(raft: &Raft, node_id: NodeId, step: Step) {
     }
 }
 
-/// Moves leadership to `target`, from whichever node leads; returns once `target` leads.
-pub async fn transfer(
-    raft: &Raft,
-    node_id: NodeId,
-    dial: &Dial,
-    handover: &Handover,
-    target: NodeId,
-    lease: Duration,
-) -> Result<(), String> {
+/// Moves the group's leadership to `target`, from whichever node leads; returns once `target` leads.
+pub async fn transfer(group: &Group, node_id: NodeId, target: NodeId, lease: Duration) -> Result<(), String> {
+    let (raft, dial, handover) = (&group.raft, &group.dial, &group.handover);
     let leader = await_leader(raft).await.ok_or("no leader")?;
     if leader == target {
         return Ok(());
@@ -128,4 +123,27 @@ pub async fn transfer(
     };
     raft.runtime_config().heartbeat(true);
     taken
+}
+
+/// Spreads leadership evenly: group `slot` goes to the voter at `slot % voters` (in id order). Returns
+/// where each group's leadership went.
+pub async fn balance(groups: &Groups, node_id: NodeId, lease: Duration) -> Result<Vec<(u16, NodeId)>, String> {
+    let plan: Vec<(&Group, NodeId)> = groups
+        .all()
+        .iter()
+        .filter_map(|g| {
+            let voters: Vec<NodeId> = g.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+            (!voters.is_empty()).then(|| (g, voters[usize::from(g.slot) % voters.len()]))
+        })
+        .collect();
+    let results = join_all(plan.iter().map(|(g, to)| transfer(g, node_id, *to, lease))).await;
+    let failed: Vec<String> = plan
+        .iter()
+        .zip(&results)
+        .filter_map(|((g, _), r)| r.as_ref().err().map(|e| format!("slot {}: {e}", g.slot)))
+        .collect();
+    if !failed.is_empty() {
+        return Err(failed.join("; "));
+    }
+    Ok(plan.iter().map(|(g, to)| (g.slot, *to)).collect())
 }

@@ -62,6 +62,20 @@ pub enum Command {
     Send(NewMessage),
 }
 
+impl Command {
+    /// The channel id or uid whose slot the command belongs to.
+    pub fn key(&self) -> &str {
+        match self {
+            Command::SetToken { uid, .. } | Command::RemoveToken { uid, .. } => uid,
+            Command::UpsertChannel { channel, .. } => &channel.channel_id,
+            Command::DeleteChannel { channel_id, .. }
+            | Command::AddSubscribers { channel_id, .. }
+            | Command::RemoveSubscribers { channel_id, .. } => channel_id,
+            Command::Send(m) => &m.channel_id,
+        }
+    }
+}
+
 /// Where a message came from, so fan-out can skip the sending connection itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tern_shared::channel::{kind, person_pair};
 use tern_shared::proto::{flag, Reason};
 
-/// Most commands one raft entry may hold; message ids are `log index * MAX_BATCH + position`.
+/// Most commands one raft entry may hold; message ids are `(log index * MAX_BATCH + position) << 12 | slot`.
 pub const MAX_BATCH: usize = 4096;
 
 /// A message just stored, for fan-out.

@@ -1,10 +1,12 @@
-//! RocksDB key layout. Every state-machine key starts with a tag byte and the 2-byte slot of the channel
-//! (or uid) it belongs to, so moving slots between raft groups later is a range copy, not a rewrite.
+//! RocksDB key layout. Each slot is its own raft group: every key starts with (or, in the state machine,
+//! follows a tag byte with) the 2-byte slot of the channel or uid it belongs to, so a group's data is a
+//! handful of key ranges.
 //!
 //! ```text
-//! log CF   : index u64 BE                               -> raft entry
-//! meta CF  : "vote" | "committed" | "purged"            -> raft metadata
-//! sm CF    : 'A' applied | 'M' membership               -> raft state-machine metadata
+//! log CF   : slot index u64 BE                          -> raft entry
+//! meta CF  : ("vote" | "committed" | "purged") slot      -> raft metadata
+//!            "cluster"                                  -> slot count, recorded at creation
+//! sm CF    : 'A' slot applied | 'M' slot membership     -> raft state-machine metadata
 //!            'u' slot uid 0 device_flag                 -> token record
 //!            'c' slot type id                           -> channel record
 //!            's' slot type id 0 uid                     -> subscriber marker
@@ -17,15 +19,49 @@
 
 use tern_shared::channel::slot_of;
 
-pub const APPLIED: &[u8] = b"A";
-pub const MEMBERSHIP: &[u8] = b"M";
+/// The state-machine tags that hold a slot's data (what its snapshot carries).
+pub const DATA_TAGS: [u8; 6] = *b"ucsqmd";
+
+pub fn applied(slot: u16) -> Vec<u8> {
+    head(b'A', slot)
+}
+pub fn membership(slot: u16) -> Vec<u8> {
+    head(b'M', slot)
+}
 
 pub const VOTE: &[u8] = b"vote";
 pub const COMMITTED: &[u8] = b"committed";
 pub const PURGED: &[u8] = b"purged";
+pub const CLUSTER: &[u8] = b"cluster";
 
-pub fn log(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+/// A raft metadata key of one group.
+pub fn meta(name: &[u8], slot: u16) -> Vec<u8> {
+    let mut k = name.to_vec();
+    k.extend_from_slice(&slot.to_be_bytes());
+    k
+}
+
+pub fn log(slot: u16, index: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(&slot.to_be_bytes());
+    k[2..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The index of a log key of group `slot`; `None` for another group's key.
+pub fn log_index(key: &[u8], slot: u16) -> Option<u64> {
+    let index = key.strip_prefix(slot.to_be_bytes().as_slice())?;
+    index.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Start of the keys under `tag` for `slot`, and the end (exclusive).
+pub fn slot_range(tag: u8, slot: u16) -> (Vec<u8>, Vec<u8>) {
+    let start = head(tag, slot);
+    let end = match slot.checked_add(1) {
+        Some(next) => head(tag, next),
+        None => vec![tag + 1],
+    };
+    (start, end)
 }
 
 /// Builds keys for one channel in a cluster with `slots` slots.
@@ -104,5 +140,18 @@ mod tests {
         assert_eq!(subscriber_uid(&a.subscriber("u1"), &a.subscriber_prefix()), Some("u1"));
         // Messages of one channel sort by seq.
         assert!(a.message(2) < a.message(10));
+    }
+
+    #[test]
+    fn a_slot_range_holds_its_slot_only() {
+        let k = ChannelKeys::new("g1", 2, 64);
+        let slot = slot_of("g1", 64);
+        let (start, end) = slot_range(b'm', slot);
+        assert!(start <= k.message(1) && k.message(u64::MAX) < end);
+        let (next, _) = slot_range(b'm', slot + 1);
+        assert_eq!(end, next);
+        assert_eq!(log_index(&log(3, 42), 3), Some(42));
+        assert_eq!(log_index(&log(4, 42), 3), None);
+        assert!(log(3, u64::MAX) < log(4, 0));
     }
 }

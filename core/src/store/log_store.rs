@@ -1,5 +1,5 @@
-//! openraft log storage on the `log` and `meta` column families. Appends are synced before openraft is
-//! told they are flushed: that is what makes an acked message durable.
+//! openraft log storage of one raft group (one slot) on the `log` and `meta` column families. Appends
+//! are synced before openraft is told they are flushed: that is what makes an acked message durable.
 
 use super::{keys, Db, StoreError, CF_LOG, CF_META};
 use crate::raft::{NodeId, StorageError, TypeConfig};
@@ -12,6 +12,7 @@ use std::ops::{Bound, RangeBounds};
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
+    slot: u16,
 }
 
 fn synced() -> WriteOptions {
@@ -28,29 +29,33 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl LogStore {
-    pub fn new(db: Db) -> Self {
-        LogStore { db }
+    pub fn new(db: Db, slot: u16) -> Self {
+        LogStore { db, slot }
     }
 
-    fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn meta<T: serde::de::DeserializeOwned>(&self, name: &[u8]) -> Result<Option<T>, StoreError> {
         let cf = self.db.cf(CF_META)?;
-        match self.db.db.get_cf(cf, key)? {
+        match self.db.db.get_cf(cf, keys::meta(name, self.slot))? {
             Some(v) => Ok(Some(super::decode("raft meta", &v)?)),
             None => Ok(None),
         }
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
+    fn put_meta<T: serde::Serialize>(&self, name: &[u8], value: &T) -> Result<(), StoreError> {
         let cf = self.db.cf(CF_META)?;
-        self.db.db.put_cf_opt(cf, key, super::encode(value), &synced())?;
+        self.db.db.put_cf_opt(cf, keys::meta(name, self.slot), super::encode(value), &synced())?;
         Ok(())
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
         let cf = self.db.cf(CF_LOG)?;
-        match self.db.db.iterator_cf(cf, IteratorMode::End).next() {
+        let end = keys::log(self.slot, u64::MAX);
+        match self.db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse)).next() {
             Some(item) => {
-                let (_, v) = item?;
+                let (k, v) = item?;
+                if keys::log_index(&k, self.slot).is_none() {
+                    return Ok(None);
+                }
                 let entry: Entry<TypeConfig> = super::decode("raft log", &v)?;
                 Ok(Some(entry.log_id))
             }
@@ -58,10 +63,11 @@ impl LogStore {
         }
     }
 
-    fn delete_range(&self, from: u64, to_exclusive: u64) -> Result<(), StoreError> {
+    fn delete_range(&self, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
         let cf = self.db.cf(CF_LOG)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, keys::log(from), keys::log(to_exclusive));
+        batch.delete_range_cf(cf, keys::log(self.slot, from), keys::log(self.slot, to_inclusive));
+        batch.delete_cf(cf, keys::log(self.slot, to_inclusive));
         self.db.db.write_opt(batch, &synced())?;
         Ok(())
     }
@@ -79,10 +85,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let cf = self.db.cf(CF_LOG).map_err(read_err)?;
         let mut out = Vec::new();
-        let from = keys::log(start);
+        let from = keys::log(self.slot, start);
         for item in self.db.db.iterator_cf(cf, IteratorMode::From(&from, Direction::Forward)) {
             let (k, v) = item.map_err(read_err)?;
-            let index = super::decode_u64("raft log index", &k).map_err(read_err)?;
+            let Some(index) = keys::log_index(&k, self.slot) else { break };
             if !range.contains(&index) {
                 break;
             }
@@ -116,7 +122,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-deriving the commit index after a restart.
         let cf = self.db.cf(CF_META).map_err(write_err)?;
-        self.db.db.put_cf(cf, keys::COMMITTED, super::encode(&committed)).map_err(write_err)
+        self.db.db.put_cf(cf, keys::meta(keys::COMMITTED, self.slot), super::encode(&committed)).map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
@@ -131,12 +137,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.db.cf(CF_LOG).map_err(write_err)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
-            batch.put_cf(cf, keys::log(entry.get_log_id().index), super::encode(&entry));
+            batch.put_cf(cf, keys::log(self.slot, entry.get_log_id().index), super::encode(&entry));
         }
-        let result = self.db.db.write_opt(batch, &synced());
-        let io = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
-        callback.log_io_completed(io);
-        result.map_err(write_err)
+        if let Err(e) = self.db.db.write_opt(batch, &WriteOptions::default()) {
+            callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+            return Err(write_err(e));
+        }
+        self.db.wal.after_sync(callback);
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
@@ -145,6 +153,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
         self.put_meta(keys::PURGED, &log_id).map_err(write_err)?;
-        self.delete_range(0, log_id.index + 1).map_err(write_err)
+        self.delete_range(0, log_id.index).map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(index: u64) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+    }
+
+    fn indexes(entries: &[Entry<TypeConfig>]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    /// Groups share one column family: each must see, purge and truncate only its own entries.
+    #[tokio::test]
+    async fn a_group_sees_and_changes_only_its_own_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db"), 8).unwrap();
+        let cf = db.cf(CF_LOG).unwrap();
+        for (slot, last) in [(4u16, 9u64), (5, 5), (6, 7)] {
+            for i in 1..=last {
+                db.db.put_cf(cf, keys::log(slot, i), super::super::encode(&entry(i))).unwrap();
+            }
+        }
+        let (mut four, mut five, mut six) =
+            (LogStore::new(db.clone(), 4), LogStore::new(db.clone(), 5), LogStore::new(db.clone(), 6));
+        assert_eq!(five.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(5));
+        assert_eq!(indexes(&five.try_get_log_entries(0..).await.unwrap()), [1, 2, 3, 4, 5]);
+        five.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.unwrap();
+        five.truncate(LogId::new(CommittedLeaderId::new(1, 1), 4)).await.unwrap();
+        assert_eq!(indexes(&five.try_get_log_entries(0..).await.unwrap()), [3]);
+        assert_eq!(indexes(&four.try_get_log_entries(0..).await.unwrap()), (1..=9).collect::<Vec<_>>());
+        assert_eq!(indexes(&six.try_get_log_entries(0..).await.unwrap()), (1..=7).collect::<Vec<_>>());
+        assert_eq!(six.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(7));
+        let empty = LogStore::new(db.clone(), 7).get_log_state().await.unwrap();
+        assert_eq!(empty.last_log_id, None);
     }
 }

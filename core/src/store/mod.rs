@@ -7,6 +7,7 @@ pub mod log_store;
 pub mod model;
 pub mod reads;
 pub mod state_machine;
+pub mod wal_sync;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use std::path::Path;
@@ -26,6 +27,10 @@ pub enum StoreError {
     MissingCf(&'static str),
     #[error("corrupt {0}: expected 8 bytes")]
     BadNumber(&'static str),
+    #[error("`slots` is {configured} but this data dir was created with {recorded}; the slot count is fixed when a cluster is created")]
+    SlotsChanged { recorded: u16, configured: u16 },
+    #[error("cannot start the WAL sync thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A big-endian u64 stored as a key or value (log indexes, channel seqs).
@@ -38,6 +43,7 @@ pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreE
 pub struct Db {
     pub(crate) db: Arc<DB>,
     pub slots: u16,
+    pub(crate) wal: Arc<wal_sync::WalSync>,
 }
 
 impl Db {
@@ -53,8 +59,23 @@ impl Db {
         sm.set_memtable_prefix_bloom_ratio(0.1);
         let cfs = [(CF_LOG, Options::default()), (CF_META, Options::default()), (CF_SM, sm)]
             .map(|(name, opts)| ColumnFamilyDescriptor::new(name, opts));
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Db { db: Arc::new(db), slots })
+        let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
+        let meta = db.cf_handle(CF_META).ok_or(StoreError::MissingCf(CF_META))?;
+        match db.get_cf(meta, keys::CLUSTER)? {
+            Some(raw) => {
+                let recorded: u16 = decode("cluster record", &raw)?;
+                if recorded != slots {
+                    return Err(StoreError::SlotsChanged { recorded, configured: slots });
+                }
+            }
+            None => {
+                let mut o = rocksdb::WriteOptions::default();
+                o.set_sync(true);
+                db.put_cf_opt(meta, keys::CLUSTER, encode(&slots), &o)?;
+            }
+        }
+        let wal = Arc::new(wal_sync::WalSync::start(db.clone()).map_err(StoreError::Thread)?);
+        Ok(Db { db, slots, wal })
     }
 
     pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -74,4 +95,19 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs into a Vec cannot fail.
     bincode::serialize(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_keeps_the_slot_count_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(Db::open(&path, 16).unwrap());
+        let e = Db::open(&path, 8).err().expect("another slot count is refused");
+        assert!(e.to_string().contains("`slots` is 8") && e.to_string().contains("created with 16"), "{e}");
+        assert_eq!(Db::open(&path, 16).unwrap().slots, 16);
+    }
 }

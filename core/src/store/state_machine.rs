@@ -1,5 +1,6 @@
-//! openraft state machine on the `sm` column family. Applying an entry writes its effects and the new
-//! applied log id in one RocksDB batch, so a crash leaves either all of an entry or none of it.
+//! openraft state machine of one raft group (one slot) on the `sm` column family. Applying an entry
+//! writes its effects and the new applied log id in one RocksDB batch, so a crash leaves either all of
+//! an entry or none of it. A snapshot is the slot's key ranges.
 
 use super::apply::{apply_command, Applied, Overlay, MAX_BATCH};
 use super::{keys, Db, StoreError, CF_SM};
@@ -9,7 +10,7 @@ use openraft::{
     BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
     StoredMembership,
 };
-use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use std::io::Cursor;
 use std::path::PathBuf;
 use tern_shared::proto::Reason;
@@ -20,6 +21,7 @@ type Meta = SnapshotMeta<NodeId, BasicNode>;
 
 pub struct StateMachine {
     db: Db,
+    slot: u16,
     snapshot_path: PathBuf,
     /// Stored messages go here for fan-out, in apply order.
     applied_tx: Option<mpsc::Sender<Applied>>,
@@ -37,8 +39,9 @@ fn snap_write(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl StateMachine {
-    pub fn new(db: Db, snapshot_path: PathBuf, applied_tx: Option<mpsc::Sender<Applied>>) -> Self {
-        StateMachine { db, snapshot_path, applied_tx, installs: None }
+    /// The state machine of group `slot`, keeping its latest snapshot in `snapshot_path`.
+    pub fn new(db: Db, slot: u16, snapshot_path: PathBuf, applied_tx: Option<mpsc::Sender<Applied>>) -> Self {
+        StateMachine { db, slot, snapshot_path, applied_tx, installs: None }
     }
 
     /// Counts snapshots installed from the leader (a metric).
@@ -60,19 +63,27 @@ impl StateMachine {
         std::fs::rename(&tmp, &self.snapshot_path)
     }
 
-    /// Copies the whole state machine out of a consistent RocksDB snapshot.
+    /// Copies this slot's data out of a consistent RocksDB snapshot.
     fn dump(&self) -> Result<Dump, StoreError> {
         let snap = self.db.db.snapshot();
         let cf = self.db.cf(CF_SM)?;
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for item in snap.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item?;
-            pairs.push((k.to_vec(), v.to_vec()));
+        for tag in keys::DATA_TAGS {
+            let (start, end) = keys::slot_range(tag, self.slot);
+            for item in snap.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+                let (k, v) = item?;
+                if *k >= *end {
+                    break;
+                }
+                pairs.push((k.to_vec(), v.to_vec()));
+            }
         }
         let get = |key: &[u8]| -> Result<Option<Vec<u8>>, StoreError> { Ok(snap.get_cf(cf, key)?) };
-        let applied = get(keys::APPLIED)?.map(|r| super::decode("applied", &r)).transpose()?.flatten();
-        let membership =
-            get(keys::MEMBERSHIP)?.map(|r| super::decode("membership", &r)).transpose()?.unwrap_or_default();
+        let applied = get(&keys::applied(self.slot))?.map(|r| super::decode("applied", &r)).transpose()?.flatten();
+        let membership = get(&keys::membership(self.slot))?
+            .map(|r| super::decode("membership", &r))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Dump { applied, membership, data: super::encode(&pairs) })
     }
 }
@@ -101,8 +112,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
-        let applied: Option<LogId<NodeId>> = self.read_meta(keys::APPLIED).map_err(sm_read)?;
-        let membership: Membership = self.read_meta(keys::MEMBERSHIP).map_err(sm_read)?;
+        let applied: Option<LogId<NodeId>> = self.read_meta(&keys::applied(self.slot)).map_err(sm_read)?;
+        let membership: Membership = self.read_meta(&keys::membership(self.slot)).map_err(sm_read)?;
         Ok((applied, membership))
     }
 
@@ -128,19 +139,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 out.push(CommandResult::Rejected(Reason::SystemError.code()));
                                 continue;
                             }
-                            let id = (log_id.index * MAX_BATCH as u64 + pos as u64) as i64;
+                            let id = message_id(log_id.index, pos, self.slot);
                             let r = apply_command(&mut st, cmd, id, &mut stored)
                                 .map_err(|e| StorageIOError::apply(log_id, &e))?;
                             out.push(r);
                         }
                     }
                     EntryPayload::Membership(m) => {
-                        st.put(keys::MEMBERSHIP.to_vec(), super::encode(&Membership::new(Some(log_id), m)));
+                        st.put(keys::membership(self.slot), super::encode(&Membership::new(Some(log_id), m)));
                     }
                 }
                 results.push(BatchResult(out));
             }
-            st.put(keys::APPLIED.to_vec(), super::encode(&last));
+            st.put(keys::applied(self.slot), super::encode(&last));
             let mut batch = WriteBatch::default();
             st.write_into(&mut batch).map_err(sm_write)?;
             // Not synced: the log entries are, and replaying them rebuilds anything lost here.
@@ -158,6 +169,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         StateMachine {
             db: self.db.clone(),
+            slot: self.slot,
             snapshot_path: self.snapshot_path.clone(),
             applied_tx: None,
             installs: None,
@@ -174,12 +186,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             super::decode("snapshot", &data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let cf = self.db.cf(CF_SM).map_err(sm_write)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, [0u8].as_slice(), [0xffu8; 8].as_slice());
+        for tag in keys::DATA_TAGS {
+            let (start, end) = keys::slot_range(tag, self.slot);
+            batch.delete_range_cf(cf, start, end);
+        }
         for (k, v) in pairs {
             batch.put_cf(cf, k, v);
         }
-        batch.put_cf(cf, keys::APPLIED, super::encode(&meta.last_log_id));
-        batch.put_cf(cf, keys::MEMBERSHIP, super::encode(&meta.last_membership));
+        batch.put_cf(cf, keys::applied(self.slot), super::encode(&meta.last_log_id));
+        batch.put_cf(cf, keys::membership(self.slot), super::encode(&meta.last_membership));
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.db.write_opt(batch, &opts).map_err(sm_write)?;
@@ -200,4 +215,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             super::decode("snapshot file", &raw).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
+}
+
+/// Unique across groups: the position in the group's log, then the group in the low 12 bits.
+fn message_id(index: u64, pos: usize, slot: u16) -> i64 {
+    (((index * MAX_BATCH as u64 + pos as u64) << 12) | u64::from(slot)) as i64
 }

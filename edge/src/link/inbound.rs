@@ -1,14 +1,13 @@
 //! Frames from the core: answers to pending requests, deliveries and kicks.
 
 use super::{locked, Link};
-use std::sync::atomic::Ordering;
 use tern_shared::link::{Delivery, LinkFrame};
 use tern_shared::proto::{self, flag, setting, Packet};
 
 impl Link {
     pub(super) fn on_frame(&self, frame: LinkFrame) {
         match frame {
-            LinkFrame::Pong { leader, .. } => self.leader_hint.store(leader.unwrap_or(0), Ordering::Relaxed),
+            LinkFrame::Pong { leaders, .. } => *locked(&self.leaders) = leaders.into(),
             LinkFrame::AuthResult { req, reason, device_level } => {
                 if let Some(tx) = locked(&self.auths).remove(&req) {
                     let _ = tx.send((reason, device_level));

@@ -66,9 +66,10 @@ pub struct Link {
     /// sent on reconnect, so the core never misses or double-counts a session.
     current: tokio::sync::Mutex<Option<mpsc::Sender<LinkFrame>>>,
     up: AtomicBool,
-    /// The core node at the other end (from its HelloAck), and the leader it last reported; 0 = unknown.
+    /// The core node at the other end (from its HelloAck); 0 = unknown.
     node_id: AtomicU64,
-    leader_hint: AtomicU64,
+    /// Per slot, the leader of its raft group as this link's node last reported (0 = unknown).
+    leaders: Mutex<Arc<[u64]>>,
     next_req: AtomicU64,
     auths: Mutex<HashMap<u64, oneshot::Sender<(u8, u8)>>>,
     sends: Mutex<HashMap<u64, PendingSend>>,
@@ -114,7 +115,7 @@ impl Link {
             current: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             node_id: AtomicU64::new(0),
-            leader_hint: AtomicU64::new(0),
+            leaders: Mutex::new(Arc::from([])),
             next_req: AtomicU64::new(1),
             auths: Mutex::default(),
             sends: Mutex::default(),
@@ -130,9 +131,9 @@ impl Link {
         self.node_id.load(Ordering::Relaxed)
     }
 
-    /// The leader this link's node last reported (0 = unknown).
-    pub fn leader_hint(&self) -> u64 {
-        self.leader_hint.load(Ordering::Relaxed)
+    /// Per slot, the leader this link's node last reported (0 = unknown); empty before the first pong.
+    pub fn leaders(&self) -> Arc<[u64]> {
+        locked(&self.leaders).clone()
     }
 
     async fn sender(&self) -> Result<mpsc::Sender<LinkFrame>, LinkDown> {

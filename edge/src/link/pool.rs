@@ -1,6 +1,7 @@
 //! `links_per_node` links to every core node. Presence travels on each node's first link (lane 0);
-//! requests go to the leader's node when known, on the lane their session is pinned to, so one
-//! session's SENDs stay in order while different sessions use different links.
+//! requests go to the node leading the raft group of the slot they touch (pongs report every slot's
+//! leader), on the lane their session is pinned to, so one session's SENDs stay in order while
+//! different sessions use different links.
 
 use super::{Link, LinkDown, PendingSend};
 use crate::metrics::Metrics;
@@ -8,6 +9,7 @@ use crate::session::registry::{Registry, SessionEntry};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tern_shared::channel::{kind, person_channel_id, slot_of};
 use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage};
 use tern_shared::proto::Reason;
 use tokio::sync::mpsc;
@@ -68,12 +70,13 @@ impl LinkPool {
         self.nodes.iter().any(|lanes| lanes[0].is_up())
     }
 
-    /// Nodes whose presence lane is up, the leader's first (by the latest hint any node gave), so
-    /// writes need no forwarding.
-    fn up_nodes(&self) -> impl Iterator<Item = &Vec<Arc<Link>>> {
+    /// Nodes whose presence lane is up, the one leading `key`'s slot first (by the latest report of
+    /// any up node), so its writes and reads need no forwarding. `key` is a stored channel id or a uid.
+    fn up_nodes(&self, key: &str) -> impl Iterator<Item = &Vec<Arc<Link>>> {
         let up = |lanes: &&Vec<Arc<Link>>| lanes[0].is_up();
-        let leader = self.nodes.iter().filter(up).map(|l| l[0].leader_hint()).find(|h| *h != 0);
-        let first = self.nodes.iter().filter(up).find(|l| leader.is_some_and(|id| l[0].node_id() == id));
+        let leaders = self.nodes.iter().filter(up).map(|l| l[0].leaders()).find(|t| !t.is_empty());
+        let leader = leaders.and_then(|t| t.get(usize::from(slot_of(key, t.len() as u16))).copied());
+        let first = self.nodes.iter().filter(up).find(|l| leader.is_some_and(|id| id != 0 && l[0].node_id() == id));
         let rest = self.nodes.iter().filter(up).filter(move |l| !first.is_some_and(|f| std::ptr::eq(f, *l)));
         first.into_iter().chain(rest)
     }
@@ -90,7 +93,8 @@ impl LinkPool {
 
     pub async fn auth(&self, uid: &str, device_flag: u8, token: &str) -> Result<(u8, u8), LinkDown> {
         let key = self.next_auth.fetch_add(1, Ordering::Relaxed);
-        for lanes in self.up_nodes() {
+        // The token lives in the uid's slot: its leader answers without asking another node.
+        for lanes in self.up_nodes(uid) {
             if let Ok(r) = Self::lane(lanes, key).auth(uid, device_flag, token).await {
                 return Ok(r);
             }
@@ -101,7 +105,7 @@ impl LinkPool {
     /// Forwards a client's SEND over its lane of one node; its SENDACK comes back over the same link.
     pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
         let key = msg.session as usize;
-        match self.up_nodes().next() {
+        match self.up_nodes(&stored_channel(&msg)).next() {
             Some(lanes) => Self::lane(lanes, key).send(msg, client_seq, flags).await,
             None => Err(LinkDown),
         }
@@ -119,7 +123,7 @@ impl LinkPool {
         // From the loss, not from now: SENDs queued behind one that waited do not wait again.
         let deadline = p.lost_at.unwrap_or_else(Instant::now) + RESEND_WAIT;
         loop {
-            if let Some(lanes) = self.up_nodes().next() {
+            if let Some(lanes) = self.up_nodes(&stored_channel(&p.msg)).next() {
                 match Self::lane(lanes, p.msg.session as usize).send_pending(p).await {
                     Ok(()) => return self.metrics.resent_sends.inc(),
                     Err(back) => p = back,
@@ -146,5 +150,14 @@ impl LinkPool {
         for lanes in &self.nodes {
             lanes[0].announce(LinkFrame::SessionClose { session }).await;
         }
+    }
+}
+
+/// The channel id the core stores a SEND under: a person channel is named by both uids.
+fn stored_channel(msg: &OutgoingMessage) -> std::borrow::Cow<'_, str> {
+    if msg.channel_type == kind::PERSON {
+        person_channel_id(&msg.from_uid, &msg.channel_id).into()
+    } else {
+        msg.channel_id.as_str().into()
     }
 }

@@ -10,6 +10,9 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+/// Read chunk and write batching size of one WebSocket session.
+const WS_BUFFER: usize = 4096;
+
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
     loop {
         match listener.accept().await {
@@ -47,8 +50,14 @@ where
         Ok(resp)
     };
     // A WebSocket message may not exceed the frame limit by much: bound tungstenite's buffers the same way.
+    // Its default 128 KiB read buffer, allocated per connection, was most of an idle session's memory;
+    // client frames are small, and a larger message still arrives in several reads.
     let max = edge.config.max_frame + 16;
-    let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER);
     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
     let accepted =
         tokio::time::timeout(limit, tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)))

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to these frames.
-pub const LINK_VERSION: u16 = 3;
+pub const LINK_VERSION: u16 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkFrame {
@@ -22,10 +22,11 @@ pub enum LinkFrame {
         node_id: u64,
     },
     Ping(u64),
-    /// Answer to `Ping`, with the raft leader as this node sees it, so the edge sends to the leader.
+    /// Answer to `Ping`, with the leader of every slot's raft group as this node sees it (0: none), so
+    /// the edge sends each request to the node leading the group it touches.
     Pong {
         nonce: u64,
-        leader: Option<u64>,
+        leaders: Vec<u64>,
     },
     /// Check a client's token.
     Auth {

@@ -1,0 +1,49 @@
+//! Group commit of raft log appends across raft groups. An append writes its entries at once (so they
+//! can be read back) without syncing and leaves openraft's flush callback here; one thread syncs the WAL
+//! for everything written before it started and then completes every callback that was waiting. Under
+//! load one fsync covers many groups' appends.
+
+use crate::raft::TypeConfig;
+use openraft::storage::LogFlushed;
+use rocksdb::DB;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+pub struct WalSync {
+    tx: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalSync {
+    pub fn start(db: Arc<DB>) -> std::io::Result<WalSync> {
+        let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        let thread = std::thread::Builder::new().name("wal-sync".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let waiting: Vec<_> = std::iter::once(first).chain(rx.try_iter()).collect();
+                let synced = db.flush_wal(true).map_err(|e| e.to_string());
+                for callback in waiting {
+                    callback.log_io_completed(synced.clone().map_err(std::io::Error::other));
+                }
+            }
+        })?;
+        Ok(WalSync { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Completes `callback` once everything written so far is on disk.
+    pub fn after_sync(&self, callback: LogFlushed<TypeConfig>) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(mpsc::SendError(callback)) = tx.send(callback) {
+            callback.log_io_completed(Err(std::io::Error::other("the WAL sync thread is gone")));
+        }
+    }
+}
+
+impl Drop for WalSync {
+    /// Ends the thread and waits for it, so the database it holds is closed once the last `Db` is gone.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
