@@ -36,6 +36,9 @@ pub struct DevArgs {
     /// Core nodes (one raft voter each); node n uses the base ports + 10·(n−1).
     #[arg(long, default_value_t = 3)]
     nodes: u16,
+    /// Slots, each a raft group (fixed once the data dir exists).
+    #[arg(long, default_value_t = tern_shared::channel::DEFAULT_SLOTS)]
+    slots: u16,
     #[arg(long, default_value_t = 5080)]
     edge_http_port: u16,
     /// The edge's HTTP access layer: the core API load balanced over every node.
@@ -67,6 +70,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             raft_addr: at(node_port(a.raft_port, n)),
             peers: peers.clone(),
             manager_token: a.manager_token.clone(),
+            slots: a.slots,
             ..Default::default()
         };
         cfg.validate()?;

@@ -6,9 +6,10 @@ pub mod kind {
     pub const GROUP: u8 = 2;
 }
 
-/// Number of slots channels hash into, fixed for a cluster. Each slot is a raft group, with its own
-/// heartbeats: enough to spread leadership over a handful of nodes without idle clusters busy.
-pub const DEFAULT_SLOTS: u16 = 16;
+/// Number of slots channels hash into, fixed for a cluster. Each slot is a raft group with its own
+/// entries and heartbeats: enough to spread leadership over 3–5 nodes, few enough that a group's entries
+/// still carry many messages each (docs/BENCHMARKS.md measures 1–16).
+pub const DEFAULT_SLOTS: u16 = 8;
 
 /// CRC32-IEEE of a channel or uid, as WuKongIM uses for slots and person-channel ordering.
 pub fn crc(s: &str) -> u32 {

@@ -9,6 +9,10 @@ use rocksdb::DB;
 use std::sync::mpsc;
 use std::sync::Arc;
 
+/// After a sync that covered several appends (the log is busy), how long to let more gather before the
+/// next: fewer, fuller syncs. A lone append is synced at once.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(300);
+
 pub struct WalSync {
     tx: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -18,8 +22,13 @@ impl WalSync {
     pub fn start(db: Arc<DB>) -> std::io::Result<WalSync> {
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let thread = std::thread::Builder::new().name("wal-sync".into()).spawn(move || {
+            let mut busy = false;
             while let Ok(first) = rx.recv() {
+                if busy {
+                    std::thread::sleep(LINGER);
+                }
                 let waiting: Vec<_> = std::iter::once(first).chain(rx.try_iter()).collect();
+                busy = waiting.len() > 1;
                 let synced = db.flush_wal(true).map_err(|e| e.to_string());
                 for callback in waiting {
                     callback.log_io_completed(synced.clone().map_err(std::io::Error::other));
