@@ -464,3 +464,45 @@ async fn leadership_moves_to_the_chosen_voter() {
     let fair = u64::from(DEFAULT_SLOTS) / 3;
     assert!(led.iter().all(|n| *n >= fair) && led.iter().sum::<u64>() == u64::from(DEFAULT_SLOTS), "{status}");
 }
+
+fn led_by(status: &serde_json::Value, node: usize) -> u64 {
+    status["leaders"][(node + 1).to_string()].as_u64().unwrap_or(0)
+}
+
+/// Waits until each of `nodes` leads at least its fair share of the groups, as `nodes[0]` sees it.
+async fn wait_spread(cl: &Cluster3, nodes: &[usize]) {
+    let fair = u64::from(DEFAULT_SLOTS) / 3;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cl.api(nodes[0]).ok_get("/cluster").await;
+        if nodes.iter().all(|n| led_by(&status, *n) >= fair) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "leadership did not spread over {nodes:?}: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_spreads_again_after_a_node_returns() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut cl = Cluster3::start("[raft]\nbalance_interval_ms = 300\n").await;
+    // The founder wins most first elections; the balancers even that out.
+    wait_spread(&cl, &[0, 1, 2]).await;
+    let victim = cl.leader_of(0).await;
+    cl.kill(victim);
+    let others: Vec<usize> = (0..3).filter(|n| *n != victim).collect();
+    // The survivors take over every group.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = cl.api(others[0]).ok_get("/cluster").await;
+        if led_by(&status, others[0]) + led_by(&status, others[1]) == u64::from(DEFAULT_SLOTS) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the survivors did not take over: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Back, it leads nothing until the others hand it its share.
+    cl.restart(victim, 1);
+    wait_spread(&cl, &[victim, others[0], others[1]]).await;
+}

@@ -80,6 +80,9 @@ pub struct RaftSettings {
     /// A write not committed in this time fails (e.g. a leader cut off from its majority) instead of
     /// hanging; the client may resend.
     pub commit_timeout_ms: u64,
+    /// How often a node checks whether it leads more groups than its share and hands one over
+    /// (0: never; leadership then moves only on failures and `POST /cluster/leader/balance`).
+    pub balance_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +127,7 @@ impl Default for RaftSettings {
             snapshot_every: 20_000,
             keep_logs: 1000,
             commit_timeout_ms: 10_000,
+            balance_interval_ms: 10_000,
         }
     }
 }

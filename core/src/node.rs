@@ -172,6 +172,11 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
                 .map_err(|e| StartError::Raft(e.to_string()))?;
         }
     }
+    if config.raft.balance_interval_ms > 0 {
+        let every = Duration::from_millis(config.raft.balance_interval_ms);
+        let lease = Duration::from_millis(config.raft.election_max_ms);
+        tokio::spawn(crate::raft::rebalance::run(groups.clone(), config.node_id, lease, every));
+    }
     let core = Arc::new(Core { config, db, groups, presence, metrics });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));

@@ -500,6 +500,10 @@ fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32, join: b
     } else {
         args.extend(["--peers", &peers]);
     }
+    // Tests place leadership themselves; the balancer runs where a test's config turns it on.
+    if !std::fs::read_to_string(&config).unwrap_or_default().contains("balance_interval_ms") {
+        args.extend(["--set", "raft.balance_interval_ms=0"]);
+    }
     Proc::spawn(&args, &log)
 }
 

@@ -34,6 +34,7 @@ impl Drop for Raised<'_> {
 }
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the target keeps campaigning, and past the lease how long the leader waits for it.
 const TAKE_OVER: Duration = Duration::from_secs(3);
 /// Entries the target may still lack when the transfer starts (it catches up while the lease runs out).
@@ -46,6 +47,9 @@ pub enum Step {
     Hold { ms: u64 },
     /// Campaign after `after_ms`, until this node leads or `TAKE_OVER` has passed.
     Campaign { after_ms: u64 },
+    /// Nothing: asked of the target first, so an unreachable one fails the transfer before anything
+    /// is held.
+    Probe,
 }
 
 /// Carries out a step on this node; returns at once.
@@ -70,6 +74,7 @@ pub fn on_step(raft: &Raft, node_id: NodeId, step: Step) {
                 }
             });
         }
+        Step::Probe => {}
     }
 }
 
@@ -100,6 +105,11 @@ pub async fn transfer(group: &Group, node_id: NodeId, target: NodeId, lease: Dur
         return Err(format!("node {target} is {} entries behind", last - matched));
     }
     let target_addr = addr_of(target).ok_or_else(|| format!("no address for node {target}"))?;
+    match dial.peer(target_addr.clone()).call(&RaftRequest::Step(Step::Probe), PROBE_TIMEOUT).await {
+        Ok(RaftResponse::Done(Ok(()))) => {}
+        Ok(other) => return Err(format!("node {target} answered {other:?}")),
+        Err(e) => return Err(format!("cannot reach node {target}: {e}")),
+    }
     let hold = Step::Hold { ms: (lease * 2 + TAKE_OVER).as_millis() as u64 };
     for voter in membership.voter_ids().filter(|v| *v != node_id && *v != target) {
         if let Some(addr) = addr_of(voter) {
