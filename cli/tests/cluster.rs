@@ -390,6 +390,8 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
     let follower_http = format!("127.0.0.1:{}", cl.http_port(follower));
     wait_metric(&follower_http, "tern_core_snapshots_installed_total", Duration::from_secs(300), |n| n > 0.0).await;
     eprintln!("snapshot installed {:?} after the restart", restarted.elapsed());
+    let peak = cl.peak_rss(follower).unwrap_or(0);
+    eprintln!("follower peak RSS {} MiB", peak >> 20);
     for k in 0..SENDERS {
         let msgs = cl.api(follower).sync_all("bob", &format!("alice{k}"), 1).await;
         assert_eq!(msgs.len(), PER_SENDER, "alice{k} on the follower");

@@ -120,8 +120,10 @@ impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
             // A follower campaigns `election_max_ms` (openraft's leader lease) plus 200–350 ms after it
-            // last heard from the leader, checked every 1.5 heartbeats: 0.55–0.8 s without a leader.
-            heartbeat_ms: 50,
+            // last heard from the leader, checked every 1.5 heartbeats: 0.55–0.85 s without a leader.
+            // openraft also gives each AppendEntries one heartbeat to answer: 50 ms timed out multi-MB
+            // appends under load and made leadership churn.
+            heartbeat_ms: 100,
             election_min_ms: 200,
             election_max_ms: 350,
             snapshot_every: 20_000,

@@ -449,6 +449,14 @@ impl Cluster3 {
         }
     }
 
+    /// Peak resident memory of node `i` so far (VmHWM), in bytes.
+    pub fn peak_rss(&self, i: usize) -> Option<u64> {
+        let pid = self.nodes[i].as_ref()?.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches(" kB");
+        kb.trim().parse::<u64>().ok().map(|kb| kb * 1024)
+    }
+
     pub fn kill(&mut self, i: usize) {
         if let Some(mut p) = self.nodes[i].take() {
             p.kill9();

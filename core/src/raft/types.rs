@@ -2,7 +2,6 @@
 
 use crate::store::model::ChannelRecord;
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 
 openraft::declare_raft_types!(
     pub TypeConfig:
@@ -11,7 +10,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod log_store;
 pub mod model;
 pub mod reads;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod wal_sync;
 

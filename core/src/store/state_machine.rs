@@ -1,27 +1,27 @@
 //! openraft state machine of one raft group (one slot) on the `sm` column family. Applying an entry
 //! writes its effects and the new applied log id in one RocksDB batch, so a crash leaves either all of
-//! an entry or none of it. A snapshot is the slot's key ranges.
+//! an entry or none of it. A snapshot is the slot's key ranges, in a file (`snapshot_file.rs`).
 
 use super::apply::{apply_command, Applied, Overlay, MAX_BATCH};
-use super::{keys, Db, StoreError, CF_SM};
+use super::{keys, snapshot_file, Db, StoreError, CF_SM};
 use crate::raft::{BatchResult, CommandResult, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
-    StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership,
 };
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
-use std::io::Cursor;
+use rocksdb::{WriteBatch, WriteOptions};
+use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 use tern_shared::proto::Reason;
 use tokio::sync::mpsc;
 
 type Membership = StoredMembership<NodeId, BasicNode>;
-type Meta = SnapshotMeta<NodeId, BasicNode>;
+use snapshot_file::Meta;
 
 pub struct StateMachine {
     db: Db,
     slot: u16,
+    /// The latest snapshot; one being received is written beside it (`.recv`) until installed.
     snapshot_path: PathBuf,
     /// Stored messages go here for fan-out, in apply order.
     applied_tx: Option<mpsc::Sender<Applied>>,
@@ -36,6 +36,12 @@ fn sm_write(e: impl std::error::Error + 'static) -> StorageError {
 }
 fn snap_write(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_snapshot(None, &e).into()
+}
+fn snap_read(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_snapshot(None, &e).into()
+}
+fn joined(e: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
 }
 
 impl StateMachine {
@@ -56,55 +62,19 @@ impl StateMachine {
             None => Ok(T::default()),
         }
     }
-
-    fn save_snapshot_file(&self, meta: &Meta, data: &[u8]) -> std::io::Result<()> {
-        let tmp = self.snapshot_path.with_extension("tmp");
-        std::fs::write(&tmp, super::encode(&(meta, data)))?;
-        std::fs::rename(&tmp, &self.snapshot_path)
-    }
-
-    /// Copies this slot's data out of a consistent RocksDB snapshot.
-    fn dump(&self) -> Result<Dump, StoreError> {
-        let snap = self.db.db.snapshot();
-        let cf = self.db.cf(CF_SM)?;
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for tag in keys::DATA_TAGS {
-            let (start, end) = keys::slot_range(tag, self.slot);
-            for item in snap.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
-                let (k, v) = item?;
-                if *k >= *end {
-                    break;
-                }
-                pairs.push((k.to_vec(), v.to_vec()));
-            }
-        }
-        let get = |key: &[u8]| -> Result<Option<Vec<u8>>, StoreError> { Ok(snap.get_cf(cf, key)?) };
-        let applied = get(&keys::applied(self.slot))?.map(|r| super::decode("applied", &r)).transpose()?.flatten();
-        let membership = get(&keys::membership(self.slot))?
-            .map(|r| super::decode("membership", &r))
-            .transpose()?
-            .unwrap_or_default();
-        Ok(Dump { applied, membership, data: super::encode(&pairs) })
-    }
-}
-
-/// A point-in-time copy of the state machine.
-struct Dump {
-    applied: Option<LogId<NodeId>>,
-    membership: Membership,
-    data: Vec<u8>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let Dump { applied, membership, data } = self.dump().map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let meta = Meta {
-            snapshot_id: format!("{}-{}", applied.map(|l| l.index).unwrap_or(0), tern_shared::client::now_ms()),
-            last_log_id: applied,
-            last_membership: membership,
-        };
-        self.save_snapshot_file(&meta, &data).map_err(snap_write)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        let (db, slot, path) = (self.db.clone(), self.slot, self.snapshot_path.clone());
+        // Off the async workers: a large slot takes seconds to write out.
+        let meta = tokio::task::spawn_blocking(move || snapshot_file::write(&db, slot, &path))
+            .await
+            .map_err(joined)
+            .and_then(|r| r)
+            .map_err(snap_write)?;
+        let file = tokio::fs::File::open(&self.snapshot_path).await.map_err(snap_read)?;
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 }
 
@@ -176,44 +146,49 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let file = tokio::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.snapshot_path.with_extension("recv"))
+            .await
+            .map_err(snap_write)?;
+        Ok(Box::new(file))
     }
 
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            super::decode("snapshot", &data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        let cf = self.db.cf(CF_SM).map_err(sm_write)?;
-        let mut batch = WriteBatch::default();
-        for tag in keys::DATA_TAGS {
-            let (start, end) = keys::slot_range(tag, self.slot);
-            batch.delete_range_cf(cf, start, end);
-        }
-        for (k, v) in pairs {
-            batch.put_cf(cf, k, v);
-        }
-        batch.put_cf(cf, keys::applied(self.slot), super::encode(&meta.last_log_id));
-        batch.put_cf(cf, keys::membership(self.slot), super::encode(&meta.last_membership));
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        self.db.db.write_opt(batch, &opts).map_err(sm_write)?;
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+        let read_err = |e: std::io::Error| StorageIOError::read_snapshot(Some(meta.signature()), &e);
+        let mut file = snapshot.into_std().await;
+        file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+        let (db, slot, owned_meta, path) = (self.db.clone(), self.slot, meta.clone(), self.snapshot_path.clone());
+        let bytes = tokio::task::spawn_blocking(move || {
+            let bytes = snapshot_file::install(&db, slot, &owned_meta, &mut file)?;
+            // The installed snapshot becomes this node's latest, to send on if it ever leads.
+            snapshot_file::keep(&mut file, &path)?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(joined)
+        .and_then(|r| r)
+        .map_err(read_err)?;
         if let Some(c) = &self.installs {
             c.inc();
         }
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "installed snapshot");
-        self.save_snapshot_file(meta, &data).map_err(snap_write)
+        tracing::info!(slot = self.slot, last_log_id = ?meta.last_log_id, bytes, "installed snapshot");
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let raw = match std::fs::read(&self.snapshot_path) {
-            Ok(raw) => raw,
+        let mut file = match std::fs::File::open(&self.snapshot_path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageIOError::read_snapshot(None, &e).into()),
+            Err(e) => return Err(snap_read(e)),
         };
-        let (meta, data): (Meta, Vec<u8>) =
-            super::decode("snapshot file", &raw).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        let meta = snapshot_file::read_meta(&mut std::io::BufReader::new(&mut file)).map_err(snap_read)?;
+        file.seek(SeekFrom::Start(0)).map_err(snap_read)?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) }))
     }
 }
 
