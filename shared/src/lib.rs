@@ -15,5 +15,6 @@ pub mod link;
 pub mod proto;
 pub mod proxy;
 pub mod quic;
+pub mod records;
 pub mod tls;
 pub mod transport;

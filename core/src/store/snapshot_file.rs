@@ -12,8 +12,9 @@ use crate::raft::NodeId;
 use openraft::{BasicNode, LogId, SnapshotMeta, StoredMembership};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::Path;
+use tern_shared::records::{read_field, write_field};
 
 pub type Meta = SnapshotMeta<NodeId, BasicNode>;
 
@@ -47,7 +48,7 @@ pub fn write(db: &Db, slot: u16, path: &Path) -> io::Result<Meta> {
     };
     let tmp = path.with_extension("tmp");
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-    put(&mut w, &super::encode(&meta))?;
+    write_field(&mut w, &super::encode(&meta))?;
     for tag in keys::DATA_TAGS {
         let (start, end) = keys::slot_range(tag, slot);
         for item in snap.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
@@ -55,8 +56,8 @@ pub fn write(db: &Db, slot: u16, path: &Path) -> io::Result<Meta> {
             if *k >= *end {
                 break;
             }
-            put(&mut w, &k)?;
-            put(&mut w, &v)?;
+            write_field(&mut w, &k)?;
+            write_field(&mut w, &v)?;
         }
     }
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -64,31 +65,9 @@ pub fn write(db: &Db, slot: u16, path: &Path) -> io::Result<Meta> {
     Ok(meta)
 }
 
-fn put(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    w.write_all(&(bytes.len() as u32).to_be_bytes())?;
-    w.write_all(bytes)
-}
-
-/// The next length-prefixed field, `None` at a clean end of file.
-fn field(r: &mut impl Read, max: usize, what: &str) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("snapshot {what} of {len} bytes")));
-    }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)?;
-    Ok(Some(buf))
-}
-
 /// The meta at the head of a snapshot file.
 pub fn read_meta(r: &mut impl Read) -> io::Result<Meta> {
-    let raw = field(r, MAX_META, "meta")?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    let raw = read_field(r, MAX_META, "snapshot meta")?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
     super::decode("snapshot meta", &raw).map_err(store_err)
 }
 
@@ -104,8 +83,9 @@ pub fn install(db: &Db, slot: u16, meta: &Meta, file: &mut File) -> io::Result<u
         batch.delete_range_cf(cf, start, end);
     }
     let mut bytes = 0u64;
-    while let Some(k) = field(&mut r, MAX_KEY, "key")? {
-        let v = field(&mut r, MAX_VALUE, "value")?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    while let Some(k) = read_field(&mut r, MAX_KEY, "snapshot key")? {
+        let v = read_field(&mut r, MAX_VALUE, "snapshot value")?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         // A key of another slot would overwrite a group this snapshot does not own.
         if k.len() < 3 || !keys::DATA_TAGS.contains(&k[0]) || k[1..3] != slot.to_be_bytes() {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot key outside its slot"));
