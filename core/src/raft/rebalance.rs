@@ -26,7 +26,7 @@ pub async fn run(groups: Arc<Groups>, node_id: NodeId, lease: Duration, every: D
 
 /// Hands over one group to the voter leading fewest, if this node leads at least two more; a voter that
 /// cannot take it (down, behind) is passed over for the next. Returns which group went where.
-pub async fn step(groups: &Groups, node_id: NodeId, lease: Duration) -> Result<Option<(u16, NodeId)>, String> {
+async fn step(groups: &Groups, node_id: NodeId, lease: Duration) -> Result<Option<(u16, NodeId)>, String> {
     let mut led: BTreeMap<NodeId, usize> = BTreeMap::new();
     let mut mine = None;
     for g in groups.all() {
