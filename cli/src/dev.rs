@@ -39,6 +39,9 @@ pub struct DevArgs {
     /// Slots, each a raft group (fixed once the data dir exists).
     #[arg(long, default_value_t = tern_shared::channel::DEFAULT_SLOTS)]
     slots: u16,
+    /// Any core setting, for every node: `--set batch.linger_us=0` (a TOML value; repeat the flag).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     #[arg(long, default_value_t = 5080)]
     edge_http_port: u16,
     /// The edge's HTTP access layer: the core API load balanced over every node.
@@ -60,6 +63,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     } else {
         (0..a.nodes).map(|n| PeerConfig { id: u64::from(n) + 1, raft_addr: at(node_port(a.raft_port, n)) }).collect()
     };
+    let base: CoreConfig = tern_shared::config::load_with_overrides(None, &a.set)?;
     let mut cores = Vec::new();
     for n in 0..a.nodes {
         let cfg = CoreConfig {
@@ -71,7 +75,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             peers: peers.clone(),
             manager_token: a.manager_token.clone(),
             slots: a.slots,
-            ..Default::default()
+            ..base.clone()
         };
         cfg.validate()?;
         cores.push(tern_core::start(cfg).await.with_context(|| format!("starting core node {}", n + 1))?);

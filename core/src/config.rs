@@ -91,6 +91,8 @@ pub struct BatchSettings {
     pub max_commands: usize,
     pub max_bytes: usize,
     pub max_in_flight: usize,
+    /// While a group has other batches in flight, how long a new batch waits for more commands.
+    pub linger_us: u64,
 }
 
 impl Default for CoreConfig {
@@ -137,7 +139,12 @@ impl Default for RaftSettings {
 impl Default for BatchSettings {
     fn default() -> Self {
         let d = crate::raft::proposer::BatchLimits::default();
-        BatchSettings { max_commands: d.max_commands, max_bytes: d.max_bytes, max_in_flight: d.max_in_flight }
+        BatchSettings {
+            max_commands: d.max_commands,
+            max_bytes: d.max_bytes,
+            max_in_flight: d.max_in_flight,
+            linger_us: d.linger.as_micros() as u64,
+        }
     }
 }
 
@@ -191,6 +198,9 @@ impl Validate for CoreConfig {
         }
         if self.batch.max_in_flight == 0 {
             return Err(ConfigError::invalid("batch.max_in_flight", "must be greater than 0"));
+        }
+        if self.batch.linger_us > 100_000 {
+            return Err(ConfigError::invalid("batch.linger_us", "must be at most 100000 (0.1 s)"));
         }
         if self.link_queue < 16 {
             return Err(ConfigError::invalid("link_queue", "must be at least 16"));

@@ -125,6 +125,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         max_commands: config.batch.max_commands,
         max_bytes: config.batch.max_bytes,
         max_in_flight: config.batch.max_in_flight,
+        linger: Duration::from_micros(config.batch.linger_us),
     };
     let snapshots = config.data_dir.join("snapshots");
     std::fs::create_dir_all(&snapshots)
