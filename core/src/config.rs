@@ -219,6 +219,8 @@ mod tests {
         assert!(e.to_string().contains("`slots`"), "{e}");
         let e = tern_shared::config::parse::<CoreConfig>("t.toml", "[raft]\nelection_max_ms = 1").unwrap_err();
         assert!(e.to_string().contains("raft.election_max_ms"), "{e}");
+        let e = tern_shared::config::parse::<CoreConfig>("t.toml", "[batch]\nlinger_us = 200000").unwrap_err();
+        assert!(e.to_string().contains("batch.linger_us"), "{e}");
         let e = tern_shared::config::parse::<CoreConfig>("t.toml", "http_adr = \"x\"").unwrap_err();
         assert!(e.to_string().contains("http_adr"), "{e}");
         assert!(tern_shared::config::parse::<CoreConfig>("t.toml", "").is_ok());
