@@ -18,9 +18,27 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const SENDERS: usize = 4;
 const PER_SENDER: usize = 120;
 
+/// (attempt start, ack time) of every acked SEND of a storm.
+type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
+
+/// Starts `senders` storms (alice0.. to bob) and returns once a third of their messages are acked.
+async fn storm_under_way(tcp: &str, senders: usize, acks: &Acks) -> Vec<tokio::task::JoinHandle<Vec<(String, u64)>>> {
+    let mut tasks = Vec::new();
+    for k in 0..senders {
+        let client = connect(tcp, &format!("alice{k}"), 0).await;
+        tasks.push(tokio::spawn(storm(client, k, acks.clone())));
+    }
+    let started = Instant::now();
+    while acks.lock().unwrap().len() < senders * PER_SENDER / 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "storm too slow");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tasks
+}
+
 /// Sends `PER_SENDER` messages one at a time, resending each (same client msg no) until it is acked.
 /// Returns (client msg no, seq) of every ack; `acks` gets (attempt start, ack time) of each.
-async fn storm(client: Client, k: usize, acks: Arc<Mutex<Vec<(Instant, Instant)>>>) -> Vec<(String, u64)> {
+async fn storm(client: Client, k: usize, acks: Acks) -> Vec<(String, u64)> {
     let mut acked = Vec::new();
     for i in 0..PER_SENDER {
         let no = format!("s{k}-{i}");
@@ -85,18 +103,9 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     // Pongs (every second) tell the edge which node leads, so its SENDs travel on the leader's links.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _bob = connect(&tcp, "bob", 0).await;
-    let acks = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for k in 0..SENDERS {
-        let client = connect(&tcp, &format!("alice{k}"), 0).await;
-        tasks.push(tokio::spawn(storm(client, k, acks.clone())));
-    }
+    let acks = Acks::default();
     // Kill the leader once the storm is well under way.
-    let started = Instant::now();
-    while acks.lock().unwrap().len() < SENDERS * PER_SENDER / 3 {
-        assert!(started.elapsed() < Duration::from_secs(60), "storm too slow");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let tasks = storm_under_way(&tcp, SENDERS, &acks).await;
     let killed_at = Instant::now();
     cl.kill(leader);
     let mut results = Vec::new();
@@ -160,18 +169,8 @@ async fn the_whole_cluster_killed_during_a_storm_keeps_every_acked_message() {
     for k in 0..SENDERS {
         api.user(&format!("alice{k}"), 0).await;
     }
-    let tcp = cl.edge.addr("tcp");
-    let acks = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for k in 0..SENDERS {
-        let client = connect(&tcp, &format!("alice{k}"), 0).await;
-        tasks.push(tokio::spawn(storm(client, k, acks.clone())));
-    }
-    let started = Instant::now();
-    while acks.lock().unwrap().len() < SENDERS * PER_SENDER / 3 {
-        assert!(started.elapsed() < Duration::from_secs(60), "storm too slow");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let acks = Acks::default();
+    let tasks = storm_under_way(&cl.edge.addr("tcp"), SENDERS, &acks).await;
     // Every node at once, with SENDs in flight; the senders keep resending until the cluster is back.
     let acked_before = acks.lock().unwrap().len();
     assert!(acked_before < SENDERS * PER_SENDER);
@@ -254,13 +253,7 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
     for k in 0..2 {
         api.user(&format!("alice{k}"), 0).await;
     }
-    let tcp = cl.edge.addr("tcp");
-    let acks = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for k in 0..2 {
-        let client = connect(&tcp, &format!("alice{k}"), 0).await;
-        tasks.push(tokio::spawn(storm(client, k, acks.clone())));
-    }
+    let tasks = storm_under_way(&cl.edge.addr("tcp"), 2, &Acks::default()).await;
 
     // A fourth node joins while messages flow, through a node that may not lead (forwarded).
     let (four, raft_addr) = cl.add_joiner();
