@@ -3,6 +3,7 @@
 //! connection carries one request at a time.
 
 use super::types::{Batch, BatchResult, NodeId, TypeConfig};
+use bincode::Options;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -68,5 +69,46 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) ->
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    bincode::deserialize(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    decode(&body).map(Some)
+}
+
+/// A frame body from another node. bincode's plain encoding, with every length it reads bounded by
+/// the frame limit so a bad frame is an error rather than a huge allocation.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(MAX_RPC_FRAME as u64)
+        .deserialize(body)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_body_decodes_or_errs(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<(u16, RaftRequest)>(&body);
+            let _ = decode::<RaftResponse>(&body);
+        }
+
+        #[test]
+        fn requests_survive_the_trip(group in any::<u16>(), target in any::<u64>()) {
+            let body = bincode::serialize(&(group, RaftRequest::Transfer(target))).unwrap();
+            let (g, req) = decode::<(u16, RaftRequest)>(&body).unwrap();
+            prop_assert_eq!(g, group);
+            prop_assert!(matches!(req, RaftRequest::Transfer(t) if t == target));
+        }
+    }
+
+    #[test]
+    fn a_claimed_length_past_the_body_is_an_error() {
+        // Group 0, `Propose` (variant 3), a batch claiming 2^40 commands.
+        let mut body = vec![0, 0, 3, 0, 0, 0];
+        body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(decode::<(u16, RaftRequest)>(&body).is_err());
+    }
 }
