@@ -49,45 +49,100 @@ pub async fn start(
         upstreams.push(Arc::new(upstream));
     }
 
-    let server_conf = Arc::new(ServerConf::default());
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server_conf,
-        service::AccessProxy::new(edge.clone(), upstreams),
-        "tern-access",
-    );
-    let mut fds = Fds::new();
-    let addr = inherit(&mut fds, "http_proxy.addr", &config.addr).await?;
-    if let Some(a) = addr {
-        service.add_tcp(&a.to_string());
-    }
-    let tls_addr = inherit(&mut fds, "http_proxy.tls_addr", &config.tls_addr).await?;
-    if let (Some(a), Some(resolver)) = (tls_addr, resolver) {
-        let mut settings = TlsSettings::intermediate("", "").map_err(|e| StartError::Proxy(e.to_string()))?;
-        settings.set_cert_resolver(resolver);
-        // HTTP/1.1 only: WebSocket upgrades need it, and the core's API speaks nothing else.
-        settings.set_alpn(ALPN::H1);
-        service.add_tls_with_settings(&a.to_string(), None, settings);
-    }
-    let fds: ListenFds = Arc::new(parking_lot::Mutex::new(fds));
     let threads = match config.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    // Requests stay on the thread that accepted them: no cross-thread wakeups, which cost more than
-    // the proxying itself on a busy machine. Listener tasks are spread over the threads by pingora.
-    let runtime = pingora_runtime::Runtime::new_no_steal(threads, "tern-access");
-    runtime.get_handle().spawn(async move { service.start_service(Some(fds), shutdown, threads).await });
-    // The access layer lives as long as the process; dropping a runtime inside async code would panic.
-    std::mem::forget(runtime);
-    tracing::info!(?addr, ?tls_addr, "http access layer ready");
+    let addr = listeners(threads, "http_proxy.addr", &config.addr)?;
+    let tls_addr = listeners(threads, "http_proxy.tls_addr", &config.tls_addr)?;
+    let limits = Arc::new(service::Limits::default());
+    // nginx's model: one single-threaded server per thread, each with its own listening socket on the
+    // same port (SO_REUSEPORT, the kernel spreads connections) and its own upstream connection pool, so
+    // a request never crosses threads.
+    for i in 0..threads {
+        let server_conf = Arc::new(ServerConf::default());
+        let mut service = pingora::proxy::http_proxy_service_with_name(
+            &server_conf,
+            service::AccessProxy::new(edge.clone(), upstreams.clone(), limits.clone()),
+            "tern-access",
+        );
+        let mut fds = Fds::new();
+        if let Some((a, sockets)) = &addr {
+            fds.add(
+                a.to_string(),
+                sockets[i].try_clone().map_err(|e| bind_err("http_proxy.addr", a, e))?.into_raw_fd(),
+            );
+            service.add_tcp(&a.to_string());
+        }
+        if let (Some((a, sockets)), Some(resolver)) = (&tls_addr, &resolver) {
+            let fd = sockets[i].try_clone().map_err(|e| bind_err("http_proxy.tls_addr", a, e))?;
+            fds.add(a.to_string(), fd.into_raw_fd());
+            let mut settings = TlsSettings::intermediate("", "").map_err(|e| StartError::Proxy(e.to_string()))?;
+            settings.set_cert_resolver(resolver.clone());
+            // HTTP/1.1 only: WebSocket upgrades need it, and the core's API speaks nothing else.
+            settings.set_alpn(ALPN::H1);
+            service.add_tls_with_settings(&a.to_string(), None, settings);
+        }
+        let fds: ListenFds = Arc::new(parking_lot::Mutex::new(fds));
+        let runtime = pingora_runtime::Runtime::new_no_steal(1, "tern-access");
+        let stop = shutdown.clone();
+        runtime.get_handle().spawn(async move { service.start_service(Some(fds), stop, 1).await });
+        // The access layer lives as long as the process; dropping a runtime inside async code would panic.
+        std::mem::forget(runtime);
+    }
+    let (addr, tls_addr) = (addr.map(|(a, _)| a), tls_addr.map(|(a, _)| a));
+    tracing::info!(?addr, ?tls_addr, threads, "http access layer ready");
     Ok(Bound { addr, tls_addr })
 }
 
-/// Binds `addr` and records the socket under its bound address, where pingora looks for inherited ones.
-async fn inherit(fds: &mut Fds, what: &'static str, addr: &str) -> Result<Option<SocketAddr>, StartError> {
-    let Some(listener) = crate::bind(what, addr).await? else { return Ok(None) };
-    let bound = listener.local_addr().map_err(|source| StartError::Bind { what, addr: addr.into(), source })?;
-    let std = listener.into_std().map_err(|source| StartError::Bind { what, addr: addr.into(), source })?;
-    fds.add(bound.to_string(), std.into_raw_fd());
-    Ok(Some(bound))
+fn bind_err(what: &'static str, addr: &SocketAddr, source: std::io::Error) -> StartError {
+    StartError::Bind { what, addr: addr.to_string(), source }
+}
+
+/// `n` listening sockets on `addr` (the first one picks the port when it is 0), all with SO_REUSEPORT.
+fn listeners(
+    n: usize,
+    what: &'static str,
+    addr: &str,
+) -> Result<Option<(SocketAddr, Vec<socket2::Socket>)>, StartError> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let err = |source| StartError::Bind { what, addr: addr.into(), source };
+    let mut at: SocketAddr = addr.parse().map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    // SO_REUSEPORT would quietly share a port another process of this user holds the same way (a
+    // second edge started by mistake): a plain bind first makes a taken port a clear error.
+    if at.port() != 0 {
+        drop(std::net::TcpListener::bind(at).map_err(err)?);
+    }
+    let mut sockets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = socket2::Socket::new(socket2::Domain::for_address(at), socket2::Type::STREAM, None).map_err(err)?;
+        s.set_reuse_address(true).map_err(err)?;
+        s.set_reuse_port(true).map_err(err)?;
+        s.set_nonblocking(true).map_err(err)?;
+        s.bind(&at.into()).map_err(err)?;
+        s.listen(4096).map_err(err)?;
+        at = s.local_addr().map_err(err)?.as_socket().unwrap_or(at);
+        sockets.push(s);
+    }
+    Ok(Some((at, sockets)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_thread_gets_a_socket_on_one_port_and_a_taken_port_is_an_error() {
+        let Ok(Some((at, sockets))) = listeners(3, "http_proxy.addr", "127.0.0.1:0") else { panic!("bind") };
+        assert_eq!(sockets.len(), 3);
+        assert!(sockets.iter().all(|s| s.local_addr().ok().and_then(|a| a.as_socket()) == Some(at)));
+        // A second edge on the same port is refused rather than sharing it.
+        let again = listeners(2, "http_proxy.addr", &at.to_string());
+        assert!(matches!(again, Err(StartError::Bind { what: "http_proxy.addr", .. })));
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = plain.local_addr().unwrap().to_string();
+        assert!(listeners(1, "http_proxy.addr", &taken).is_err());
+    }
 }

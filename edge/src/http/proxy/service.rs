@@ -19,8 +19,19 @@ pub struct AccessProxy {
     edge: Arc<Edge>,
     /// Longest prefix first, so the first match is the most specific.
     upstreams: Vec<Arc<Upstream>>,
+    limits: Arc<Limits>,
+}
+
+/// Per-address counters, shared by every proxy thread.
+pub struct Limits {
     rate: Rate,
     inflight: Inflight,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { rate: Rate::new(Duration::from_secs(1)), inflight: Inflight::new() }
+    }
 }
 
 pub struct RequestCtx {
@@ -33,9 +44,9 @@ pub struct RequestCtx {
 }
 
 impl AccessProxy {
-    pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>) -> AccessProxy {
+    pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>, limits: Arc<Limits>) -> AccessProxy {
         upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
-        AccessProxy { edge, upstreams, rate: Rate::new(Duration::from_secs(1)), inflight: Inflight::new() }
+        AccessProxy { edge, upstreams, limits }
     }
 
     fn config(&self) -> &HttpProxyConfig {
@@ -94,11 +105,11 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
         }
         if let Some(ip) = ctx.client {
             let per_sec = self.config().requests_per_sec_per_ip as isize;
-            if per_sec > 0 && self.rate.observe(&ip, 1) > per_sec {
+            if per_sec > 0 && self.limits.rate.observe(&ip, 1) > per_sec {
                 return self.reject(session, ctx, 429, "rate").await;
             }
             if self.config().max_inflight_per_ip > 0 {
-                let (guard, now) = self.inflight.incr(ip, 1);
+                let (guard, now) = self.limits.inflight.incr(ip, 1);
                 ctx._inflight = Some(guard);
                 if now > self.config().max_inflight_per_ip as isize {
                     return self.reject(session, ctx, 429, "inflight").await;
