@@ -247,7 +247,8 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cl = Cluster3::start("").await;
+    // Compacting after 20 entries, so the new node can only catch up on the busy groups by snapshot.
+    let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
     let api = cl.api(1);
     api.user("bob", 0).await;
     for k in 0..2 {
@@ -258,6 +259,8 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
     // A fourth node joins while messages flow, through a node that may not lead (forwarded).
     let (four, raft_addr) = cl.add_joiner();
     cl.api(2).ok("/cluster/nodes/add", serde_json::json!({"id": four + 1, "raft_addr": raft_addr})).await;
+    let installed = metric(&format!("127.0.0.1:{}", cl.http_port(four)), "tern_core_snapshots_installed_total").await;
+    assert!(installed.unwrap_or(0.0) >= 1.0, "the new node caught up without a snapshot: {installed:?}");
     // Node 1 leaves, then its process stops; the edge moves to another node.
     cl.api(1).ok("/cluster/nodes/remove", serde_json::json!({"id": 1})).await;
     cl.kill(0);
