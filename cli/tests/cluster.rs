@@ -18,6 +18,17 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const SENDERS: usize = 4;
 const PER_SENDER: usize = 120;
 
+/// A numbered message to bob's person channel.
+fn to_bob(no: &str) -> Outgoing {
+    Outgoing {
+        channel_id: "bob".into(),
+        channel_type: 1,
+        client_msg_no: no.into(),
+        payload: b"{}".to_vec(),
+        ..Default::default()
+    }
+}
+
 /// (attempt start, ack time) of every acked SEND of a storm.
 type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
 
@@ -45,13 +56,7 @@ async fn storm(client: Client, k: usize, acks: Acks) -> Vec<(String, u64)> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let attempt = Instant::now();
-            let msg = Outgoing {
-                channel_id: "bob".into(),
-                channel_type: 1,
-                client_msg_no: no.clone(),
-                payload: b"{}".to_vec(),
-                ..Default::default()
-            };
+            let msg = to_bob(&no);
             match client.send(msg).await {
                 Ok(a) if a.reason_code == 1 => {
                     acks.lock().unwrap().push((attempt, Instant::now()));
@@ -218,13 +223,7 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     let mut acked = Vec::new();
     for i in 0..200 {
         let no = format!("m{i}");
-        let msg = Outgoing {
-            channel_id: "bob".into(),
-            channel_type: 1,
-            client_msg_no: no.clone(),
-            payload: b"{}".to_vec(),
-            ..Default::default()
-        };
+        let msg = to_bob(&no);
         let ack = alice.send(msg).await.unwrap();
         assert_eq!(ack.reason_code, 1);
         acked.push((no, u64::from(ack.message_seq)));
@@ -463,13 +462,7 @@ async fn leadership_moves_to_the_chosen_voter() {
                     break;
                 }
                 let no = format!("t{i}");
-                let msg = Outgoing {
-                    channel_id: "bob".into(),
-                    channel_type: 1,
-                    client_msg_no: no.clone(),
-                    payload: b"{}".to_vec(),
-                    ..Default::default()
-                };
+                let msg = to_bob(&no);
                 match alice.send(msg).await {
                     Ok(a) if a.reason_code == 1 => acked.push((no, u64::from(a.message_seq))),
                     _ => failed += 1,
