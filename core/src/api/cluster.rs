@@ -50,6 +50,7 @@ pub async fn status(State(core): State<AppState>) -> Json<serde_json::Value> {
             "last_log": last_log,
             "last_applied": m.last_applied.map(|l| l.index),
             "snapshot": m.snapshot.map(|l| l.index),
+            "purged": m.purged.map(|l| l.index),
             "replication": replication,
         }));
     }
