@@ -5,8 +5,54 @@
 mod common;
 
 use common::{connect, metric, start_edge, wait_edge_up, wait_metric, Api, Cluster, Cluster3};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_shared::client::{Client, ClientOptions, Incoming};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Writes `request` and reads until the proxy closes the connection.
+async fn exchange_until_closed<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &str) -> String {
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the connection stayed open after {:?}", String::from_utf8_lossy(&out));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn raw(addr: &str, request: &str) -> String {
+    exchange_until_closed(tokio::net::TcpStream::connect(addr).await.unwrap(), request).await
+}
+
+/// An upgrade request the core's API does not take up (it answers `/route` as usual).
+const REFUSED_UPGRADE: &str =
+    "GET /route?uid=alice HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+
+/// A backend that refuses upgrades with a 403 whose body comes 200 ms after its head, then keeps the
+/// connection open. Returns its address and the request heads it received.
+async fn slow_refuser() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return; // a health probe
+                }
+                seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 10\r\n\r\n01234").await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = s.write_all(b"56789").await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    (addr, heads)
+}
 
 /// `[http_proxy]` settings with one upstream group per `(name, prefix, addrs)`.
 fn proxy_toml(extra: &str, upstreams: &[(&str, &str, Vec<String>)]) -> String {
@@ -25,12 +71,23 @@ fn proxy_toml(extra: &str, upstreams: &[(&str, &str, Vec<String>)]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limits_rates() {
     let cl = Cluster::start("").await;
+    let (slow, heads) = slow_refuser().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["a.test".to_string()]).unwrap();
+    let (pem, key) = (cl.dir.path().join("a.pem"), cl.dir.path().join("a.key"));
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
     let toml = format!(
-        "edge_id = \"edge-front\"\nregion = \"eu\"\n{}",
+        "edge_id = \"edge-front\"\nregion = \"eu\"\n{}[[certs]]\ncert = \"{}\"\nkey = \"{}\"\n",
         proxy_toml(
-            "requests_per_sec_per_ip = 40",
-            &[("core", "/", vec![cl.core.addr("http")]), ("chat", "/chat", vec![cl.edge.addr("ws")])],
-        )
+            "requests_per_sec_per_ip = 40\ntls_addr = \"127.0.0.1:0\"",
+            &[
+                ("core", "/", vec![cl.core.addr("http")]),
+                ("chat", "/chat", vec![cl.edge.addr("ws")]),
+                ("slow", "/slow", vec![slow]),
+            ],
+        ),
+        pem.display(),
+        key.display()
     );
     let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
     wait_edge_up(&front).await;
@@ -70,6 +127,41 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
     let back = alice.send_text("bob", 1, "still open").await.expect("second send on the upgraded connection");
     assert_eq!(back.message_seq, ack.message_seq + 1);
 
+    // The same over the proxy's HTTPS listener: TLS with the edge's certificate, then the tunnel.
+    let roots = tern_shared::tls::client_config(cert.cert.pem().as_bytes()).unwrap();
+    let mut o = ClientOptions::new(format!("wss://{}/chat", front.addr("proxy_tls")), "bob", "bob-tok");
+    o.tls = Some(roots.clone());
+    o.server_name = Some("a.test".into());
+    let bob_wss = Client::connect(o).await.expect("wss through the proxy");
+    let to_alice = bob_wss.send_text("alice", 1, "over the https listener").await.expect("send over wss");
+    assert_eq!(to_alice.reason_code, 1);
+    let admin = front.addr("http");
+    wait_metric(&admin, "tern_edge_proxy_tunnels", Duration::from_secs(5), |v| v == 2.0).await;
+    // Plain requests on the HTTPS listener go through pingora.
+    let tcp = tokio::net::TcpStream::connect(front.addr("proxy_tls")).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("a.test").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(roots).connect(name, tcp).await.expect("https handshake");
+    let health = exchange_until_closed(tls, "GET /healthz HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
+    assert!(health.starts_with("HTTP/1.1 200") && health.contains("\"ok\""), "{health}");
+    // A tunnel ends with either side: a WebSocket that goes away is no longer counted.
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/chat", front.addr("proxy"))).await.unwrap();
+    wait_metric(&admin, "tern_edge_proxy_tunnels", Duration::from_secs(5), |v| v == 3.0).await;
+    drop(ws);
+    wait_metric(&admin, "tern_edge_proxy_tunnels", Duration::from_secs(5), |v| v == 2.0).await;
+
+    // An upgrade the backend refuses: its answer reaches the client, then the connection ends.
+    let refused = raw(&front.addr("proxy"), REFUSED_UPGRADE).await;
+    assert!(refused.starts_with("HTTP/1.1 200") && refused.contains("tcp_addr"), "{refused}");
+    // Also when the refusal's body comes later than its head and the backend keeps the connection;
+    // the backend sees this hop's forwarding headers.
+    let upgrade = "GET /slow HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   X-Forwarded-For: 10.1.1.1\r\n\r\n";
+    let refused = raw(&front.addr("proxy"), upgrade).await;
+    assert!(refused.starts_with("HTTP/1.1 403") && refused.ends_with("\r\n\r\n0123456789"), "{refused}");
+    let head = heads.lock().unwrap().pop().unwrap_or_default();
+    assert!(head.contains("x-forwarded-for: 10.1.1.1, 127.0.0.1\r\n"), "{head}");
+    assert!(head.contains("x-tern-edge: edge-front\r\n") && head.contains("x-forwarded-proto: http\r\n"), "{head}");
+
     // Past 40 requests/s from one address the proxy answers 429 itself.
     let http = reqwest::Client::new();
     let url = format!("http://{}/route?uid=alice", front.addr("proxy"));
@@ -81,11 +173,21 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
     assert!(limited > 0 && codes.iter().all(|c| *c == 200 || *c == 429), "{codes:?}");
     assert!(codes.iter().take(30).all(|c| *c == 200), "the first requests are under the limit: {codes:?}");
 
-    let admin = front.addr("http");
+    // Upgrades count against the same per-address rate.
+    let mut upgrade_limited = false;
+    for _ in 0..100 {
+        let answer = raw(&front.addr("proxy"), REFUSED_UPGRADE).await;
+        if answer.starts_with("HTTP/1.1 429") {
+            upgrade_limited = answer.contains("\"rate\"");
+            break;
+        }
+    }
+    assert!(upgrade_limited, "an upgrade past the rate limit was let through");
+
     let ok = metric(&admin, "tern_edge_proxy_requests_total{code=\"2xx\",upstream=\"core\"}").await;
     assert!(ok.unwrap_or(0.0) >= 5.0, "2xx count: {ok:?}");
     let rejected = metric(&admin, "tern_edge_proxy_rejected_total{reason=\"rate\"}").await;
-    assert_eq!(rejected, Some(limited as f64));
+    assert!(rejected.is_some_and(|r| r > limited as f64), "{rejected:?}");
     let core_up = format!("tern_edge_proxy_backend_up{{backend=\"{}\",upstream=\"core\"}}", cl.core.addr("http"));
     assert_eq!(metric(&admin, &core_up).await, Some(1.0));
 

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub proxy_retries: IntCounter,
     pub proxy_ejections: IntCounterVec,
     pub proxy_backend_up: IntGaugeVec,
+    pub proxy_tunnels: IntGauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +91,7 @@ impl Metrics {
                 &["upstream"],
             ),
             proxy_backend_up,
+            proxy_tunnels: gauge("proxy_tunnels", "Upgraded connections (WebSockets) open through the access layer"),
             sessions: gauge("sessions", "Authenticated client sessions"),
             connects: counter("connects_total", "Client connections accepted"),
             connect_rejected: by_reason("connect_rejected_total", "Connections refused before a session started"),

@@ -1,21 +1,19 @@
-//! The HTTP access layer: pingora's proxy service run on the edge's own runtime, in front of the
-//! core's HTTP API (and any other configured upstream), nginx-style.
+//! The HTTP access layer in front of the core's HTTP API (and any other configured upstream),
+//! nginx-style: pingora's HTTP proxy for requests, the edge's own tunnels for upgraded connections.
 //!
-//! The listeners are bound here, so a taken port is a clear start error, and handed to pingora as
-//! inherited descriptors.
+//! The edge binds and accepts itself (a taken port is a clear start error) and gives pingora each
+//! connection that is not an upgrade.
 
+mod accept;
 pub mod config;
+mod conn;
 mod service;
+mod tunnel;
 pub mod upstream;
 
 use crate::{Edge, StartError};
-use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::ALPN;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Fds, ListenFds};
-use pingora::services::Service as _;
 use std::net::SocketAddr;
-use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_shared::tls::SniResolver;
@@ -55,38 +53,33 @@ pub async fn start(
     };
     let addr = listeners(threads, "http_proxy.addr", &config.addr)?;
     let tls_addr = listeners(threads, "http_proxy.tls_addr", &config.tls_addr)?;
-    let limits = Arc::new(service::Limits::default());
+    // HTTP/1.1 only: WebSocket upgrades need it, and the core's API speaks nothing else.
+    let acceptor = match (&tls_addr, &resolver) {
+        (Some(_), Some(r)) => Some(tokio_rustls::TlsAcceptor::from(
+            r.server_config(&[b"http/1.1"]).map_err(|e| StartError::Proxy(e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let access = Arc::new(service::Access::new(edge.clone(), upstreams));
+    let server_conf = Arc::new(ServerConf::default());
     // nginx's model: one single-threaded server per thread, each with its own listening socket on the
     // same port (SO_REUSEPORT, the kernel spreads connections) and its own upstream connection pool, so
     // a request never crosses threads.
     for i in 0..threads {
-        let server_conf = Arc::new(ServerConf::default());
-        let mut service = pingora::proxy::http_proxy_service_with_name(
-            &server_conf,
-            service::AccessProxy::new(edge.clone(), upstreams.clone(), limits.clone()),
-            "tern-access",
-        );
-        let mut fds = Fds::new();
-        if let Some((a, sockets)) = &addr {
-            fds.add(
-                a.to_string(),
-                sockets[i].try_clone().map_err(|e| bind_err("http_proxy.addr", a, e))?.into_raw_fd(),
-            );
-            service.add_tcp(&a.to_string());
-        }
-        if let (Some((a, sockets)), Some(resolver)) = (&tls_addr, &resolver) {
-            let fd = sockets[i].try_clone().map_err(|e| bind_err("http_proxy.tls_addr", a, e))?;
-            fds.add(a.to_string(), fd.into_raw_fd());
-            let mut settings = TlsSettings::intermediate("", "").map_err(|e| StartError::Proxy(e.to_string()))?;
-            settings.set_cert_resolver(resolver.clone());
-            // HTTP/1.1 only: WebSocket upgrades need it, and the core's API speaks nothing else.
-            settings.set_alpn(ALPN::H1);
-            service.add_tls_with_settings(&a.to_string(), None, settings);
-        }
-        let fds: ListenFds = Arc::new(parking_lot::Mutex::new(fds));
+        let app = Arc::new(pingora::proxy::http_proxy(&server_conf, service::AccessProxy(access.clone())));
         let runtime = pingora_runtime::Runtime::new_no_steal(1, "tern-access");
-        let stop = shutdown.clone();
-        runtime.get_handle().spawn(async move { service.start_service(Some(fds), stop, 1).await });
+        let serve = |what, bound: &Option<(SocketAddr, Vec<socket2::Socket>)>, tls| {
+            if let Some((a, sockets)) = bound {
+                let listener = sockets[i].try_clone().map_err(|e| bind_err(what, a, e))?;
+                let (app, access, stop) = (app.clone(), access.clone(), shutdown.clone());
+                runtime.get_handle().spawn(accept::serve(listener.into(), tls, app, access, stop));
+            }
+            Ok::<_, StartError>(())
+        };
+        serve("http_proxy.addr", &addr, None)?;
+        if acceptor.is_some() {
+            serve("http_proxy.tls_addr", &tls_addr, acceptor.clone())?;
+        }
         // The access layer lives as long as the process; dropping a runtime inside async code would panic.
         std::mem::forget(runtime);
     }

@@ -15,15 +15,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct AccessProxy {
-    edge: Arc<Edge>,
+/// What every proxy thread shares: settings, upstream groups and per-address counters.
+pub struct Access {
+    pub edge: Arc<Edge>,
     /// Longest prefix first, so the first match is the most specific.
     upstreams: Vec<Arc<Upstream>>,
-    limits: Arc<Limits>,
+    limits: Limits,
 }
 
-/// Per-address counters, shared by every proxy thread.
-pub struct Limits {
+/// The pingora side of the access layer: every request except upgrades (see `tunnel`).
+pub struct AccessProxy(pub Arc<Access>);
+
+struct Limits {
     rate: Rate,
     inflight: Inflight,
 }
@@ -43,14 +46,83 @@ pub struct RequestCtx {
     _inflight: Option<Guard>,
 }
 
-impl AccessProxy {
-    pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>, limits: Arc<Limits>) -> AccessProxy {
+impl Access {
+    pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>) -> Access {
         upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
-        AccessProxy { edge, upstreams, limits }
+        Access { edge, upstreams, limits: Limits::default() }
     }
 
     fn config(&self) -> &HttpProxyConfig {
         &self.edge.config.http_proxy
+    }
+
+    pub fn route(&self, path: &str) -> Option<Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.matches(path)).cloned()
+    }
+
+    /// Counts a request from `client` against its per-address limits: the in-flight guard to hold
+    /// while it lasts, or the reason it is refused.
+    pub fn admit(&self, client: Option<IpAddr>) -> std::result::Result<Option<Guard>, &'static str> {
+        let Some(ip) = client else { return Ok(None) };
+        let per_sec = self.config().requests_per_sec_per_ip as isize;
+        if per_sec > 0 && self.limits.rate.observe(&ip, 1) > per_sec {
+            return Err("rate");
+        }
+        if self.config().max_inflight_per_ip == 0 {
+            return Ok(None);
+        }
+        let (guard, now) = self.limits.inflight.incr(ip, 1);
+        if now > self.config().max_inflight_per_ip as isize {
+            return Err("inflight");
+        }
+        Ok(Some(guard))
+    }
+
+    /// One `tern_edge::access` line, when access logs are on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn log(
+        &self,
+        client: Option<IpAddr>,
+        method: &str,
+        path: &str,
+        status: u16,
+        upstream: Option<&str>,
+        tried: &[SocketAddr],
+        started: Instant,
+        error: Option<&str>,
+    ) {
+        if !self.config().access_log {
+            return;
+        }
+        tracing::info!(
+            target: "tern_edge::access",
+            client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            method = %method,
+            path = %path,
+            status,
+            upstream = %upstream.unwrap_or("-"),
+            backend = %tried.last().map_or_else(|| "-".to_string(), |a| a.to_string()),
+            tries = tried.len(),
+            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+            error = %error.unwrap_or(""),
+            "request"
+        );
+    }
+}
+
+/// Counts a proxied request in `proxy_requests_total` and `proxy_request_seconds`.
+pub fn record(metrics: &crate::metrics::Metrics, upstream: &str, status: u16, elapsed: Duration) {
+    metrics.proxy_requests.with_label_values(&[upstream, status_class(status)]).inc();
+    metrics.proxy_request_seconds.with_label_values(&[upstream]).observe(elapsed.as_secs_f64());
+}
+
+impl AccessProxy {
+    fn edge(&self) -> &Edge {
+        &self.0.edge
+    }
+
+    fn config(&self) -> &HttpProxyConfig {
+        self.0.config()
     }
 
     fn retry_allowed(&self, ctx: &RequestCtx) -> bool {
@@ -65,7 +137,7 @@ impl AccessProxy {
         reason: &'static str,
     ) -> Result<bool> {
         ctx.rejected = Some(reason);
-        self.edge.metrics.proxy_rejected.with_label_values(&[reason]).inc();
+        self.edge().metrics.proxy_rejected.with_label_values(&[reason]).inc();
         let body = serde_json::json!({ "status": status, "msg": reason }).to_string();
         respond(session, status, "application/json", body.into()).await?;
         Ok(true)
@@ -98,26 +170,16 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         if session.req_header().uri.path() == "/healthz" {
-            let up = self.edge.link.is_up();
+            let up = self.edge().link.is_up();
             let body = serde_json::json!({ "status": if up { "ok" } else { "core-unreachable" } }).to_string();
             respond(session, if up { 200 } else { 503 }, "application/json", body.into()).await?;
             return Ok(true);
         }
-        if let Some(ip) = ctx.client {
-            let per_sec = self.config().requests_per_sec_per_ip as isize;
-            if per_sec > 0 && self.limits.rate.observe(&ip, 1) > per_sec {
-                return self.reject(session, ctx, 429, "rate").await;
-            }
-            if self.config().max_inflight_per_ip > 0 {
-                let (guard, now) = self.limits.inflight.incr(ip, 1);
-                ctx._inflight = Some(guard);
-                if now > self.config().max_inflight_per_ip as isize {
-                    return self.reject(session, ctx, 429, "inflight").await;
-                }
-            }
+        match self.0.admit(ctx.client) {
+            Ok(guard) => ctx._inflight = guard,
+            Err(reason) => return self.reject(session, ctx, 429, reason).await,
         }
-        let path = session.req_header().uri.path();
-        ctx.upstream = self.upstreams.iter().find(|u| u.matches(path)).cloned();
+        ctx.upstream = self.0.route(session.req_header().uri.path());
         if ctx.upstream.is_none() {
             return self.reject(session, ctx, 404, "no_route").await;
         }
@@ -127,11 +189,11 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let upstream = ctx.upstream.as_ref().ok_or_else(|| Error::new(ErrorType::InternalError))?;
         let Some(addr) = upstream.pick(&ctx.tried) else {
-            self.edge.metrics.proxy_rejected.with_label_values(&["no_backend"]).inc();
+            self.edge().metrics.proxy_rejected.with_label_values(&["no_backend"]).inc();
             return Err(Error::explain(ErrorType::HTTPStatus(502), "no live backend"));
         };
         if !ctx.tried.is_empty() {
-            self.edge.metrics.proxy_retries.inc();
+            self.edge().metrics.proxy_retries.inc();
         }
         ctx.tried.push(addr);
         let mut peer = HttpPeer::new(addr, false, String::new());
@@ -161,7 +223,7 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         // Lets the core's `/route` put this edge, the one the client reached, first.
-        request.insert_header("x-tern-edge", self.edge.config.edge_id.as_str())?;
+        request.insert_header("x-tern-edge", self.edge().config.edge_id.as_str())?;
         Ok(())
     }
 
@@ -216,27 +278,23 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let upstream = ctx.upstream.as_ref().map_or("-", |u| u.name.as_str());
-        let elapsed = ctx.started.elapsed();
-        let m = &self.edge.metrics;
-        if ctx.rejected.is_none() && ctx.upstream.is_some() {
-            m.proxy_requests.with_label_values(&[upstream, status_class(status)]).inc();
-            m.proxy_request_seconds.with_label_values(&[upstream]).observe(elapsed.as_secs_f64());
+        let upstream = ctx.upstream.as_ref().map(|u| u.name.as_str());
+        if let (None, Some(upstream)) = (ctx.rejected, upstream) {
+            record(&self.edge().metrics, upstream, status, ctx.started.elapsed());
         }
         if self.config().access_log {
             let req = session.req_header();
-            tracing::info!(
-                target: "tern_edge::access",
-                client = %ctx.client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
-                method = %req.method,
-                path = %req.uri,
+            let uri = req.uri.to_string();
+            let error = e.map(|e| e.to_string());
+            self.0.log(
+                ctx.client,
+                req.method.as_str(),
+                &uri,
                 status,
-                upstream = %upstream,
-                backend = %ctx.tried.last().map_or_else(|| "-".to_string(), |a| a.to_string()),
-                tries = ctx.tried.len(),
-                ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1e3),
-                error = %e.map_or_else(String::new, |e| e.to_string()),
-                "request"
+                upstream,
+                &ctx.tried,
+                ctx.started,
+                error.as_deref(),
             );
         }
     }
