@@ -252,3 +252,52 @@ async fn http_requests_keep_succeeding_while_a_core_node_is_killed() {
     eprintln!("{total} requests, {retried} retried on another node, {ejected} ejections");
     assert!(retried >= 1.0, "requests that met the dead node were retried elsewhere");
 }
+
+/// Reads from `s` until `marker` has arrived (5 s at most); returns all of it.
+async fn read_until(s: &mut tokio::net::TcpStream, marker: &str) -> String {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&got).contains(marker) {
+        let mut buf = [0u8; 4096];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!("{marker:?} never came ({other:?}): {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_load_balancer_the_proxy_header_names_the_client_whose_connections_are_limited() {
+    let cl = Cluster::start("").await;
+    let (slow, heads) = slow_refuser().await;
+    let toml = proxy_toml("proxy_protocol = true\nmax_conns_per_ip = 1", &[("slow", "/", vec![slow])]);
+    let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
+    wait_edge_up(&front).await;
+    let proxy = front.addr("proxy");
+    let request = |src: &str| format!("PROXY TCP4 {src} 127.0.0.1 40000 80\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+
+    // A kept-alive connection the load balancer opened for 203.0.113.7.
+    let mut first = tokio::net::TcpStream::connect(&proxy).await.unwrap();
+    first.write_all(request("203.0.113.7").as_bytes()).await.unwrap();
+    let answer = read_until(&mut first, "0123456789").await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let head = heads.lock().unwrap().pop().unwrap_or_default();
+    assert!(head.contains("x-forwarded-for: 203.0.113.7\r\n"), "{head}");
+
+    // While it is open, a second connection for that client is closed unanswered; another client's is served.
+    assert_eq!(raw(&proxy, &request("203.0.113.7")).await, "");
+    let mut other = tokio::net::TcpStream::connect(&proxy).await.unwrap();
+    other.write_all(request("198.51.100.1").as_bytes()).await.unwrap();
+    assert!(read_until(&mut other, "0123456789").await.starts_with("HTTP/1.1 403"));
+    // Without a PROXY header a connection gets nothing.
+    assert_eq!(raw(&proxy, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n").await, "");
+
+    let admin = front.addr("http");
+    assert_eq!(metric(&admin, "tern_edge_proxy_rejected_total{reason=\"conns\"}").await, Some(1.0));
+    assert_eq!(metric(&admin, "tern_edge_proxy_rejected_total{reason=\"proxy_header\"}").await, Some(1.0));
+    let log = std::fs::read_to_string(cl.dir.path().join("edge-1.log")).unwrap_or_default();
+    assert!(log.lines().any(|l| l.contains("tern_edge::access") && l.contains("client=203.0.113.7")), "{log}");
+    drop(first);
+}

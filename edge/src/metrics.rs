@@ -60,7 +60,7 @@ impl Metrics {
         };
         let proxy_rejected =
             vec("proxy_rejected_total", "HTTP requests answered by the access layer itself", &["reason"]);
-        for reason in ["rate", "inflight", "no_route", "no_backend"] {
+        for reason in ["rate", "inflight", "conns", "no_route", "no_backend", "proxy_header"] {
             proxy_rejected.with_label_values(&[reason]);
         }
         let proxy_request_seconds = HistogramVec::new(

@@ -4,6 +4,7 @@
 use super::conn::Conn;
 use super::service::{Access, AccessProxy};
 use super::tunnel::{self, FirstRequest};
+use crate::listeners::admit;
 use bytes::BytesMut;
 use pingora::apps::ServerApp;
 use pingora::protocols::tls::SslDigest;
@@ -52,7 +53,7 @@ pub async fn serve(
 }
 
 async fn connection(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
@@ -61,10 +62,22 @@ async fn connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let fd = tcp.as_raw_fd();
-    let Some(acceptor) = tls else {
-        return first_request(tcp, fd, None, peer, app, access, shutdown).await;
-    };
     let limit = Duration::from_millis(access.edge.config.connect_timeout_ms);
+    let client = if access.edge.config.http_proxy.proxy_protocol {
+        match admit::proxy_header(&mut tcp, peer, limit).await {
+            Ok(client) => client,
+            Err(e) => {
+                access.edge.metrics.proxy_rejected.with_label_values(&["proxy_header"]).inc();
+                return tracing::debug!(%peer, error = %e, "bad PROXY header");
+            }
+        }
+    } else {
+        peer
+    };
+    let Some(_conn_slot) = access.admit_conn(client.ip()) else { return };
+    let Some(acceptor) = tls else {
+        return first_request(tcp, fd, None, client, app, access, shutdown).await;
+    };
     let stream = match timeout(limit, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "tls handshake failed"),
@@ -74,14 +87,14 @@ async fn connection(
     let cipher = session.negotiated_cipher_suite().and_then(|c| c.suite().as_str()).unwrap_or("unknown");
     let version = session.protocol_version().and_then(|v| v.as_str()).unwrap_or("unknown");
     let digest = Arc::new(SslDigest::new(cipher, version, None, None, Vec::new()));
-    first_request(stream, fd, Some(digest), peer, app, access, shutdown).await
+    first_request(stream, fd, Some(digest), client, app, access, shutdown).await
 }
 
 async fn first_request<S>(
     mut io: S,
     fd: std::os::fd::RawFd,
     ssl: Option<Arc<SslDigest>>,
-    peer: SocketAddr,
+    client: SocketAddr,
     app: Arc<App>,
     access: Arc<Access>,
     shutdown: watch::Receiver<bool>,
@@ -105,10 +118,10 @@ async fn first_request<S>(
         let path = req.path.split('?').next().unwrap_or_default();
         if let Some(upstream) = access.route(path) {
             let tls = ssl.is_some();
-            return tunnel::run(&access, &mut io, buf, req, upstream, Some(peer.ip()), tls).await;
+            return tunnel::run(&access, &mut io, buf, req, upstream, Some(client.ip()), tls).await;
         }
     }
-    let mut stream: Stream = Box::new(Conn::new(io, fd, ssl, buf));
+    let mut stream: Stream = Box::new(Conn::new(io, fd, client, ssl, buf));
     // Keep-alive: pingora hands the connection back after each request it finished cleanly.
     while let Some(next) = app.process_new(stream, &shutdown).await {
         stream = next;

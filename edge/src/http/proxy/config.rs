@@ -27,6 +27,11 @@ pub struct HttpProxyConfig {
     pub requests_per_sec_per_ip: u32,
     /// Requests one client address may have in flight at once, upgraded WebSockets included (0: no limit).
     pub max_inflight_per_ip: usize,
+    /// Connections one client address may hold open at once (0: no limit); past it they are closed.
+    pub max_conns_per_ip: usize,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from a load balancer in front;
+    /// its source address is the client for limits, logs and `X-Forwarded-For`.
+    pub proxy_protocol: bool,
     /// One `tern_edge::access` log line per request.
     pub access_log: bool,
     /// Threads serving the proxy, each its own runtime without work stealing, as pingora runs its
@@ -71,6 +76,8 @@ impl Default for HttpProxyConfig {
             retries: 2,
             requests_per_sec_per_ip: 0,
             max_inflight_per_ip: 0,
+            max_conns_per_ip: 0,
+            proxy_protocol: false,
             access_log: true,
             threads: 0,
         }

@@ -10,6 +10,7 @@ use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek,
 use pingora::protocols::{SocketDigest, UniqueID, UniqueIDType};
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,16 +30,18 @@ pub struct Conn<S> {
 }
 
 impl<S> Conn<S> {
-    /// `fd` is the TCP socket under `io`; `ssl` is set when `io` is TLS.
-    pub fn new(io: S, fd: std::os::fd::RawFd, ssl: Option<Arc<SslDigest>>, replay: BytesMut) -> Conn<S> {
-        Conn {
-            io,
-            replay,
-            out: Vec::new(),
-            id: fd as UniqueIDType,
-            socket: Arc::new(SocketDigest::from_raw_fd(fd)),
-            ssl,
-        }
+    /// `fd` is the TCP socket under `io`; `client` the address pingora reports (a PROXY header's
+    /// source, or the peer's); `ssl` is set when `io` is TLS.
+    pub fn new(
+        io: S,
+        fd: std::os::fd::RawFd,
+        client: SocketAddr,
+        ssl: Option<Arc<SslDigest>>,
+        replay: BytesMut,
+    ) -> Conn<S> {
+        let socket = SocketDigest::from_raw_fd(fd);
+        let _ = socket.peer_addr.set(Some(pingora::protocols::l4::socket::SocketAddr::Inet(client)));
+        Conn { io, replay, out: Vec::new(), id: fd as UniqueIDType, socket: Arc::new(socket), ssl }
     }
 }
 
@@ -152,7 +155,7 @@ mod tests {
     #[tokio::test]
     async fn replayed_bytes_come_first_then_the_stream() {
         let (mut far, near) = tokio::io::duplex(64);
-        let mut conn = Conn::new(near, 0, None, BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]));
+        let mut conn = Conn::new(near, 0, ([127, 0, 0, 1], 9).into(), None, BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]));
         far.write_all(b"Host: a\r\n\r\n").await.unwrap();
         drop(far);
         let mut all = Vec::new();
@@ -163,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn small_writes_wait_for_a_flush_and_large_ones_keep_their_order() {
         let (mut far, near) = tokio::io::duplex(1 << 16);
-        let mut conn = Conn::new(near, 0, None, BytesMut::new());
+        let mut conn = Conn::new(near, 0, ([127, 0, 0, 1], 9).into(), None, BytesMut::new());
         conn.write_all(b"head ").await.unwrap();
         conn.write_all(b"body").await.unwrap();
         let mut got = [0u8; 9];

@@ -29,11 +29,12 @@ pub struct AccessProxy(pub Arc<Access>);
 struct Limits {
     rate: Rate,
     inflight: Inflight,
+    conns: Inflight,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { rate: Rate::new(Duration::from_secs(1)), inflight: Inflight::new() }
+        Limits { rate: Rate::new(Duration::from_secs(1)), inflight: Inflight::new(), conns: Inflight::new() }
     }
 }
 
@@ -76,6 +77,21 @@ impl Access {
             return Err("inflight");
         }
         Ok(Some(guard))
+    }
+
+    /// Counts a connection from `client`: the guard to hold while it is open, or `None` when the
+    /// address already holds `max_conns_per_ip`.
+    pub fn admit_conn(&self, client: IpAddr) -> Option<Option<Guard>> {
+        let max = self.config().max_conns_per_ip;
+        if max == 0 {
+            return Some(None);
+        }
+        let (guard, now) = self.limits.conns.incr(client, 1);
+        if now > max as isize {
+            self.edge.metrics.proxy_rejected.with_label_values(&["conns"]).inc();
+            return None;
+        }
+        Some(Some(guard))
     }
 
     /// One `tern_edge::access` line, when access logs are on.
