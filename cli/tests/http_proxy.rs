@@ -27,8 +27,8 @@ async fn raw(addr: &str, request: &str) -> String {
 const REFUSED_UPGRADE: &str =
     "GET /route?uid=alice HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
 
-/// A backend that refuses upgrades with a 403 whose body comes 200 ms after its head, then keeps the
-/// connection open. Returns its address and the request heads it received.
+/// A backend that answers every request (upgrades too) with a 403 whose body comes 200 ms after its
+/// head, and keeps the connection open. Returns its address and the request heads it received.
 async fn slow_refuser() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -38,16 +38,18 @@ async fn slow_refuser() -> (String, Arc<Mutex<Vec<String>>>) {
         while let Ok((mut s, _)) = listener.accept().await {
             let seen = seen.clone();
             tokio::spawn(async move {
+                // One request per read (they are small), answered in turn on a kept-alive connection.
                 let mut buf = vec![0; 4096];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    return; // a health probe
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 10\r\n\r\n01234").await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = s.write_all(b"56789").await;
                 }
-                seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 10\r\n\r\n01234").await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = s.write_all(b"56789").await;
-                tokio::time::sleep(Duration::from_secs(30)).await;
             });
         }
     });
