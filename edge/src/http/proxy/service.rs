@@ -126,12 +126,6 @@ impl Access {
     }
 }
 
-/// Counts a proxied request in `proxy_requests_total` and `proxy_request_seconds`.
-pub fn record(metrics: &crate::metrics::Metrics, upstream: &str, status: u16, elapsed: Duration) {
-    metrics.proxy_requests.with_label_values(&[upstream, status_class(status)]).inc();
-    metrics.proxy_request_seconds.with_label_values(&[upstream]).observe(elapsed.as_secs_f64());
-}
-
 impl AccessProxy {
     fn edge(&self) -> &Edge {
         &self.0.edge
@@ -229,12 +223,13 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(ip) = ctx.client {
+            let ip = ip.to_string();
             let forwarded = match session.req_header().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
                 Some(earlier) => format!("{earlier}, {ip}"),
-                None => ip.to_string(),
+                None => ip.clone(),
             };
             request.insert_header("x-forwarded-for", forwarded)?;
-            request.insert_header("x-real-ip", ip.to_string())?;
+            request.insert_header("x-real-ip", ip)?;
         }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
@@ -294,10 +289,10 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let upstream = ctx.upstream.as_ref().map(|u| u.name.as_str());
-        if let (None, Some(upstream)) = (ctx.rejected, upstream) {
-            record(&self.edge().metrics, upstream, status, ctx.started.elapsed());
+        if let (None, Some(upstream)) = (ctx.rejected, &ctx.upstream) {
+            upstream.record(status, ctx.started.elapsed());
         }
+        let upstream = ctx.upstream.as_ref().map(|u| u.name.as_str());
         if self.config().access_log {
             let req = session.req_header();
             let uri = req.uri.to_string();
@@ -313,16 +308,5 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
                 error.as_deref(),
             );
         }
-    }
-}
-
-fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
     }
 }

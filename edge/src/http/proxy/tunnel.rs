@@ -3,7 +3,7 @@
 //! HTTP/1 body reader with a fixed 64 KiB buffer on each side for its whole life (82 KiB per idle WSS
 //! session, twice nginx's); a tunnel holds 8 KiB besides the sockets and TLS.
 
-use super::service::{self, Access};
+use super::service::Access;
 use super::upstream::Upstream;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
@@ -144,7 +144,7 @@ pub async fn run<S>(
         }
         Err(e) => out.error = Some(e.to_string()),
     }
-    service::record(&access.edge.metrics, &upstream.name, out.status, started.elapsed());
+    upstream.record(out.status, started.elapsed());
     access.log(
         peer,
         &method,

@@ -5,6 +5,7 @@ use super::config::UpstreamConfig;
 use crate::metrics::Metrics;
 use pingora::lb::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
+use prometheus::{Histogram, IntCounter};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,17 @@ pub struct Upstream {
     eject_after: u32,
     eject_for: Duration,
     metrics: Metrics,
+    stats: RequestStats,
 }
+
+/// This group's series of `proxy_requests_total` (by status class) and `proxy_request_seconds`,
+/// looked up once rather than by label on every request.
+struct RequestStats {
+    by_class: [IntCounter; 6],
+    seconds: Histogram,
+}
+
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
 #[derive(Default)]
 struct Failures {
@@ -75,7 +86,12 @@ impl Upstream {
         for addr in &config.addrs {
             metrics.proxy_backend_up.with_label_values(&[&config.name, addr]).set(1);
         }
+        let stats = RequestStats {
+            by_class: STATUS_CLASSES.map(|class| metrics.proxy_requests.with_label_values(&[&config.name, class])),
+            seconds: metrics.proxy_request_seconds.with_label_values(&[&config.name]),
+        };
         Ok(Upstream {
+            stats,
             name: config.name.clone(),
             prefix: config.prefix.clone(),
             lb: Arc::new(lb),
@@ -122,6 +138,16 @@ impl Upstream {
         if passive.get(&backend).is_some_and(|f| f.in_a_row > 0) {
             passive.remove(&backend);
         }
+    }
+
+    /// Counts a request answered with `status` (0: none) after `elapsed`.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        let class = match status {
+            100..=599 => usize::from(status / 100 - 1),
+            _ => 5,
+        };
+        self.stats.by_class[class].inc();
+        self.stats.seconds.observe(elapsed.as_secs_f64());
     }
 
     pub fn matches(&self, path: &str) -> bool {
