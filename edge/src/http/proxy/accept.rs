@@ -1,8 +1,9 @@
 //! The access layer's listeners: accept (and TLS), read the first request head, then either tunnel an
 //! upgrade or hand the connection, with the bytes already read, to pingora's HTTP proxy.
 
+use super::access::Access;
 use super::conn::Conn;
-use super::service::{Access, AccessProxy};
+use super::service::AccessProxy;
 use super::tunnel::{self, FirstRequest};
 use crate::listeners::admit;
 use bytes::BytesMut;
@@ -63,18 +64,22 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     let fd = tcp.as_raw_fd();
     let limit = Duration::from_millis(access.edge.config.connect_timeout_ms);
+    let rejected = |reason| access.edge.metrics.proxy_rejected.with_label_values(&[reason]).inc();
     let client = if access.edge.config.http_proxy.proxy_protocol {
         match admit::proxy_header(&mut tcp, peer, limit).await {
             Ok(client) => client,
             Err(e) => {
-                access.edge.metrics.proxy_rejected.with_label_values(&["proxy_header"]).inc();
+                rejected("proxy_header");
                 return tracing::debug!(%peer, error = %e, "bad PROXY header");
             }
         }
     } else {
         peer
     };
-    let Some(_conn_slot) = access.admit_conn(client.ip()) else { return };
+    let _conn_slot = match access.admit_conn(client.ip()) {
+        Ok(slot) => slot,
+        Err(reason) => return rejected(reason),
+    };
     let Some(acceptor) = tls else {
         return first_request(tcp, fd, None, client, app, access, shutdown).await;
     };

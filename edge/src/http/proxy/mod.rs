@@ -5,6 +5,7 @@
 //! connection that is not an upgrade.
 
 mod accept;
+mod access;
 pub mod config;
 mod conn;
 mod service;
@@ -60,7 +61,7 @@ pub async fn start(
         )),
         _ => None,
     };
-    let access = Arc::new(service::Access::new(edge.clone(), upstreams));
+    let access = Arc::new(access::Access::new(edge.clone(), upstreams));
     let server_conf = Arc::new(ServerConf::default());
     // nginx's model: one single-threaded server per thread, each with its own listening socket on the
     // same port (SO_REUSEPORT, the kernel spreads connections) and its own upstream connection pool, so

@@ -1,6 +1,7 @@
 //! The access layer's request path (pingora `ProxyHttp`): local answers, per-address limits, routing by
 //! path prefix, backend choice with retries, forwarding headers, the access log and metrics.
 
+use super::access::Access;
 use super::config::HttpProxyConfig;
 use super::upstream::Upstream;
 use crate::Edge;
@@ -9,34 +10,13 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, Session};
 use pingora::{Error, ErrorType, Result};
-use pingora_limits::inflight::{Guard, Inflight};
-use pingora_limits::rate::Rate;
+use pingora_limits::inflight::Guard;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What every proxy thread shares: settings, upstream groups and per-address counters.
-pub struct Access {
-    pub edge: Arc<Edge>,
-    /// Longest prefix first, so the first match is the most specific.
-    upstreams: Vec<Arc<Upstream>>,
-    limits: Limits,
-}
-
 /// The pingora side of the access layer: every request except upgrades (see `tunnel`).
 pub struct AccessProxy(pub Arc<Access>);
-
-struct Limits {
-    rate: Rate,
-    inflight: Inflight,
-    conns: Inflight,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { rate: Rate::new(Duration::from_secs(1)), inflight: Inflight::new(), conns: Inflight::new() }
-    }
-}
 
 pub struct RequestCtx {
     started: Instant,
@@ -45,85 +25,6 @@ pub struct RequestCtx {
     tried: Vec<SocketAddr>,
     rejected: Option<&'static str>,
     _inflight: Option<Guard>,
-}
-
-impl Access {
-    pub fn new(edge: Arc<Edge>, mut upstreams: Vec<Arc<Upstream>>) -> Access {
-        upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
-        Access { edge, upstreams, limits: Limits::default() }
-    }
-
-    fn config(&self) -> &HttpProxyConfig {
-        &self.edge.config.http_proxy
-    }
-
-    pub fn route(&self, path: &str) -> Option<Arc<Upstream>> {
-        self.upstreams.iter().find(|u| u.matches(path)).cloned()
-    }
-
-    /// Counts a request from `client` against its per-address limits: the in-flight guard to hold
-    /// while it lasts, or the reason it is refused.
-    pub fn admit(&self, client: Option<IpAddr>) -> std::result::Result<Option<Guard>, &'static str> {
-        let Some(ip) = client else { return Ok(None) };
-        let per_sec = self.config().requests_per_sec_per_ip as isize;
-        if per_sec > 0 && self.limits.rate.observe(&ip, 1) > per_sec {
-            return Err("rate");
-        }
-        if self.config().max_inflight_per_ip == 0 {
-            return Ok(None);
-        }
-        let (guard, now) = self.limits.inflight.incr(ip, 1);
-        if now > self.config().max_inflight_per_ip as isize {
-            return Err("inflight");
-        }
-        Ok(Some(guard))
-    }
-
-    /// Counts a connection from `client`: the guard to hold while it is open, or `None` when the
-    /// address already holds `max_conns_per_ip`.
-    pub fn admit_conn(&self, client: IpAddr) -> Option<Option<Guard>> {
-        let max = self.config().max_conns_per_ip;
-        if max == 0 {
-            return Some(None);
-        }
-        let (guard, now) = self.limits.conns.incr(client, 1);
-        if now > max as isize {
-            self.edge.metrics.proxy_rejected.with_label_values(&["conns"]).inc();
-            return None;
-        }
-        Some(Some(guard))
-    }
-
-    /// One `tern_edge::access` line, when access logs are on.
-    #[allow(clippy::too_many_arguments)]
-    pub fn log(
-        &self,
-        client: Option<IpAddr>,
-        method: &str,
-        path: &str,
-        status: u16,
-        upstream: Option<&str>,
-        tried: &[SocketAddr],
-        started: Instant,
-        error: Option<&str>,
-    ) {
-        if !self.config().access_log {
-            return;
-        }
-        tracing::info!(
-            target: "tern_edge::access",
-            client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
-            method = %method,
-            path = %path,
-            status,
-            upstream = %upstream.unwrap_or("-"),
-            backend = %tried.last().map_or_else(|| "-".to_string(), |a| a.to_string()),
-            tries = tried.len(),
-            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
-            error = %error.unwrap_or(""),
-            "request"
-        );
-    }
 }
 
 impl AccessProxy {

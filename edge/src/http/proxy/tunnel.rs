@@ -3,7 +3,7 @@
 //! HTTP/1 body reader with a fixed 64 KiB buffer on each side for its whole life (82 KiB per idle WSS
 //! session, twice nginx's); a tunnel holds 8 KiB besides the sockets and TLS.
 
-use super::service::Access;
+use super::access::Access;
 use super::upstream::Upstream;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
