@@ -27,7 +27,8 @@ fn dashboard_metrics() -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_metrics_exist_and_health_follows_the_core() {
-    let mut cl = Cluster::start("").await;
+    // The access layer on, so its series are exported too.
+    let mut cl = Cluster::start("[http_proxy]\naddr = \"127.0.0.1:0\"").await;
     cl.api.user("alice", 0).await;
     let alice = connect(&cl.tcp(), "alice", 0).await;
     assert_eq!(alice.send_text("alice", 1, "note to self").await.unwrap().reason_code, 1);
