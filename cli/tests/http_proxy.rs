@@ -274,7 +274,8 @@ async fn read_until(s: &mut tokio::net::TcpStream, marker: &str) -> String {
 async fn behind_a_load_balancer_the_proxy_header_names_the_client_whose_connections_are_limited() {
     let cl = Cluster::start("").await;
     let (slow, heads) = slow_refuser().await;
-    let toml = proxy_toml("proxy_protocol = true\nmax_conns_per_ip = 1", &[("slow", "/", vec![slow])]);
+    let toml =
+        proxy_toml("proxy_protocol = true\nmax_conns_per_ip = 1\nread_timeout_ms = 1500", &[("slow", "/", vec![slow])]);
     let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
     wait_edge_up(&front).await;
     let proxy = front.addr("proxy");
@@ -295,6 +296,19 @@ async fn behind_a_load_balancer_the_proxy_header_names_the_client_whose_connecti
     assert!(read_until(&mut other, "0123456789").await.starts_with("HTTP/1.1 403"));
     // Without a PROXY header a connection gets nothing.
     assert_eq!(raw(&proxy, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n").await, "");
+    // A head trickling in a byte at a time is cut off at `read_timeout_ms` from the first byte.
+    let mut trickle = tokio::net::TcpStream::connect(&proxy).await.unwrap();
+    trickle.write_all(b"PROXY TCP4 192.0.2.1 127.0.0.1 40000 80\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    for b in b"GET /x HTTP/1.1\r\nHost: t\r\n".iter().cycle().take(20) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if trickle.write_all(&[*b]).await.is_err() || matches!(trickle.try_read(&mut [0u8; 16]), Ok(0)) {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut && started.elapsed() < Duration::from_millis(3500), "cut {cut} after {:?}", started.elapsed());
 
     let admin = front.addr("http");
     assert_eq!(metric(&admin, "tern_edge_proxy_rejected_total{reason=\"conns\"}").await, Some(1.0));

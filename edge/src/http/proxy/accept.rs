@@ -106,11 +106,12 @@ async fn first_request<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
 {
-    let wait = Duration::from_millis(access.edge.config.http_proxy.read_timeout_ms);
+    // One deadline for the whole head, so a client trickling bytes cannot hold the connection longer.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(access.config().read_timeout_ms);
     let mut buf = BytesMut::new();
     let first = loop {
         buf.reserve(2048);
-        match timeout(wait, io.read_buf(&mut buf)).await {
+        match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {}
             _ => return,
         }
