@@ -140,7 +140,8 @@ pub async fn run<S>(
         Err(e) if out.status == 0 => {
             out.status = 502;
             out.error = Some(e.to_string());
-            let _ = respond(client, 502, &e.to_string()).await;
+            // The details (backend addresses) go to the log, not to the client.
+            let _ = respond(client, 502, "bad_gateway").await;
         }
         Err(e) => out.error = Some(e.to_string()),
     }
@@ -165,6 +166,8 @@ enum TunnelError {
     Backend(SocketAddr, String),
     #[error("client: {0}")]
     Client(std::io::Error),
+    #[error("relaying: {0}")]
+    Relay(std::io::Error),
 }
 
 async fn tunnel<S>(
@@ -236,7 +239,7 @@ where
     open.dec();
     match copied {
         Ok(_) => Ok(()),
-        Err(e) => Err(TunnelError::Client(e)),
+        Err(e) => Err(TunnelError::Relay(e)),
     }
 }
 
