@@ -133,7 +133,9 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let mut groups = Vec::with_capacity(usize::from(config.slots));
     for (slot, leading) in (0..config.slots).zip(leading) {
         let dial = dial.for_group(slot);
-        let sm = StateMachine::new(db.clone(), slot, snapshots.join(format!("{slot}.snap")), Some(applied_tx.clone()))
+        let snapshot = snapshots.join(format!("{slot}.snap"));
+        let sm = StateMachine::new(db.clone(), slot, snapshot.clone(), Some(applied_tx.clone()))
+            .map_err(|source| StartError::DataDir { path: snapshot.display().to_string(), source })?
             .counting_installs(metrics.snapshots_installed.clone());
         let network = Network { dial: dial.clone() };
         let raft = Raft::new(config.node_id, raft_config.clone(), network, LogStore::new(db.clone(), slot), sm)

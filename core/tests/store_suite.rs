@@ -12,7 +12,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let dir = tempfile::tempdir().map_err(|e| openraft::StorageIOError::write(&e))?;
         let db = Db::open(&dir.path().join("db"), 64).map_err(|e| openraft::StorageIOError::write(&e))?;
         // A group other than the first, so keys must carry their slot.
-        let sm = StateMachine::new(db.clone(), 5, dir.path().join("snapshot.bin"), None);
+        let sm = StateMachine::new(db.clone(), 5, dir.path().join("snapshot.bin"), None).expect("state machine");
         Ok((dir, LogStore::new(db, 5), sm))
     }
 }

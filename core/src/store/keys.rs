@@ -28,6 +28,10 @@ pub fn applied(slot: u16) -> Vec<u8> {
 pub fn membership(slot: u16) -> Vec<u8> {
     head(b'M', slot)
 }
+/// Present while a snapshot is being installed into the slot: the snapshot's id.
+pub fn installing(slot: u16) -> Vec<u8> {
+    head(b'I', slot)
+}
 
 pub const VOTE: &[u8] = b"vote";
 pub const COMMITTED: &[u8] = b"committed";

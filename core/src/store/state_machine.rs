@@ -12,6 +12,7 @@ use openraft::{
 use rocksdb::{WriteBatch, WriteOptions};
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use tern_shared::proto::Reason;
 use tokio::sync::mpsc;
 
@@ -26,6 +27,9 @@ pub struct StateMachine {
     /// Stored messages go here for fan-out, in apply order.
     applied_tx: Option<mpsc::Sender<Applied>>,
     installs: Option<prometheus::IntCounter>,
+    /// Held while the snapshot file is written (a build runs beside installs), so an install's kept
+    /// file is not replaced before its data is in.
+    snapshot_file: Arc<Mutex<()>>,
 }
 
 fn sm_read(e: impl std::error::Error + 'static) -> StorageError {
@@ -45,9 +49,20 @@ fn joined(e: tokio::task::JoinError) -> std::io::Error {
 }
 
 impl StateMachine {
-    /// The state machine of group `slot`, keeping its latest snapshot in `snapshot_path`.
-    pub fn new(db: Db, slot: u16, snapshot_path: PathBuf, applied_tx: Option<mpsc::Sender<Applied>>) -> Self {
-        StateMachine { db, slot, snapshot_path, applied_tx, installs: None }
+    /// The state machine of group `slot`, keeping its latest snapshot in `snapshot_path`; first
+    /// finishes a snapshot install a crash interrupted.
+    pub fn new(
+        db: Db,
+        slot: u16,
+        snapshot_path: PathBuf,
+        applied_tx: Option<mpsc::Sender<Applied>>,
+    ) -> std::io::Result<Self> {
+        snapshot_file::recover(&db, slot, &snapshot_path)?;
+        Ok(StateMachine { db, slot, snapshot_path, applied_tx, installs: None, snapshot_file: Arc::default() })
+    }
+
+    fn lock_snapshot_file(lock: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+        lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts snapshots installed from the leader (a metric).
@@ -66,15 +81,19 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (db, slot, path) = (self.db.clone(), self.slot, self.snapshot_path.clone());
+        let (db, slot, path, lock) =
+            (self.db.clone(), self.slot, self.snapshot_path.clone(), self.snapshot_file.clone());
         // Off the async workers: a large slot takes seconds to write out.
-        let meta = tokio::task::spawn_blocking(move || snapshot_file::write(&db, slot, &path))
-            .await
-            .map_err(joined)
-            .and_then(|r| r)
-            .map_err(snap_write)?;
-        let file = tokio::fs::File::open(&self.snapshot_path).await.map_err(snap_read)?;
-        Ok(Snapshot { meta, snapshot: Box::new(file) })
+        let (meta, file) = tokio::task::spawn_blocking(move || {
+            let _file = Self::lock_snapshot_file(&lock);
+            let meta = snapshot_file::write(&db, slot, &path)?;
+            Ok::<_, std::io::Error>((meta, std::fs::File::open(&path)?))
+        })
+        .await
+        .map_err(joined)
+        .and_then(|r| r)
+        .map_err(snap_write)?;
+        Ok(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) })
     }
 }
 
@@ -143,6 +162,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshot_path: self.snapshot_path.clone(),
             applied_tx: None,
             installs: None,
+            snapshot_file: self.snapshot_file.clone(),
         }
     }
 
@@ -163,11 +183,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut file = snapshot.into_std().await;
         file.seek(SeekFrom::Start(0)).map_err(read_err)?;
         let (db, slot, owned_meta, path) = (self.db.clone(), self.slot, meta.clone(), self.snapshot_path.clone());
+        let lock = self.snapshot_file.clone();
+        // The installed snapshot becomes this node's latest, to send on if it ever leads.
         let bytes = tokio::task::spawn_blocking(move || {
-            let bytes = snapshot_file::install(&db, slot, &owned_meta, &mut file)?;
-            // The installed snapshot becomes this node's latest, to send on if it ever leads.
-            snapshot_file::keep(&mut file, &path)?;
-            Ok(bytes)
+            let _file = Self::lock_snapshot_file(&lock);
+            snapshot_file::install(&db, slot, &owned_meta, &mut file, &path)
         })
         .await
         .map_err(joined)
