@@ -260,18 +260,29 @@ mod tests {
         }
     }
 
-    /// A slot of `n` 1 KiB messages in channel `ch`, its snapshot at `path`.
-    fn snapshot_of(dir: &Path, ch: &ChannelKeys, n: u64, path: &Path) -> Meta {
-        let from = db(&dir.join("from"));
-        for i in 1..=n {
+    /// A snapshot of 300 messages of 1 KiB in slot 3, and a receiver holding a stale message there.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        ch: ChannelKeys,
+        path: std::path::PathBuf,
+        meta: Meta,
+        to: Db,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = channel_in(3);
+        let from = db(&dir.path().join("from"));
+        for i in 1..=300 {
             put_raw(&from, &ch.message(i), &[i as u8; 1024]);
         }
-        put_raw(
-            &from,
-            &keys::applied(3),
-            &super::super::encode(&Some(LogId::<NodeId>::new(openraft::CommittedLeaderId::new(1, 1), n))),
-        );
-        write(&from, 3, path).unwrap()
+        let last = LogId::<NodeId>::new(openraft::CommittedLeaderId::new(1, 1), 300);
+        put_raw(&from, &keys::applied(3), &super::super::encode(&Some(last)));
+        let path = dir.path().join("3.snap");
+        let meta = write(&from, 3, &path).unwrap();
+        let to = db(&dir.path().join("to"));
+        put_raw(&to, &ch.message(999), b"stale");
+        Fixture { dir, ch, path, meta, to }
     }
 
     fn applied(db: &Db) -> Option<LogId<NodeId>> {
@@ -280,12 +291,7 @@ mod tests {
 
     #[test]
     fn data_goes_in_in_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let ch = channel_in(3);
-        let path = dir.path().join("3.snap");
-        let meta = snapshot_of(dir.path(), &ch, 300, &path);
-        let to = db(&dir.path().join("to"));
-        put_raw(&to, &ch.message(999), b"stale");
+        let Fixture { dir: _dir, ch, path, meta, to } = fixture();
         // 300 KiB in batches of 16 KiB.
         write_data(&to, 3, &meta, &mut File::open(&path).unwrap(), 16 << 10).unwrap();
         assert!((1..=300).all(|i| get_raw(&to, &ch.message(i)).is_some_and(|v| v == [i as u8; 1024])));
@@ -295,12 +301,7 @@ mod tests {
 
     #[test]
     fn an_install_cut_short_is_finished_at_the_next_start_and_one_not_begun_is_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let ch = channel_in(3);
-        let path = dir.path().join("3.snap");
-        let meta = snapshot_of(dir.path(), &ch, 300, &path);
-        let to = db(&dir.path().join("to"));
-        put_raw(&to, &ch.message(999), b"stale");
+        let Fixture { dir, ch, path, meta, to } = fixture();
         // What a crash part way through `install` leaves: the marker, the kept file, some data.
         let kept = dir.path().join("kept.snap");
         put_synced(&to, &keys::installing(3), meta.snapshot_id.as_bytes()).unwrap();
