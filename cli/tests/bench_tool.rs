@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Cluster, BIN};
 use std::process::Command;
 
@@ -112,5 +114,19 @@ async fn connect_mode_holds_tls_ws_wss_and_quic_sessions() {
         assert_eq!((s["opened"].as_u64(), s["failed"].as_u64()), (Some(200), Some(0)), "{transport}: {s}");
         // The previous transport's sessions may still be closing; this run's must all be open.
         assert!(s["edge_sessions_after"].as_u64() >= Some(200), "{transport}: sessions closed during the hold: {s}");
+        // Once the load tool is gone every session has ended through its whole teardown (the core
+        // told, the gauge back down), whichever way its transport failed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let edge = common::metric(&cl.edge.addr("http"), "tern_edge_sessions").await;
+            let core = common::metric(&cl.core.addr("http"), "tern_core_online_sessions").await;
+            if (edge, core) == (Some(0.0), Some(0.0)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{transport}: sessions left on the edge {edge:?}, on the core {core:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
+    let log = std::fs::read_to_string(cl.dir.path().join("edge-0.log")).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
 }

@@ -2,10 +2,11 @@
 //! TCP delivers chunks, WebSocket delivers binary messages that may hold several frames or part of one.
 
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, Stream, StreamExt};
+use std::task::{Context, Poll};
 use std::{io, pin::Pin};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
+use tokio_tungstenite::{tungstenite, tungstenite::Message, WebSocketStream};
 use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 
 pub type ByteRx = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -38,6 +39,30 @@ where
             Err(e) => Some(Err(io::Error::other(e))),
         }
     });
-    let tx = sink.sink_map_err(io::Error::other).with(|b: Bytes| async move { Ok::<_, io::Error>(Message::Binary(b)) });
-    (Box::pin(rx), Box::pin(tx))
+    (Box::pin(rx), Box::pin(BinarySink(sink)))
+}
+
+/// Chunks out as binary WebSocket messages, with io errors. Unlike `sink_map_err`, whose closure is
+/// spent on the first error (a second one panics), it may fail any number of times: a failed write
+/// is followed by a close that fails too.
+struct BinarySink<S>(S);
+
+impl<S: Sink<Message, Error = tungstenite::Error> + Unpin> Sink<Bytes> for BinarySink<S> {
+    type Error = io::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_ready(cx).map_err(io::Error::other)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, chunk: Bytes) -> io::Result<()> {
+        Pin::new(&mut self.0).start_send(Message::Binary(chunk)).map_err(io::Error::other)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx).map_err(io::Error::other)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx).map_err(io::Error::other)
+    }
 }

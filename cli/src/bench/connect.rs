@@ -363,6 +363,13 @@ pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
     }
     let after = edge_view(&http, &a.edge_health).await;
     let opened = held.len() as u64;
+    // Close before exiting: QUIC has no FIN, and a session whose close is never sent lingers on the
+    // edge until its idle timeout.
+    drop(held);
+    if let Some(endpoint) = &dialer.quic {
+        endpoint.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    }
     let grown = after.sessions.saturating_sub(before.sessions);
     let s = Summary {
         requested: a.sessions,

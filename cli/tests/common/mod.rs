@@ -81,21 +81,32 @@ pub struct Cluster {
     pub api: Api,
 }
 
-/// A failing test keeps its data dir and process logs for a look afterwards.
+/// A failing test keeps its data dir and process logs for a look afterwards. A test also fails when
+/// a core or edge it ran panicked, even if the process went on.
 fn keep_if_failing(dir: &mut tempfile::TempDir) {
-    if std::thread::panicking() {
+    let panicked = || {
+        let logs = std::fs::read_dir(dir.path()).into_iter().flatten().flatten().map(|e| e.path());
+        logs.filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|text| text.contains("panicked at")))
+    };
+    let failing = std::thread::panicking();
+    let panicked = if failing { None } else { panicked() };
+    if failing || panicked.is_some() {
         let kept = std::mem::replace(dir, tempfile::tempdir().expect("tempdir")).keep();
         eprintln!("test failed: core and edge logs kept in {}", kept.display());
     }
+    if let Some(log) = panicked {
+        panic!("a process panicked: see {}", log.file_name().unwrap_or_default().to_string_lossy());
+    }
 }
 
-/// (client msg no, seq) of synced messages, in order.
 /// The slot (raft group) of the person channel between `a` and `b` in a cluster with default slots.
 pub fn person_slot(a: &str, b: &str) -> u16 {
     use tern_shared::channel::{person_channel_id, slot_of, DEFAULT_SLOTS};
     slot_of(&person_channel_id(a, b), DEFAULT_SLOTS)
 }
 
+/// (client msg no, seq) of synced messages, in order.
 pub fn numbered(msgs: &[serde_json::Value]) -> Vec<(String, u64)> {
     msgs.iter()
         .map(|m| (m["client_msg_no"].as_str().unwrap_or_default().to_string(), m["message_seq"].as_u64().unwrap_or(0)))
