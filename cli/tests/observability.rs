@@ -47,6 +47,10 @@ async fn dashboard_metrics_exist_and_health_follows_the_core() {
     let h: serde_json::Value = reqwest::get(&health).await.unwrap().json().await.unwrap();
     assert_eq!((h["status"].as_str(), h["sessions"].as_u64()), (Some("ok"), Some(1)));
     assert!(h["rss_bytes"].as_u64().unwrap_or(0) > 0);
+    // A client dropped closes its connection, and the edge counts the session gone.
+    drop(alice);
+    common::wait_metric(&cl.edge.addr("http"), "tern_edge_sessions", std::time::Duration::from_secs(5), |n| n == 0.0)
+        .await;
 
     // Without a core the edge reports itself unhealthy and refuses new sessions with a reason.
     cl.core.kill9();

@@ -104,6 +104,16 @@ pub struct Client {
     timeout: Duration,
     peer_cert: Option<Vec<u8>>,
     quic: Option<quinn::Endpoint>,
+    /// The writer and reader tasks, which hold the connection; stopped when the client is dropped.
+    tasks: [tokio::task::AbortHandle; 2],
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 pub fn random_msg_no() -> String {
@@ -246,7 +256,7 @@ impl Client {
         let cipher = keys.finish(&ack.server_key, &ack.salt).map_err(|e| ClientError::Protocol(e.to_string()))?;
 
         let (out, mut out_rx) = mpsc::channel::<Bytes>(1024);
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(b) = out_rx.recv().await {
                 if tx.send(b).await.is_err() {
                     break;
@@ -255,7 +265,7 @@ impl Client {
         });
         let pending: Pending = Arc::default();
         let (inbox_tx, inbox) = mpsc::channel(4096);
-        tokio::spawn(read_loop(reader, cipher.clone(), out.clone(), pending.clone(), inbox_tx));
+        let reader = tokio::spawn(read_loop(reader, cipher.clone(), out.clone(), pending.clone(), inbox_tx));
         Ok(Client {
             out,
             version,
@@ -266,6 +276,7 @@ impl Client {
             timeout: opts.timeout,
             peer_cert,
             quic,
+            tasks: [writer.abort_handle(), reader.abort_handle()],
         })
     }
 
