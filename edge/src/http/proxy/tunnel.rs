@@ -42,7 +42,7 @@ pub fn first_request(buf: &[u8]) -> FirstRequest {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return FirstRequest::Partial,
         _ => return FirstRequest::Other,
     };
@@ -320,6 +320,20 @@ mod tests {
         // A head that never ends is pingora's to refuse.
         let endless = [b"GET / HTTP/1.1\r\n".as_slice(), &b"X-A: b\r\n".repeat(MAX_HEAD / 8)].concat();
         assert!(matches!(first_request(&endless), FirstRequest::Other));
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends first, looking at it neither panics nor reads past a complete
+        /// head; an upgrade is only ever a complete GET head no longer than the bound.
+        #[test]
+        fn any_first_bytes_are_classified(junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096), cut in 0usize..400) {
+            let _ = first_request(&junk);
+            let ws = [&WS[..cut.min(WS.len())], &junk].concat();
+            if let FirstRequest::Upgrade(req) = first_request(&ws) {
+                proptest::prop_assert!(req.head_len <= ws.len() && req.head_len <= MAX_HEAD);
+                proptest::prop_assert!(ws[..req.head_len].ends_with(b"\r\n\r\n") && ws.starts_with(b"GET "));
+            }
+        }
     }
 
     #[test]
