@@ -10,6 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The body of an answer the access layer gives itself (the core's API error shape).
+pub fn error_body(status: u16, msg: &str) -> String {
+    serde_json::json!({ "status": status, "msg": msg }).to_string()
+}
+
 /// Shared by every proxy thread.
 pub struct Access {
     pub edge: Arc<Edge>,

@@ -49,7 +49,7 @@ impl AccessProxy {
     ) -> Result<bool> {
         ctx.rejected = Some(reason);
         self.edge().metrics.proxy_rejected.with_label_values(&[reason]).inc();
-        let body = serde_json::json!({ "status": status, "msg": reason }).to_string();
+        let body = super::access::error_body(status, reason);
         respond(session, status, "application/json", body.into()).await?;
         Ok(true)
     }

@@ -285,7 +285,7 @@ async fn reject<S: AsyncWrite + Unpin>(
 }
 
 async fn respond<S: AsyncWrite + Unpin>(client: &mut S, status: u16, msg: &str) -> std::io::Result<()> {
-    let body = serde_json::json!({ "status": status, "msg": msg }).to_string();
+    let body = super::access::error_body(status, msg);
     let reason = pingora::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
