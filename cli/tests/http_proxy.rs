@@ -142,9 +142,29 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
     // Plain requests on the HTTPS listener go through pingora.
     let tcp = tokio::net::TcpStream::connect(front.addr("proxy_tls")).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("a.test").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(roots).connect(name, tcp).await.expect("https handshake");
+    let tls =
+        tokio_rustls::TlsConnector::from(roots.clone()).connect(name.clone(), tcp).await.expect("https handshake");
     let health = exchange_until_closed(tls, "GET /healthz HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
     assert!(health.starts_with("HTTP/1.1 200") && health.contains("\"ok\""), "{health}");
+    // A client that offers HTTP/2 gets it; the backend still gets HTTP/1.1.
+    let mut h2_config = (*roots).clone();
+    h2_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(front.addr("proxy_tls")).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(h2_config)).connect(name, tcp).await.expect("h2 handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut h2, connection) = h2::client::handshake(tls).await.expect("h2 preface");
+    tokio::spawn(connection);
+    let request = http::Request::get("https://a.test/route?uid=alice").body(()).unwrap();
+    let (answer, _) = h2.send_request(request, true).expect("h2 request");
+    let answer = answer.await.expect("h2 answer");
+    assert_eq!(answer.status(), 200);
+    let mut body = answer.into_body();
+    let mut route = Vec::new();
+    while let Some(chunk) = body.data().await {
+        route.extend_from_slice(&chunk.expect("h2 body"));
+    }
+    let route: serde_json::Value = serde_json::from_slice(&route).expect("json over h2");
+    assert_eq!(route["tcp_addr"].as_str(), Some(front.addr("tcp").as_str()), "{route}");
     // A tunnel ends with either side: a WebSocket that goes away is no longer counted.
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/chat", front.addr("proxy"))).await.unwrap();
     wait_metric(&admin, "tern_edge_proxy_tunnels", Duration::from_secs(5), |v| v == 3.0).await;

@@ -92,7 +92,19 @@ async fn connection(
     let cipher = session.negotiated_cipher_suite().and_then(|c| c.suite().as_str()).unwrap_or("unknown");
     let version = session.protocol_version().and_then(|v| v.as_str()).unwrap_or("unknown");
     let digest = Arc::new(SslDigest::new(cipher, version, None, None, Vec::new()));
+    if session.alpn_protocol() == Some(b"h2") {
+        // No upgrades on HTTP/2 (browsers open WebSockets on HTTP/1.1 connections): all of it is pingora's.
+        let conn = Conn::new(stream, fd, client, Some(digest), BytesMut::new()).h2();
+        return serve_pingora(Box::new(conn), &app, &shutdown).await;
+    }
     first_request(stream, fd, Some(digest), client, app, access, shutdown).await
+}
+
+async fn serve_pingora(mut stream: Stream, app: &Arc<App>, shutdown: &watch::Receiver<bool>) {
+    // Keep-alive: pingora hands an HTTP/1 connection back after each request it finished cleanly.
+    while let Some(next) = app.process_new(stream, shutdown).await {
+        stream = next;
+    }
 }
 
 async fn first_request<S>(
@@ -127,9 +139,5 @@ async fn first_request<S>(
             return tunnel::run(&access, &mut io, buf, req, upstream, Some(client.ip()), tls).await;
         }
     }
-    let mut stream: Stream = Box::new(Conn::new(io, fd, client, ssl, buf));
-    // Keep-alive: pingora hands the connection back after each request it finished cleanly.
-    while let Some(next) = app.process_new(stream, &shutdown).await {
-        stream = next;
-    }
+    serve_pingora(Box::new(Conn::new(io, fd, client, ssl, buf)), &app, &shutdown).await
 }

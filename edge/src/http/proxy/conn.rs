@@ -5,7 +5,7 @@
 
 use bytes::{Buf, BytesMut};
 use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::tls::SslDigest;
+use pingora::protocols::tls::{SslDigest, ALPN};
 use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, TimingDigest};
 use pingora::protocols::{SocketDigest, UniqueID, UniqueIDType};
 use std::fmt;
@@ -27,6 +27,8 @@ pub struct Conn<S> {
     id: UniqueIDType,
     socket: Arc<SocketDigest>,
     ssl: Option<Arc<SslDigest>>,
+    /// HTTP/2 when TLS negotiated it: pingora then speaks h2 on this connection.
+    h2: bool,
 }
 
 impl<S> Conn<S> {
@@ -41,7 +43,13 @@ impl<S> Conn<S> {
     ) -> Conn<S> {
         let socket = SocketDigest::from_raw_fd(fd);
         let _ = socket.peer_addr.set(Some(pingora::protocols::l4::socket::SocketAddr::Inet(client)));
-        Conn { io, replay, out: Vec::new(), id: fd as UniqueIDType, socket: Arc::new(socket), ssl }
+        Conn { io, replay, out: Vec::new(), id: fd as UniqueIDType, socket: Arc::new(socket), ssl, h2: false }
+    }
+
+    /// Marks the connection as one whose TLS handshake chose HTTP/2.
+    pub fn h2(mut self) -> Conn<S> {
+        self.h2 = true;
+        self
     }
 }
 
@@ -124,6 +132,10 @@ impl<S> UniqueID for Conn<S> {
 impl<S> Ssl for Conn<S> {
     fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
         self.ssl.clone()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.h2.then_some(ALPN::H2)
     }
 }
 

@@ -54,10 +54,10 @@ pub async fn start(
     };
     let addr = listeners(threads, "http_proxy.addr", &config.addr)?;
     let tls_addr = listeners(threads, "http_proxy.tls_addr", &config.tls_addr)?;
-    // HTTP/1.1 only: WebSocket upgrades need it, and the core's API speaks nothing else.
+    // HTTP/2 for clients that offer it; WebSocket upgrades come on HTTP/1.1. Backends get HTTP/1.1.
     let acceptor = match (&tls_addr, &resolver) {
         (Some(_), Some(r)) => Some(tokio_rustls::TlsAcceptor::from(
-            r.server_config(&[b"http/1.1"]).map_err(|e| StartError::Proxy(e.to_string()))?,
+            r.server_config(&[b"h2", b"http/1.1"]).map_err(|e| StartError::Proxy(e.to_string()))?,
         )),
         _ => None,
     };
