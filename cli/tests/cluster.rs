@@ -4,7 +4,7 @@
 mod common;
 
 use common::certs::{ca, leaf, mtls};
-use common::{connect, metric, wait_metric, Cluster3};
+use common::{connect, metric, wait_metric, Api, Cluster3};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,14 @@ fn to_bob(no: &str) -> Outgoing {
         client_msg_no: no.into(),
         payload: b"{}".to_vec(),
         ..Default::default()
+    }
+}
+
+/// bob, and the senders alice0.. of a storm of `senders`.
+async fn storm_users(api: &Api, senders: usize) {
+    api.user("bob", 0).await;
+    for k in 0..senders {
+        api.user(&format!("alice{k}"), 0).await;
     }
 }
 
@@ -83,10 +91,7 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     // Writes through a follower are forwarded to the leader.
     let follower = (leader + 1) % 3;
     let api = cl.api(follower);
-    api.user("bob", 0).await;
-    for k in 0..SENDERS {
-        api.user(&format!("alice{k}"), 0).await;
-    }
+    storm_users(&api, SENDERS).await;
     let tcp = cl.edge.addr("tcp");
     // The edge holds two links (lanes) to every core node.
     let edge_http = cl.edge.addr("http");
@@ -170,10 +175,7 @@ async fn the_whole_cluster_killed_during_a_storm_keeps_every_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let mut cl = Cluster3::start("").await;
     let api = cl.api(0);
-    api.user("bob", 0).await;
-    for k in 0..SENDERS {
-        api.user(&format!("alice{k}"), 0).await;
-    }
+    storm_users(&api, SENDERS).await;
     let acks = Acks::default();
     let tasks = storm_under_way(&cl.edge.addr("tcp"), SENDERS, &acks).await;
     // Every node at once, with SENDs in flight; the senders keep resending until the cluster is back.
@@ -249,10 +251,7 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
     // Compacting after 20 entries, so the new node can only catch up on the busy groups by snapshot.
     let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
     let api = cl.api(1);
-    api.user("bob", 0).await;
-    for k in 0..2 {
-        api.user(&format!("alice{k}"), 0).await;
-    }
+    storm_users(&api, 2).await;
     let tasks = storm_under_way(&cl.edge.addr("tcp"), 2, &Acks::default()).await;
     // Wait until some group has dropped log entries on every node, so the newcomer needs its snapshot.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -406,10 +405,7 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
     let leader = cl.leader_of(0).await;
     let follower = (leader + 1) % 3;
     let api = cl.api(leader);
-    api.user("bob", 0).await;
-    for k in 0..SENDERS {
-        api.user(&format!("alice{k}"), 0).await;
-    }
+    storm_users(&api, SENDERS).await;
     cl.kill(follower);
     tokio::time::sleep(Duration::from_millis(1500)).await;
 

@@ -84,13 +84,8 @@ pub struct Cluster {
 /// A failing test keeps its data dir and process logs for a look afterwards. A test also fails when
 /// a core or edge it ran panicked, even if the process went on.
 fn keep_if_failing(dir: &mut tempfile::TempDir) {
-    let panicked = || {
-        let logs = std::fs::read_dir(dir.path()).into_iter().flatten().flatten().map(|e| e.path());
-        logs.filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .find(|p| std::fs::read_to_string(p).is_ok_and(|text| text.contains("panicked at")))
-    };
     let failing = std::thread::panicking();
-    let panicked = if failing { None } else { panicked() };
+    let panicked = if failing { None } else { log_with_a_panic(dir.path()) };
     if failing || panicked.is_some() {
         let kept = std::mem::replace(dir, tempfile::tempdir().expect("tempdir")).keep();
         eprintln!("test failed: core and edge logs kept in {}", kept.display());
@@ -98,6 +93,13 @@ fn keep_if_failing(dir: &mut tempfile::TempDir) {
     if let Some(log) = panicked {
         panic!("a process panicked: see {}", log.file_name().unwrap_or_default().to_string_lossy());
     }
+}
+
+/// The first process log in `dir` that records a panic.
+fn log_with_a_panic(dir: &Path) -> Option<PathBuf> {
+    let logs = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path());
+    logs.filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|text| text.contains("panicked at")))
 }
 
 /// The slot (raft group) of the person channel between `a` and `b` in a cluster with default slots.
