@@ -8,6 +8,10 @@ pub struct ClusterArgs {
     /// Any core node's HTTP API.
     #[arg(long, default_value = "http://127.0.0.1:5001", global = true)]
     api: String,
+    /// The core's `admin_token`, which `/cluster/*` requires.
+    #[arg(long, env = "TERN_ADMIN_TOKEN", global = true)]
+    admin_token: Option<String>,
+    /// For a core without an admin token (loopback only), whose manager token then guards `/cluster/*`.
     #[arg(long, env = "TERN_MANAGER_TOKEN", global = true)]
     manager_token: Option<String>,
     #[command(subcommand)]
@@ -60,7 +64,7 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
     if let Some(b) = body {
         req = req.json(&b);
     }
-    if let Some(t) = &a.manager_token {
+    if let Some(t) = a.admin_token.as_ref().or(a.manager_token.as_ref()) {
         req = req.header("token", t);
     }
     let resp = req.send().await.with_context(|| format!("calling {}{path}", a.api))?;

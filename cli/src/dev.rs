@@ -11,15 +11,19 @@ use tern_core::CoreConfig;
 use tern_edge::http::proxy::config::{HttpProxyConfig, UpstreamConfig};
 use tern_edge::EdgeConfig;
 use tern_shared::config::Validate;
+use tern_shared::pki::{Ca, Identity};
 
 #[derive(Args)]
 pub struct DevArgs {
     /// Where the core keeps its RocksDB data.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
-    /// Require this token on the HTTP API (none by default).
+    /// Require this business token on the HTTP API (none by default).
     #[arg(long)]
     manager_token: Option<String>,
+    /// Require this token on `/cluster/*` (without it, the manager token guards those too).
+    #[arg(long)]
+    admin_token: Option<String>,
     /// Address every listener binds to.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -64,8 +68,12 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         (0..a.nodes).map(|n| PeerConfig { id: u64::from(n) + 1, raft_addr: at(node_port(a.raft_port, n)) }).collect()
     };
     let base: CoreConfig = tern_shared::config::load_with_overrides(None, &a.set)?;
+    // Raft and edge links are mutual TLS, as in production, with a CA kept in the data dir.
+    let certs = a.data_dir.join("certs");
+    let ca = Ca::open_or_init(&certs, "Tern dev CA").with_context(|| format!("the CA in {}", certs.display()))?;
     let mut cores = Vec::new();
     for n in 0..a.nodes {
+        let node_tls = ca.link_tls(&ca.issue(&Identity::Node(u64::from(n) + 1), std::slice::from_ref(&a.host), 365)?);
         let cfg = CoreConfig {
             node_id: u64::from(n) + 1,
             data_dir: a.data_dir.join(format!("core{}", n + 1)),
@@ -74,6 +82,9 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             raft_addr: at(node_port(a.raft_port, n)),
             peers: peers.clone(),
             manager_token: a.manager_token.clone(),
+            admin_token: a.admin_token.clone(),
+            raft_tls: Some(node_tls.clone()),
+            link_tls: Some(node_tls),
             slots: a.slots,
             ..base.clone()
         };
@@ -82,7 +93,11 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     }
     let core = &cores[0];
     let links: Vec<String> = cores.iter().map(|c| c.link_addr.to_string()).collect();
+    let edge_id = EdgeConfig::default().edge_id;
+    let edge_cert = ca.issue(&Identity::Edge { id: edge_id.clone(), region: None }, &[], 365)?;
     let edge_cfg = EdgeConfig {
+        edge_id,
+        link_tls: Some(ca.link_tls(&edge_cert)),
         tcp_addr: at(a.tcp_port),
         ws_addr: at(a.ws_port),
         http_addr: at(a.edge_http_port),
@@ -102,8 +117,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
 
     for uid in DEMO_USERS {
         for device_flag in [0, 1, 2] {
-            let cmd =
-                Command::SetToken { uid: uid.into(), device_flag, token: format!("{uid}-token"), device_level: 1 };
+            let cmd = Command::set_token(uid.into(), device_flag, &format!("{uid}-token"), 1);
             core.core.groups.propose(cmd).await?;
         }
     }
@@ -124,7 +138,11 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     }
 
     let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-    println!("Tern is running (data in {}).", a.data_dir.display());
+    println!(
+        "Tern is running (data in {}; raft and edge links use mutual TLS with the CA in {}).",
+        a.data_dir.display(),
+        certs.display()
+    );
     let apis: Vec<String> = cores.iter().map(|c| format!("http://{}", c.http_addr)).collect();
     println!("  HTTP API   {} (any node; writes go to their slot's raft leader)", apis.join(", "));
     println!("  TCP        {}", show(edge.tcp_addr));

@@ -1,6 +1,7 @@
 //! `tern`: run a local deployment, a core node or an edge; chat from a terminal; measure.
 
 mod bench;
+mod certs;
 mod chat;
 mod cluster;
 mod dev;
@@ -25,6 +26,8 @@ enum Command {
     Edge(serve::EdgeArgs),
     /// Chat from a terminal: lines you type are sent, messages you receive are printed.
     Chat(chat::ChatArgs),
+    /// The cluster's CA: create it, issue node and edge certificates.
+    Certs(certs::CertsArgs),
     /// Show a core cluster, add or remove nodes.
     Cluster(cluster::ClusterArgs),
     /// Load tests against a running edge and core.
@@ -49,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Core(a) => serve::core(a).await,
         Command::Edge(a) => serve::edge(a).await,
         Command::Chat(a) => chat::run(a).await,
+        Command::Certs(a) => certs::run(a),
         Command::Cluster(a) => cluster::run(a).await,
         Command::Bench(b) => bench::run(b).await,
     }

@@ -31,8 +31,12 @@ pub struct CoreArgs {
     /// Join a running cluster: wait to be added instead of creating one.
     #[arg(long)]
     join: bool,
+    /// The business token (WuKongIM's manager token) for users, channels and messages.
     #[arg(long, env = "TERN_MANAGER_TOKEN")]
     manager_token: Option<String>,
+    /// The operator's token for `/cluster/*`.
+    #[arg(long, env = "TERN_ADMIN_TOKEN")]
+    admin_token: Option<String>,
     /// Any setting, over the file: `--set raft.heartbeat_ms=100` (a TOML value; repeat the flag).
     /// Without flags, TERN_CORE_SET holds them, separated by `;`.
     #[arg(long = "set", value_name = "KEY=VALUE", env = "TERN_CORE_SET", value_delimiter = ';')]
@@ -87,6 +91,9 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
     }
     if a.manager_token.is_some() {
         c.manager_token = a.manager_token;
+    }
+    if a.admin_token.is_some() {
+        c.admin_token = a.admin_token;
     }
     c.validate()?;
     let h = tern_core::start(c).await.context("starting core")?;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::certs::{ca, leaf, mtls};
+use common::certs::{ca, mtls};
 use common::{connect, metric, wait_metric, Api, Cluster3};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -362,11 +362,9 @@ async fn core_nodes_talk_mutual_tls_on_the_raft_port() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let certs = tempfile::tempdir().unwrap();
     let d = certs.path();
-    let cluster_ca = ca("tern cluster ca");
-    std::fs::write(d.join("ca.pem"), &cluster_ca.pem).unwrap();
-    leaf(d, "node", "tern-core", &cluster_ca);
+    let cluster_ca = ca(d, "cluster-ca");
     // Electing a leader already takes raft over TLS.
-    let cl = Cluster3::start(&mtls("raft_tls", d, "node", "ca.pem")).await;
+    let cl = Cluster3::start(&mtls("raft_tls", &cluster_ca.node(1), &cluster_ca.pem())).await;
     let leader = cl.leader_of(common::person_slot("alice", "bob")).await;
     let follower = (leader + 1) % 3;
 

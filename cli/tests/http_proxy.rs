@@ -291,11 +291,38 @@ async fn read_until(s: &mut tokio::net::TcpStream, marker: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_api_is_not_forwarded_unless_configured() {
+    let cl = Cluster::start("").await;
+    let core = vec![cl.core.addr("http")];
+    let closed = format!("edge_id = \"edge-closed\"\n{}", proxy_toml("", &[("core", "/", core.clone())]));
+    let open = format!("edge_id = \"edge-open\"\n{}", proxy_toml("forward_cluster = true", &[("core", "/", core)]));
+    let (closed, open) = (
+        start_edge(cl.dir.path(), &cl.core.addr("link"), &closed, 1),
+        start_edge(cl.dir.path(), &cl.core.addr("link"), &open, 2),
+    );
+    let via = Api::new(&closed.addr("proxy"));
+    let (status, body) = via.post("/cluster/leader/balance", serde_json::json!({})).await;
+    assert_eq!((status, body["msg"].as_str()), (403, Some("cluster_api")), "{body}");
+    // However it is spelled, and as an upgrade too.
+    let mut s = tokio::net::TcpStream::connect(closed.addr("proxy")).await.unwrap();
+    let upgrade = "GET //%63luster HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    s.write_all(upgrade.as_bytes()).await.unwrap();
+    let answer = read_until(&mut s, "cluster_api").await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    via.user("alice", 0).await;
+
+    let (status, body) = Api::new(&open.addr("proxy")).post("/cluster/leader/balance", serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_load_balancer_the_proxy_header_names_the_client_whose_connections_are_limited() {
     let cl = Cluster::start("").await;
     let (slow, heads) = slow_refuser().await;
-    let toml =
-        proxy_toml("proxy_protocol = true\nmax_conns_per_ip = 1\nread_timeout_ms = 1500", &[("slow", "/", vec![slow])]);
+    let toml = format!(
+        "edge_id = \"edge-front\"\n{}",
+        proxy_toml("proxy_protocol = true\nmax_conns_per_ip = 1\nread_timeout_ms = 1500", &[("slow", "/", vec![slow])])
+    );
     let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
     wait_edge_up(&front).await;
     let proxy = front.addr("proxy");

@@ -114,9 +114,7 @@ async fn new_master_login_kicks_the_old_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_checks_manager_token_and_reports_json_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("core.log");
-    let data = dir.path().join("d");
-    let core = common::Proc::spawn_core_with_token(&data, &log, "s3cret");
+    let core = common::Proc::core_with_toml(dir.path(), "manager_token = \"s3cret\"");
     let mut api = common::Api::new(&core.addr("http"));
     let (status, body) = api.post("/user/token", serde_json::json!({"uid": "a", "token": "t"})).await;
     assert_eq!(status, 401);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use tern_shared::config::{check_addr, ConfigError, Validate};
+use tern_shared::config::{check_addr, is_loopback, ConfigError, Validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,8 +32,15 @@ pub struct CoreConfig {
     /// A node that joins a running cluster: it never creates one, and waits to be added
     /// (`POST /cluster/nodes/add` on any node).
     pub join: bool,
-    /// Required in the `token` header of API calls when set.
+    /// The business token (WuKongIM's manager token): required in the `token` header of the
+    /// users/channels/messages API when set. Required when `http_addr` is not loopback.
     pub manager_token: Option<String>,
+    /// The operator's token for `/cluster/*` (membership, leadership); the business token cannot call
+    /// those. It is accepted on the business API too. Required when `http_addr` is not loopback.
+    pub admin_token: Option<String>,
+    /// Lets raft, links and the API listen off loopback without mutual TLS and tokens: only for private
+    /// test networks, and logged as a warning at every start.
+    pub insecure: bool,
     /// Slots, each its own raft group; fixed at cluster creation (recorded in the data dir).
     pub slots: u16,
     pub raft: RaftSettings,
@@ -100,16 +107,18 @@ impl Default for CoreConfig {
         CoreConfig {
             node_id: 1,
             data_dir: PathBuf::from("./data/core"),
-            http_addr: "0.0.0.0:5001".into(),
-            link_addr: "0.0.0.0:5301".into(),
+            http_addr: "127.0.0.1:5001".into(),
+            link_addr: "127.0.0.1:5301".into(),
             link_tls: None,
             link_quic_addr: String::new(),
             raft_tls: None,
-            raft_addr: "0.0.0.0:5302".into(),
+            raft_addr: "127.0.0.1:5302".into(),
             peers: Vec::new(),
             join: false,
             dial: Vec::new(),
             manager_token: None,
+            admin_token: None,
+            insecure: false,
             slots: tern_shared::channel::DEFAULT_SLOTS,
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),
@@ -180,6 +189,15 @@ impl Validate for CoreConfig {
         if self.manager_token.as_deref() == Some("") {
             return Err(ConfigError::invalid("manager_token", "must not be empty (leave it out to disable)"));
         }
+        if self.admin_token.as_deref() == Some("") {
+            return Err(ConfigError::invalid("admin_token", "must not be empty (leave it out to disable)"));
+        }
+        if self.admin_token.is_some() && self.admin_token == self.manager_token {
+            return Err(ConfigError::invalid("admin_token", "must differ from manager_token"));
+        }
+        if !self.insecure {
+            self.check_exposure()?;
+        }
         let r = &self.raft;
         if r.heartbeat_ms == 0 || r.election_min_ms <= r.heartbeat_ms {
             return Err(ConfigError::invalid("raft.election_min_ms", "must be greater than raft.heartbeat_ms"));
@@ -209,6 +227,57 @@ impl Validate for CoreConfig {
     }
 }
 
+const INSECURE_HINT: &str = "or set `insecure = true`, only on a private test network";
+
+impl CoreConfig {
+    /// Ports reachable from other machines must authenticate their peers (docs/SECURITY.md).
+    fn check_exposure(&self) -> Result<(), ConfigError> {
+        if !is_loopback(&self.http_addr) {
+            let why =
+                |token: &str| format!("http_addr {} is not loopback: set {token} ({INSECURE_HINT})", self.http_addr);
+            if self.manager_token.is_none() {
+                return Err(ConfigError::invalid("manager_token", why("a business token")));
+            }
+            if self.admin_token.is_none() {
+                return Err(ConfigError::invalid("admin_token", why("an admin token for /cluster/*")));
+            }
+        }
+        let link_exposed =
+            [&self.link_addr, &self.link_quic_addr].into_iter().find(|a| !a.is_empty() && !is_loopback(a));
+        if let (Some(addr), None) = (link_exposed, &self.link_tls) {
+            return Err(ConfigError::invalid(
+                "link_tls",
+                format!("edge links on {addr} are not loopback: set [link_tls] for mutual TLS ({INSECURE_HINT})"),
+            ));
+        }
+        let raft_exposed = std::iter::once(&self.raft_addr)
+            .chain(self.peers.iter().chain(&self.dial).map(|p| &p.raft_addr))
+            .find(|a| !is_loopback(a));
+        if let (Some(addr), None) = (raft_exposed, &self.raft_tls) {
+            return Err(ConfigError::invalid(
+                "raft_tls",
+                format!("raft traffic to {addr} leaves loopback: set [raft_tls] for mutual TLS ({INSECURE_HINT})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What `insecure = true` leaves open, one line each, for the start-up warning.
+    pub fn insecure_ports(&self) -> Vec<String> {
+        let mut open = Vec::new();
+        if self.manager_token.is_none() || self.admin_token.is_none() {
+            open.push(format!("HTTP API {} without a business or admin token", self.http_addr));
+        }
+        if self.link_tls.is_none() {
+            open.push(format!("edge links {} without mutual TLS", self.link_addr));
+        }
+        if self.raft_tls.is_none() {
+            open.push(format!("raft {} without mutual TLS", self.raft_addr));
+        }
+        open
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +293,37 @@ mod tests {
         let e = tern_shared::config::parse::<CoreConfig>("t.toml", "http_adr = \"x\"").unwrap_err();
         assert!(e.to_string().contains("http_adr"), "{e}");
         assert!(tern_shared::config::parse::<CoreConfig>("t.toml", "").is_ok());
+    }
+
+    fn mtls(table: &str) -> String {
+        format!("[{table}]\ncert = \"n.pem\"\nkey = \"n.key\"\nca = \"ca.pem\"\n")
+    }
+
+    #[test]
+    fn ports_off_loopback_need_authentication() {
+        let parse = |t: &str| tern_shared::config::parse::<CoreConfig>("t.toml", t);
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(err("http_addr = \"0.0.0.0:5001\"").contains("`manager_token`"));
+        assert!(err("http_addr = \"0.0.0.0:5001\"\nmanager_token = \"b\"").contains("`admin_token`"));
+        assert!(err("manager_token = \"b\"\nadmin_token = \"b\"").contains("must differ"));
+        assert!(err("link_addr = \"10.0.0.1:5301\"").contains("`link_tls`"));
+        let quic = format!("link_quic_addr = \"0.0.0.0:5303\"\n{}", mtls("link_tls"));
+        assert!(parse(&quic).is_ok(), "QUIC links are always mutual TLS");
+        assert!(err("raft_addr = \"[::]:5302\"").contains("`raft_tls`"));
+        let remote_peer = "peers = [{id = 1, raft_addr = \"127.0.0.1:5302\"}, {id = 2, raft_addr = \"10.0.0.2:5302\"}]";
+        assert!(err(remote_peer).contains("`raft_tls`"), "raft to another machine is exposed too");
+
+        let secure = format!(
+            "http_addr = \"0.0.0.0:5001\"\nlink_addr = \"0.0.0.0:5301\"\nraft_addr = \"0.0.0.0:5302\"\n\
+             manager_token = \"b\"\nadmin_token = \"a\"\n{}{}",
+            mtls("link_tls"),
+            mtls("raft_tls")
+        );
+        assert!(parse(&secure).is_ok());
+        let open =
+            "insecure = true\nhttp_addr = \"0.0.0.0:5001\"\nlink_addr = \"0.0.0.0:5301\"\nraft_addr = \"0.0.0.0:5302\"";
+        assert_eq!(parse(open).unwrap().insecure_ports().len(), 3);
+        assert!(parse("").is_ok(), "the defaults are loopback");
+        assert!(is_loopback("localhost:1") && is_loopback("[::1]:1") && !is_loopback("core1:5302"));
     }
 }

@@ -38,6 +38,8 @@ pub struct Core {
     /// One raft group per slot.
     pub groups: Arc<Groups>,
     pub presence: Arc<Presence>,
+    /// Which edge process holds each edge id (a second one claiming it is refused).
+    pub claims: Arc<crate::link::EdgeClaims>,
     pub metrics: Metrics,
 }
 
@@ -59,6 +61,11 @@ const CORE_FDS: u64 = 65_536;
 
 pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     tern_shared::limits::raise_fd_limit(CORE_FDS, "a core node");
+    if config.insecure {
+        for open in config.insecure_ports() {
+            tracing::warn!("insecure = true: {open}; anyone who reaches it is trusted");
+        }
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let http = bind("http_addr", &config.http_addr).await?;
@@ -180,7 +187,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         let lease = Duration::from_millis(config.raft.election_max_ms);
         tokio::spawn(crate::raft::rebalance::run(groups.clone(), config.node_id, lease, every));
     }
-    let core = Arc::new(Core { config, db, groups, presence, metrics });
+    let claims = Arc::default();
+    let core = Arc::new(Core { config, db, groups, presence, claims, metrics });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
     if let Some(endpoint) = link_quic {

@@ -60,6 +60,9 @@ pub struct EdgeConfig {
     pub max_sessions: usize,
     /// The HTTP access layer in front of the core's API.
     pub http_proxy: crate::http::proxy::config::HttpProxyConfig,
+    /// Lets links to core nodes off loopback go without mutual TLS: only for private test networks,
+    /// and logged as a warning at every start.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -101,14 +104,18 @@ impl Default for EdgeConfig {
             proxy_protocol: false,
             max_sessions_per_ip: 0,
             http_proxy: Default::default(),
+            insecure: false,
         }
     }
 }
 
 impl Validate for EdgeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.edge_id.is_empty() || self.edge_id.len() > 64 {
-            return Err(ConfigError::invalid("edge_id", "must be 1-64 characters"));
+        if !tern_shared::pki::valid_name(&self.edge_id) {
+            return Err(ConfigError::invalid("edge_id", "must be 1-64 letters, digits, '.', '_' or '-'"));
+        }
+        if !tern_shared::pki::valid_name(&self.region) {
+            return Err(ConfigError::invalid("region", "must be 1-64 letters, digits, '.', '_' or '-'"));
         }
         check_addr("tcp_addr", &self.tcp_addr, true)?;
         check_addr("ws_addr", &self.ws_addr, true)?;
@@ -128,6 +135,14 @@ impl Validate for EdgeConfig {
         }
         if self.core_addr.is_empty() {
             return Err(ConfigError::invalid("core_addr", "must name the core's link address"));
+        }
+        if let (Some(addr), None, false) = (self.remote_core(), &self.link_tls, self.insecure) {
+            return Err(ConfigError::invalid(
+                "link_tls",
+                format!(
+                    "core_addr {addr} is not loopback: set [link_tls] for mutual TLS (or `insecure = true`, only on a private test network)"
+                ),
+            ));
         }
         if !(64..=tern_shared::proto::varint::MAX_VARINT).contains(&self.max_frame) {
             return Err(ConfigError::invalid("max_frame", "must be between 64 bytes and 256 MiB"));
@@ -171,6 +186,13 @@ impl Validate for EdgeConfig {
     }
 }
 
+impl EdgeConfig {
+    /// A core node this edge links to over the network, if any (its links then need mutual TLS).
+    pub fn remote_core(&self) -> Option<&str> {
+        self.core_addr.split(',').map(str::trim).find(|a| !a.is_empty() && !tern_shared::config::is_loopback(a))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +211,19 @@ mod tests {
         let e =
             tern_shared::config::parse::<EdgeConfig>("e.toml", "[http_proxy]\ntls_addr = \"127.0.0.1:0\"").unwrap_err();
         assert!(e.to_string().contains("`http_proxy.tls_addr`"), "{e}");
+        let e = tern_shared::config::parse::<EdgeConfig>("e.toml", "edge_id = \"a/b\"").unwrap_err();
+        assert!(e.to_string().contains("`edge_id`"), "{e}");
+    }
+
+    #[test]
+    fn links_off_loopback_need_mutual_tls() {
+        let parse = |t: &str| tern_shared::config::parse::<EdgeConfig>("e.toml", t);
+        let e = parse("core_addr = \"127.0.0.1:5301,10.0.0.2:5301\"").unwrap_err();
+        assert!(e.to_string().contains("`link_tls`") && e.to_string().contains("10.0.0.2"), "{e}");
+        assert!(parse("core_addr = \"core1.internal:5301\"").is_err(), "a host name may be anywhere");
+        assert!(parse("core_addr = \"localhost:5301,[::1]:5301\"").is_ok());
+        assert!(parse("core_addr = \"10.0.0.2:5301\"\ninsecure = true").is_ok());
+        let tls = "core_addr = \"10.0.0.2:5301\"\n[link_tls]\ncert = \"e.pem\"\nkey = \"e.key\"\nca = \"ca.pem\"";
+        assert!(parse(tls).is_ok());
     }
 }

@@ -128,6 +128,9 @@ fn advertised(given: &str, bound: Option<SocketAddr>, scheme: &str) -> String {
 pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let needed = config.max_sessions as u64 + tern_shared::limits::FD_RESERVE;
     tern_shared::limits::raise_fd_limit(needed, "edge.max_sessions");
+    if let (true, None, Some(addr)) = (config.insecure, &config.link_tls, config.remote_core()) {
+        tracing::warn!("insecure = true: links to core {addr} go without mutual TLS; anyone on the path reads them");
+    }
     let tcp = bind("tcp_addr", &config.tcp_addr).await?;
     let ws = bind("ws_addr", &config.ws_addr).await?;
     let http = bind("http_addr", &config.http_addr).await?;

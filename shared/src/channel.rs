@@ -45,9 +45,15 @@ pub fn person_channel_for<'a>(channel_id: &'a str, viewer: &str) -> &'a str {
     }
 }
 
-/// Uids may not contain the characters used to build channel ids.
+/// Uids may not contain the characters used to build channel ids, nor control characters: a NUL or
+/// other byte below the separators used in keys would sort one uid's records inside another's range.
 pub fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty() && uid.len() <= 64 && !uid.contains(['@', '#', '&'])
+    !uid.is_empty() && uid.len() <= 64 && !uid.contains(['@', '#', '&']) && !uid.chars().any(char::is_control)
+}
+
+/// Group channel ids: 1-128 bytes without control characters (for the same reason as uids).
+pub fn valid_channel_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control)
 }
 
 #[cfg(test)]
@@ -68,8 +74,12 @@ mod tests {
     #[test]
     fn uid_rules() {
         assert!(valid_uid("alice"));
-        for bad in ["", "a@b", "a#", "&"] {
-            assert!(!valid_uid(bad));
+        for bad in ["", "a@b", "a#", "&", "bob\0x", "tab\there", "del\u{7f}", &"x".repeat(65)] {
+            assert!(!valid_uid(bad), "{bad:?}");
+        }
+        assert!(valid_channel_id("team-1") && valid_channel_id("队伍"));
+        for bad in ["", "a\0b", "line\n", &"x".repeat(129)] {
+            assert!(!valid_channel_id(bad), "{bad:?}");
         }
     }
 }

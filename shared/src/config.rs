@@ -84,6 +84,15 @@ pub fn check_addr(key: &'static str, value: &str, optional: bool) -> Result<(), 
         .map_err(|e| ConfigError::invalid(key, format!("`{value}` is not host:port ({e})")))
 }
 
+/// Whether `addr` (host:port) is reachable from this machine only: a loopback IP or `localhost`. Any
+/// other host name may resolve anywhere.
+pub fn is_loopback(addr: &str) -> bool {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => addr.rsplit_once(':').is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

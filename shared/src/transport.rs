@@ -12,6 +12,14 @@ use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 pub type ByteRx = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub type ByteTx = Pin<Box<dyn Sink<Bytes, Error = io::Error> + Send>>;
 
+/// TCP keepalive on a long-lived link, so the kernel notices a peer that vanished without a FIN.
+pub fn keepalive(stream: &tokio::net::TcpStream) {
+    let probe = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(30))
+        .with_interval(std::time::Duration::from_secs(10));
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&probe);
+}
+
 /// Splits any byte stream (TCP, TLS, a QUIC stream pair) into chunk streams.
 pub fn stream_io<S>(stream: S) -> (ByteRx, ByteTx)
 where

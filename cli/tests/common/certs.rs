@@ -1,42 +1,37 @@
-//! Certificates made at test time: a CA and leaves it signs, for mutual TLS between Tern's processes.
+//! Certificates made at test time with Tern's own CA code: a CA and the node and edge certificates it
+//! issues, for mutual TLS between Tern's processes.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use tern_shared::pki::{self, Identity, Issued};
 
-pub struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pub pem: String,
+pub struct Ca(pki::Ca);
+
+/// A CA in `dir/<name>/`.
+pub fn ca(dir: &Path, name: &str) -> Ca {
+    Ca(pki::Ca::init(&dir.join(name), name, 30).expect("test CA"))
 }
 
-pub fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca { params, key, pem }
+impl Ca {
+    pub fn pem(&self) -> PathBuf {
+        pki::Ca::cert_path(&self.0.dir)
+    }
+
+    pub fn node(&self, id: u64) -> Issued {
+        self.0.issue(&Identity::Node(id), &[], 30).expect("node certificate")
+    }
+
+    pub fn edge(&self, id: &str) -> Issued {
+        self.0.issue(&Identity::Edge { id: id.into(), region: None }, &[], 30).expect("edge certificate")
+    }
 }
 
-/// Writes `<stem>.pem` / `<stem>.key` for `name`, signed by `ca`.
-pub fn leaf(dir: &Path, stem: &str, name: &str, ca: &Ca) {
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec![name.to_string()])
-        .unwrap()
-        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-        .unwrap();
-    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
-}
-
-/// A `[table]` of mutual TLS settings (`link_tls`, `raft_tls`) with `<stem>.pem`/`.key`, trusting `ca_file`.
-pub fn mtls(table: &str, dir: &Path, stem: &str, ca_file: &str) -> String {
-    let p = |f: String| dir.join(f).display().to_string();
+/// A `[table]` of mutual TLS settings (`link_tls`, `raft_tls`) presenting `issued`, trusting `ca_pem`.
+pub fn mtls(table: &str, issued: &Issued, ca_pem: &Path) -> String {
     format!(
-        "[{table}]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\nserver_name = \"tern-core\"\n",
-        p(format!("{stem}.pem")),
-        p(format!("{stem}.key")),
-        p(ca_file.to_string())
+        "[{table}]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\nserver_name = \"{}\"\n",
+        issued.cert.display(),
+        issued.key.display(),
+        ca_pem.display(),
+        pki::CORE_NAME
     )
 }

@@ -211,6 +211,17 @@ pub async fn wait_edge_up(edge: &Proc) {
     panic!("edge link to core did not come up");
 }
 
+/// Fails the test if the edge reports a core link at any time within `for_`.
+pub async fn never_up(edge: &Proc, for_: Duration) {
+    let url = format!("http://{}/healthz", edge.addr("http"));
+    let until = Instant::now() + for_;
+    while Instant::now() < until {
+        let status = reqwest::get(&url).await.expect("healthz").status();
+        assert_eq!(status, 503, "this edge must not get a link");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub struct Api {
     base: String,
     http: reqwest::Client,
@@ -292,19 +303,26 @@ pub async fn connect(addr: &str, uid: &str, device_flag: u8) -> Client {
 }
 
 impl Proc {
-    pub fn spawn_core_with_token(data: &Path, log: &Path, token: &str) -> Proc {
+    /// A core on loopback ephemeral ports with its settings in `dir/core.toml`, data in `dir/data`
+    /// and log in `dir/core.log`.
+    pub fn core_with_toml(dir: &Path, toml: &str) -> Proc {
+        let cfg = dir.join("core.toml");
+        std::fs::write(&cfg, toml).expect("core config");
+        let data = dir.join("data");
         let args = [
             "core",
+            "--config",
+            cfg.to_str().unwrap_or_default(),
             "--data-dir",
             data.to_str().unwrap_or_default(),
             "--http-addr",
             "127.0.0.1:0",
             "--link-addr",
             "127.0.0.1:0",
-            "--manager-token",
-            token,
+            "--raft-addr",
+            "127.0.0.1:0",
         ];
-        Proc::spawn(&args, log)
+        Proc::spawn(&args, &dir.join("core.log"))
     }
 }
 

@@ -4,7 +4,7 @@ use crate::store::model::ChannelRecord;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use tern_shared::channel::{kind, valid_uid};
+use tern_shared::channel::{kind, valid_channel_id, valid_uid};
 
 #[derive(Deserialize)]
 pub struct ChannelReq {
@@ -40,8 +40,8 @@ pub struct ChannelRef {
 
 /// Channels created through the API are groups; person channels exist implicitly.
 pub(super) fn check_channel(channel_id: &str, channel_type: u8) -> Result<(), ApiError> {
-    if channel_id.is_empty() || channel_id.len() > 128 || channel_id.contains('\0') {
-        return Err(ApiError::bad_request("channel_id must be 1-128 bytes"));
+    if !valid_channel_id(channel_id) {
+        return Err(ApiError::bad_request("channel_id must be 1-128 bytes without control characters"));
     }
     if channel_type != kind::GROUP {
         return Err(ApiError::bad_request(format!(

@@ -1,5 +1,6 @@
 //! The business HTTP API (WuKongIM's paths and JSON shapes).
 
+mod auth;
 mod channel;
 mod cluster;
 mod error;
@@ -8,8 +9,7 @@ mod route;
 mod user;
 
 use crate::node::Core;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,30 +31,22 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))
+        .route_layer(middleware::from_fn_with_state(core.clone(), auth::require_business_token));
+    let admin = Router::new()
         .route("/cluster", get(cluster::status))
         .route("/cluster/nodes/add", post(cluster::add))
         .route("/cluster/nodes/remove", post(cluster::remove))
         .route("/cluster/leader/transfer", post(cluster::transfer))
         .route("/cluster/leader/balance", post(cluster::balance))
-        .route_layer(middleware::from_fn_with_state(core.clone(), require_manager_token));
+        .route_layer(middleware::from_fn_with_state(core.clone(), auth::require_admin_token));
     Router::new()
         .merge(managed)
+        .merge(admin)
         .route("/route", get(route::route))
         .route("/route/batch", post(route::route_batch))
         .route("/health", get(route::health))
         .route("/metrics", get(route::metrics))
         .with_state(core)
-}
-
-async fn require_manager_token(State(core): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(expected) = &core.config.manager_token {
-        let given = req.headers().get("token").and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
-            return ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "missing or wrong manager token")
-                .into_response();
-        }
-    }
-    next.run(req).await
 }
 
 /// `{"status":200}`, WuKongIM's plain success answer.

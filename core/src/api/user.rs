@@ -35,12 +35,7 @@ pub async fn token(State(core): State<AppState>, ApiJson(req): ApiJson<TokenReq>
     if req.token.is_empty() {
         return Err(ApiError::bad_request("token must not be empty"));
     }
-    let cmd = Command::SetToken {
-        uid: req.uid,
-        device_flag: req.device_flag,
-        token: req.token,
-        device_level: req.device_level,
-    };
+    let cmd = Command::set_token(req.uid, req.device_flag, &req.token, req.device_level);
     core.groups.propose(cmd).await?;
     Ok(ok())
 }

@@ -4,7 +4,7 @@ use crate::node::{now_secs, Core};
 use crate::raft::proposer::ProposeError;
 use crate::raft::{Command, CommandResult, NewMessage, Origin};
 use std::sync::Arc;
-use tern_shared::channel::{kind, person_channel_id, valid_uid};
+use tern_shared::channel::{kind, person_channel_id, valid_channel_id, valid_uid};
 use tern_shared::link::{LinkFrame, OutgoingMessage};
 use tern_shared::proto::Reason;
 use tokio::sync::mpsc;
@@ -104,8 +104,11 @@ async fn check_token(core: &Core, uid: &str, device_flag: u8, token: &str) -> (R
         tracing::warn!(error = %e, "token check: no linearizable read");
         return (Reason::QueryTokenError, 0);
     }
+    let presented = tern_shared::secret::user_token_hash(uid, token);
     match core.db.token(uid, device_flag) {
-        Ok(Some(t)) if !t.token.is_empty() && t.token == token => (Reason::Success, t.device_level),
+        Ok(Some(t)) if !token.is_empty() && tern_shared::secret::same(&t.hash, &presented) => {
+            (Reason::Success, t.device_level)
+        }
         Ok(_) => (Reason::AuthFail, 0),
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
@@ -119,7 +122,7 @@ fn client_message(msg: OutgoingMessage, origin: Origin) -> Result<NewMessage, Re
     let channel_id = match msg.channel_type {
         kind::PERSON if valid_uid(&msg.channel_id) => person_channel_id(&msg.from_uid, &msg.channel_id),
         kind::PERSON => return Err(Reason::ChannelIdError),
-        kind::GROUP if !msg.channel_id.is_empty() && !msg.channel_id.contains('\0') => msg.channel_id,
+        kind::GROUP if valid_channel_id(&msg.channel_id) => msg.channel_id,
         kind::GROUP => return Err(Reason::ChannelIdError),
         _ => return Err(Reason::NotSupportChannelType),
     };

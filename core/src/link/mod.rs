@@ -1,8 +1,10 @@
 //! Edge links: each edge holds a few long-lived connections to every core node; one carries many
 //! client sessions.
 
+mod claims;
 mod handler;
 
+pub use claims::EdgeClaims;
 pub(crate) use handler::outcome;
 
 use crate::node::Core;
@@ -18,26 +20,54 @@ use tokio_rustls::TlsAcceptor;
 
 /// How long a new link may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Edges ping every second; a link silent this long is dead (its peer gone without a FIN, e.g. behind a
+/// cut network) and is closed, which also frees its edge id for the edge's next link.
+const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
-/// Serves edge links; with `tls`, only edges presenting a certificate the link CA signed get past the
-/// handshake.
+/// Who is at the other end of a link, as its certificate says.
+#[derive(Debug, Clone)]
+struct PeerEdge {
+    id: String,
+    fingerprint: [u8; 32],
+}
+
+/// The edge a link certificate names; node certificates and certificates naming no edge are refused.
+fn peer_edge(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<PeerEdge, LinkError> {
+    let leaf = certs.and_then(|c| c.first()).ok_or_else(|| LinkError::Identity("no client certificate".into()))?;
+    match tern_shared::pki::identity_of(leaf) {
+        Ok(tern_shared::pki::Identity::Edge { id, .. }) => {
+            Ok(PeerEdge { id, fingerprint: tern_shared::pki::fingerprint(leaf) })
+        }
+        Ok(other) => Err(LinkError::Identity(format!("{other:?} is not an edge"))),
+        Err(e) => Err(LinkError::Identity(e.to_string())),
+    }
+}
+
+/// Serves edge links; with `tls`, only edges presenting a certificate the link CA issued to an edge
+/// get past the handshake, and the edge id is the certificate's.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Core>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                tern_shared::transport::keepalive(&stream);
                 let (core, tls) = (core.clone(), tls.clone());
                 tokio::spawn(async move {
                     let result = match tls {
-                        None => handle(stream, core).await,
+                        None => handle(stream, core, None).await,
                         Some(acceptor) => match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => handle(tls, core).await,
+                            Ok(Ok(tls)) => match peer_edge(tls.get_ref().1.peer_certificates()) {
+                                Ok(edge) => handle(tls, core, Some(edge)).await,
+                                Err(e) => Err(e),
+                            },
                             Ok(Err(e)) => Err(LinkError::Tls(e.to_string())),
                             Err(_) => Err(LinkError::NoHello),
                         },
                     };
-                    if let Err(e) = result {
-                        tracing::info!(%peer, error = %e, "edge link closed");
+                    match result {
+                        Err(e) if e.is_refusal() => tracing::warn!(%peer, error = %e, "edge link refused"),
+                        Err(e) => tracing::info!(%peer, error = %e, "edge link closed"),
+                        Ok(()) => {}
                     }
                 });
             }
@@ -61,11 +91,21 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, core: Arc<Core>) {
                 Ok(Err(e)) => return tracing::info!(%peer, error = %e, "quic edge link refused"),
                 Err(_) => return tracing::info!(%peer, "quic edge link handshake timed out"),
             };
+            let certs = conn.peer_identity().and_then(|c| c.downcast::<Vec<rustls_pki_types::CertificateDer>>().ok());
+            let edge = match peer_edge(certs.as_deref().map(|c| c.as_slice())) {
+                Ok(edge) => edge,
+                Err(e) => {
+                    conn.close(1u32.into(), b"not an edge certificate");
+                    return tracing::warn!(%peer, error = %e, "quic edge link refused");
+                }
+            };
             while let Ok((send, recv)) = conn.accept_bi().await {
-                let core = core.clone();
+                let (core, edge) = (core.clone(), edge.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(tokio::io::join(recv, send), core).await {
-                        tracing::info!(%peer, error = %e, "quic edge link closed");
+                    match handle(tokio::io::join(recv, send), core, Some(edge)).await {
+                        Err(e) if e.is_refusal() => tracing::warn!(%peer, error = %e, "quic edge link refused"),
+                        Err(e) => tracing::info!(%peer, error = %e, "quic edge link closed"),
+                        Ok(()) => {}
                     }
                 });
             }
@@ -83,16 +123,54 @@ enum LinkError {
     BadHello(String),
     #[error("tls handshake: {0}")]
     Tls(String),
+    #[error("link certificate: {0}")]
+    Identity(String),
+    #[error("the link certificate is edge `{cert}`'s, the link claims to be edge `{claimed}`")]
+    Impostor { cert: String, claimed: String },
+    #[error("edge `{0}` is linked from another process or certificate; refused while its links live")]
+    Taken(String),
+    #[error("silent for {SILENCE_LIMIT:?}")]
+    Silent,
 }
 
-async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, core: Arc<Core>) -> Result<(), LinkError> {
+impl LinkError {
+    /// A peer turned away, rather than a link that ended.
+    fn is_refusal(&self) -> bool {
+        matches!(self, LinkError::Tls(_) | LinkError::Identity(_) | LinkError::Impostor { .. } | LinkError::Taken(_))
+    }
+}
+
+/// Tells the edge why its link is refused, then gives the error back.
+async fn refuse<W: AsyncWrite + Unpin>(w: W, e: LinkError) -> LinkError {
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.send(LinkFrame::Refused(e.to_string())).await;
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_loop(w, rx)).await;
+    e
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+    core: Arc<Core>,
+    cert: Option<PeerEdge>,
+) -> Result<(), LinkError> {
     let (r, w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r);
     let hello = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await.map_err(|_| LinkError::NoHello)??;
-    let (edge_id, addrs, lane) = match hello {
-        Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs, lane }) => (edge_id, addrs, lane),
+    let (edge_id, addrs, lane, instance) = match hello {
+        Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs, lane, instance }) => {
+            (edge_id, addrs, lane, instance)
+        }
         Some(LinkFrame::Hello { version, .. }) => return Err(LinkError::BadHello(format!("link version {version}"))),
         other => return Err(LinkError::BadHello(format!("{other:?}"))),
+    };
+    if let Some(c) = cert.as_ref().filter(|c| c.id != edge_id) {
+        return Err(refuse(w, LinkError::Impostor { cert: c.id.clone(), claimed: edge_id }).await);
+    }
+    let holder = claims::Holder { instance, cert: cert.map(|c| c.fingerprint) };
+    let _claim = match core.claims.claim(&edge_id, holder) {
+        Ok(claim) => claim,
+        Err(_) => return Err(refuse(w, LinkError::Taken(edge_id)).await),
     };
     let (tx, rx) = mpsc::channel(core.config.link_queue);
     let writer = tokio::spawn(write_loop(w, rx));
@@ -104,10 +182,11 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, core: Arc
     let sends = core.metrics.edge_sends.with_label_values(&[&lane.to_string()]);
     let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx, sends };
     let result = loop {
-        match reader.next().await {
-            Ok(Some(frame)) => handler.handle(frame).await,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e.into()),
+        match tokio::time::timeout(SILENCE_LIMIT, reader.next()).await {
+            Ok(Ok(Some(frame))) => handler.handle(frame).await,
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Err(e)) => break Err(e.into()),
+            Err(_) => break Err(LinkError::Silent),
         }
     };
     if let Some(link_no) = link_no {

@@ -1,6 +1,7 @@
 //! The raft port: answers other core nodes' raft RPCs, forwarded writes and read-index requests.
-//! With `raft_tls` only nodes presenting a certificate from the cluster CA get past the handshake;
-//! without it the port must only be reachable from the other core nodes.
+//! With `raft_tls` only nodes presenting a node certificate from the cluster CA get past the handshake
+//! (an edge certificate from the same CA is refused); without it the port must only be reachable from
+//! the other core nodes, which the configuration enforces by allowing it only on loopback.
 
 use super::group::Groups;
 use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
@@ -33,7 +34,10 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
                         None => connection(stream, raft).await,
                         Some(acceptor) => {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => connection(tls, raft).await,
+                                Ok(Ok(tls)) => match node_of(tls.get_ref().1.peer_certificates()) {
+                                    Ok(_) => connection(tls, raft).await,
+                                    Err(e) => return tracing::warn!(%peer, error = %e, "raft peer refused"),
+                                },
                                 Ok(Err(e)) => {
                                     tracing::warn!(%peer, error = %e, "raft tls handshake refused");
                                     return;
@@ -52,6 +56,16 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// The node a peer's certificate names; anything else may not speak raft.
+fn node_of(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<NodeId, String> {
+    let leaf = certs.and_then(|c| c.first()).ok_or("no client certificate")?;
+    match tern_shared::pki::identity_of(leaf) {
+        Ok(tern_shared::pki::Identity::Node(id)) => Ok(id),
+        Ok(other) => Err(format!("certificate of {other:?}, not of a core node")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct BatchResult(pub Vec<CommandResult>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// Written by nodes from before tokens were hashed; still applied (hashing the token) so their
+    /// logs replay. New tokens come as `SetTokenHash`.
     SetToken {
         uid: String,
         device_flag: u8,
@@ -59,13 +61,27 @@ pub enum Command {
         uids: Vec<String>,
     },
     Send(NewMessage),
+    /// A user's token, hashed (`tern_shared::secret::user_token_hash`) before it is proposed, so neither
+    /// the log nor the store nor snapshots hold it.
+    SetTokenHash {
+        uid: String,
+        device_flag: u8,
+        hash: [u8; 32],
+        device_level: u8,
+    },
 }
 
 impl Command {
+    /// Sets `uid`'s token for one device flag, keeping only its hash.
+    pub fn set_token(uid: String, device_flag: u8, token: &str, device_level: u8) -> Command {
+        let hash = tern_shared::secret::user_token_hash(&uid, token);
+        Command::SetTokenHash { uid, device_flag, hash, device_level }
+    }
+
     /// The channel id or uid whose slot the command belongs to.
     pub fn key(&self) -> &str {
         match self {
-            Command::SetToken { uid, .. } | Command::RemoveToken { uid, .. } => uid,
+            Command::SetToken { uid, .. } | Command::SetTokenHash { uid, .. } | Command::RemoveToken { uid, .. } => uid,
             Command::UpsertChannel { channel, .. } => &channel.channel_id,
             Command::DeleteChannel { channel_id, .. }
             | Command::AddSubscribers { channel_id, .. }

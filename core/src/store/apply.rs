@@ -90,7 +90,11 @@ pub fn apply_command(
     let slots = st.db.slots;
     match cmd {
         Command::SetToken { uid, device_flag, token, device_level } => {
-            st.put(keys::token(&uid, device_flag, slots), super::encode(&TokenRecord { token, device_level }));
+            let hash = tern_shared::secret::user_token_hash(&uid, &token);
+            st.put(keys::token(&uid, device_flag, slots), TokenRecord { hash, device_level }.encode());
+        }
+        Command::SetTokenHash { uid, device_flag, hash, device_level } => {
+            st.put(keys::token(&uid, device_flag, slots), TokenRecord { hash, device_level }.encode());
         }
         Command::RemoveToken { uid, device_flag } => st.delete(keys::token(&uid, device_flag, slots)),
         Command::UpsertChannel { channel, subscribers } => {

@@ -2,11 +2,46 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user's token as stored: its hash (`tern_shared::secret::user_token_hash`), never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
-    pub token: String,
+    pub hash: [u8; 32],
     /// 1 = master (a new login kicks older ones on the same device flag), 0 = slave.
     pub device_level: u8,
+}
+
+/// How records were written before tokens were hashed: the token itself.
+#[derive(Deserialize)]
+struct PlainTokenRecord {
+    token: String,
+    device_level: u8,
+}
+
+impl TokenRecord {
+    const TAG: u8 = b'H';
+    const LEN: usize = 34;
+
+    /// The tag, the hash, the level.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.push(Self::TAG);
+        out.extend_from_slice(&self.hash);
+        out.push(self.device_level);
+        out
+    }
+
+    /// Reads either form. An older plain record starts with its token's length as a little-endian
+    /// u64; at 34 bytes in all that length is 25, never the tag, so the two cannot be confused.
+    pub fn decode(uid: &str, bytes: &[u8]) -> Result<TokenRecord, super::StoreError> {
+        if bytes.len() == Self::LEN && bytes[0] == Self::TAG {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&bytes[1..33]);
+            return Ok(TokenRecord { hash, device_level: bytes[33] });
+        }
+        let plain: PlainTokenRecord = super::decode("token", bytes)?;
+        let hash = tern_shared::secret::user_token_hash(uid, &plain.token);
+        Ok(TokenRecord { hash, device_level: plain.device_level })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,4 +76,30 @@ pub struct StoredMessage {
 pub struct DedupRecord {
     pub message_id: i64,
     pub message_seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_records_of_both_forms_read_as_hashes() {
+        let hash = tern_shared::secret::user_token_hash("alice", "t");
+        let record = TokenRecord { hash, device_level: 1 };
+        assert_eq!(TokenRecord::decode("alice", &record.encode()).unwrap(), record);
+        #[derive(Serialize)]
+        struct Plain<'a> {
+            token: &'a str,
+            device_level: u8,
+        }
+        // 25 bytes of token make a plain record exactly as long as a hashed one.
+        for token in ["t", "0123456789012345678901234"] {
+            let old = super::super::encode(&Plain { token, device_level: 0 });
+            let read = TokenRecord::decode("alice", &old).unwrap();
+            assert_eq!(
+                read,
+                TokenRecord { hash: tern_shared::secret::user_token_hash("alice", token), device_level: 0 }
+            );
+        }
+    }
 }

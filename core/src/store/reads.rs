@@ -12,7 +12,7 @@ impl Db {
     }
 
     pub fn token(&self, uid: &str, device_flag: u8) -> Result<Option<TokenRecord>, StoreError> {
-        self.get_sm(&keys::token(uid, device_flag, self.slots))?.map(|r| super::decode("token", &r)).transpose()
+        self.get_sm(&keys::token(uid, device_flag, self.slots))?.map(|r| TokenRecord::decode(uid, &r)).transpose()
     }
 
     pub fn channel(&self, channel_id: &str, channel_type: u8) -> Result<Option<ChannelRecord>, StoreError> {

@@ -55,6 +55,7 @@ pub struct Link {
     /// After a failed QUIC attempt, TCP is used straight away until then (UDP may be blocked).
     quic_paused_until: Mutex<Option<std::time::Instant>>,
     edge_id: String,
+    instance: u64,
     addrs: EdgeAddrs,
     queue: usize,
     /// Frames one client may have waiting before it counts as too slow.
@@ -85,6 +86,7 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone)]
 pub(super) struct Common {
     pub addrs: EdgeAddrs,
+    pub instance: u64,
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
     pub resend: mpsc::Sender<PendingSend>,
@@ -98,7 +100,7 @@ impl Link {
         quic: Option<(quinn::Endpoint, std::net::SocketAddr)>,
         common: Common,
     ) -> Result<Arc<Link>, crate::StartError> {
-        let Common { addrs, registry, metrics, resend } = common;
+        let Common { addrs, instance, registry, metrics, resend } = common;
         let tls = config.link_tls.as_ref().map(|t| t.connector()).transpose()?;
         Ok(Arc::new(Link {
             tls,
@@ -107,6 +109,7 @@ impl Link {
             quic,
             quic_paused_until: Mutex::new(None),
             edge_id: config.edge_id.clone(),
+            instance,
             addrs,
             queue: config.link_queue,
             session_queue: config.session_queue,
@@ -245,12 +248,17 @@ impl Link {
             edge_id: self.edge_id.clone(),
             addrs: self.addrs.clone(),
             lane: self.lane,
+            instance: self.instance,
         };
         tx.send(hello).await.map_err(|_| "link writer ended")?;
         match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
             Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => {
                 self.node_id.store(node_id, Ordering::Relaxed);
                 tracing::info!(core = %node, node_id, lane = self.lane, "link to core up")
+            }
+            Ok(Ok(Some(LinkFrame::Refused(why)))) => {
+                writer.abort();
+                return Err(format!("refused by the core: {why}"));
             }
             other => {
                 writer.abort();

@@ -40,7 +40,8 @@ impl LinkPool {
             |s: &str| s.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect::<Vec<_>>();
         let quic_addrs = list(&config.core_quic_addr);
         let (resend, resends) = mpsc::channel(config.link_queue);
-        let common = super::Common { addrs, registry: registry.clone(), metrics: metrics.clone(), resend };
+        let instance = rand::random();
+        let common = super::Common { addrs, instance, registry: registry.clone(), metrics: metrics.clone(), resend };
         let endpoint = match (&config.link_tls, quic_addrs.is_empty()) {
             (Some(t), false) => Some(super::quic::endpoint(t)?),
             _ => None,

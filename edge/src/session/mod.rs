@@ -270,7 +270,7 @@ impl Session {
         } else {
             let expected =
                 self.cipher.send_msg_key(s.client_seq, &s.client_msg_no, &s.channel_id, s.channel_type, &s.payload);
-            if expected != s.msg_key {
+            if !tern_shared::secret::same(expected.as_bytes(), s.msg_key.as_bytes()) {
                 return self.sendack(&s, Reason::MsgKeyError, replies);
             }
             match self.cipher.decrypt(&s.payload) {

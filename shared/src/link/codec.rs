@@ -57,7 +57,13 @@ mod tests {
     #[test]
     fn round_trip_and_partial() {
         let frames = vec![
-            LinkFrame::Hello { version: LINK_VERSION, edge_id: "e1".into(), addrs: EdgeAddrs::default(), lane: 1 },
+            LinkFrame::Hello {
+                version: LINK_VERSION,
+                edge_id: "e1".into(),
+                addrs: EdgeAddrs::default(),
+                lane: 1,
+                instance: 7,
+            },
             LinkFrame::Send {
                 req: 9,
                 msg: OutgoingMessage {

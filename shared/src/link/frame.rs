@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to these frames.
-pub const LINK_VERSION: u16 = 4;
+pub const LINK_VERSION: u16 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkFrame {
@@ -16,6 +16,9 @@ pub enum LinkFrame {
         /// An edge keeps several links to each node. Lane 0 carries presence (the node counts the
         /// edge's sessions from it and sends deliveries over it); other lanes carry requests only.
         lane: u8,
+        /// Random per edge process, the same on all its links: a core refuses a link that claims an
+        /// edge id whose live links belong to another instance (two edges configured alike).
+        instance: u64,
     },
     /// The core's answer to `Hello`.
     HelloAck {
@@ -67,6 +70,8 @@ pub enum LinkFrame {
         reason_code: u8,
         reason: String,
     },
+    /// The core's answer to a `Hello` it turns away, and why; the link then closes.
+    Refused(String),
 }
 
 /// Addresses an edge advertises to clients (empty = not offered).

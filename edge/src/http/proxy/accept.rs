@@ -134,7 +134,8 @@ async fn first_request<S>(
     };
     if let FirstRequest::Upgrade(req) = first {
         let path = req.path.split('?').next().unwrap_or_default();
-        if let Some(upstream) = access.route(path) {
+        // A forbidden path goes to pingora, which refuses it.
+        if let Some(upstream) = access.route(path).filter(|_| !access.forbidden(path)) {
             let tls = ssl.is_some();
             return tunnel::run(&access, &mut io, buf, req, upstream, Some(client.ip()), tls).await;
         }

@@ -15,6 +15,39 @@ pub fn error_body(status: u16, msg: &str) -> String {
     serde_json::json!({ "status": status, "msg": msg }).to_string()
 }
 
+/// Whether `path` names `/cluster` or below once percent escapes, repeated slashes, dot segments and
+/// letter case are set aside: any spelling a backend might take for it counts.
+pub fn is_cluster_path(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                decoded.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    for seg in decoded.split(|&b| b == b'/' || b == b'\\') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    segments.first().is_some_and(|s| s.eq_ignore_ascii_case(b"cluster"))
+}
+
 /// Shared by every proxy thread.
 pub struct Access {
     pub edge: Arc<Edge>,
@@ -47,6 +80,11 @@ impl Access {
 
     pub fn route(&self, path: &str) -> Option<Arc<Upstream>> {
         self.upstreams.iter().find(|u| u.matches(path)).cloned()
+    }
+
+    /// Whether a request for `path` is refused because it reaches the core's operator API.
+    pub fn forbidden(&self, path: &str) -> bool {
+        !self.config().forward_cluster && is_cluster_path(path)
     }
 
     /// Counts a request from `client` against its per-address limits: the in-flight guard to hold
@@ -110,5 +148,29 @@ impl Access {
             error = %error.unwrap_or(""),
             "request"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_cluster_path;
+
+    #[test]
+    fn every_spelling_of_the_cluster_api_is_caught() {
+        for p in [
+            "/cluster",
+            "/cluster/nodes/add",
+            "//cluster/nodes/add",
+            "/CLUSTER/nodes/add",
+            "/%63luster/nodes/add",
+            "/x/../cluster/leader/transfer",
+            "/./cluster?x=1",
+            "/\\cluster",
+        ] {
+            assert!(is_cluster_path(p), "{p}");
+        }
+        for p in ["/", "/clusters", "/user/token", "/channel/cluster", "/route?uid=cluster"] {
+            assert!(!is_cluster_path(p), "{p}");
+        }
     }
 }

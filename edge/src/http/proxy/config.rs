@@ -37,6 +37,9 @@ pub struct HttpProxyConfig {
     /// Threads serving the proxy, each its own runtime without work stealing, as pingora runs its
     /// services (0: one per CPU).
     pub threads: usize,
+    /// Forward the core's operator API (`/cluster/*`: membership, leadership) from the internet; off, the
+    /// access layer answers 403 itself and operators reach a core node directly.
+    pub forward_cluster: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +83,7 @@ impl Default for HttpProxyConfig {
             proxy_protocol: false,
             access_log: true,
             threads: 0,
+            forward_cluster: false,
         }
     }
 }

@@ -90,6 +90,9 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
             Ok(guard) => ctx._inflight = guard,
             Err(reason) => return self.reject(session, ctx, 429, reason).await,
         }
+        if self.0.forbidden(session.req_header().uri.path()) {
+            return self.reject(session, ctx, 403, "cluster_api").await;
+        }
         ctx.upstream = self.0.route(session.req_header().uri.path());
         if ctx.upstream.is_none() {
             return self.reject(session, ctx, 404, "no_route").await;

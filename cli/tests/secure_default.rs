@@ -1,0 +1,206 @@
+//! Secure by default: a core or edge whose ports leave loopback refuses to start without mutual TLS and
+//! tokens; in that configuration every port turns away a peer without credentials; the business token
+//! cannot reach the operator API; the edge id is the link certificate's, and one live edge id is never
+//! shared by two processes.
+
+mod common;
+
+use common::certs::{ca, mtls, Ca};
+use common::{connect, never_up, start_edge, wait_edge_up, Api, Cluster, Proc, BIN};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Runs `tern args`, which must exit with an error within a few seconds; returns what it printed.
+fn refused(args: &[&str]) -> String {
+    let mut child =
+        Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn tern");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut err).expect("stderr");
+            assert!(!status.success(), "tern {args:?} started: {err}");
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tern {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn off_loopback_a_node_refuses_to_start_without_authentication() {
+    let core = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut args = vec!["core", "--data-dir", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        refused(&args)
+    };
+    // Nothing is bound: each is refused while its settings are checked, naming the key to set.
+    assert!(core(&["--http-addr", "0.0.0.0:5001"]).contains("`manager_token`"));
+    assert!(core(&["--http-addr", "0.0.0.0:5001", "--manager-token", "b"]).contains("`admin_token`"));
+    assert!(core(&["--link-addr", "0.0.0.0:5301"]).contains("`link_tls`"));
+    assert!(core(&["--raft-addr", "0.0.0.0:5302"]).contains("`raft_tls`"));
+    assert!(core(&["--peers", "1=127.0.0.1:5302,2=192.0.2.2:5302"]).contains("`raft_tls`"));
+    let edge = refused(&["edge", "--core-addr", "192.0.2.1:5301", "--tcp-addr", "127.0.0.1:0"]);
+    assert!(edge.contains("`link_tls`"), "{edge}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_must_be_said_and_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let _core = Proc::core_with_toml(dir.path(), "insecure = true");
+    let text = std::fs::read_to_string(dir.path().join("core.log")).unwrap();
+    assert!(text.contains("WARN") && text.contains("insecure = true: raft"), "{text}");
+}
+
+/// A core configured as it must be off loopback (tokens, mutual TLS on raft and links), on loopback
+/// ports so the test stays on this machine.
+fn secure_core(d: &Path, ca: &Ca) -> Proc {
+    let node = ca.node(1);
+    let toml = format!(
+        "manager_token = \"biz\"\nadmin_token = \"adm\"\n{}{}",
+        mtls("link_tls", &node, &ca.pem()),
+        mtls("raft_tls", &node, &ca.pem())
+    );
+    Proc::core_with_toml(d, &toml)
+}
+
+fn api(core: &Proc, token: Option<&str>) -> Api {
+    let mut a = Api::new(&core.addr("http"));
+    a.token = token.map(String::from);
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_port_of_a_secured_core_refuses_a_peer_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cluster_ca = ca(d, "cluster-ca");
+    let core = secure_core(d, &cluster_ca);
+    let api = api(&core, None);
+
+    // The API: nothing without a token; the business token does business but not membership.
+    let token_req = serde_json::json!({"uid": "alice", "token": "alice-tok", "device_flag": 0});
+    assert_eq!(api.post("/user/token", token_req.clone()).await.0, 401);
+    let business = self::api(&core, Some("biz"));
+    let admin = self::api(&core, Some("adm"));
+    assert_eq!(self::api(&core, Some("bi")).post("/user/token", token_req.clone()).await.0, 401);
+    business.ok("/user/token", token_req.clone()).await;
+    business.user("bob", 0).await;
+    let add = serde_json::json!({"id": 0, "raft_addr": "127.0.0.1:1"});
+    let (status, body) = business.post("/cluster/nodes/add", add.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["msg"].as_str().unwrap_or_default().contains("admin token"), "{body}");
+    // Past the token check, the admin's request is judged on its merits (node id 0 is invalid).
+    assert_eq!(admin.post("/cluster/nodes/add", add).await.0, 400);
+    assert_eq!(admin.post("/cluster/leader/balance", serde_json::json!({})).await.0, 200);
+    admin.ok("/user/token", serde_json::json!({"uid": "carol", "token": "carol-tok"})).await;
+
+    // The raft port: bytes in the clear get no answer.
+    let raft = core.addr("raft");
+    let mut plain = tokio::net::TcpStream::connect(&raft).await.unwrap();
+    plain.write_all(&[0, 0, 0, 4, 4, 0, 0, 0]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), plain.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)) || buf[0] == 21, "a plain peer got an answer: {:?}", &buf[..8]);
+
+    // An edge certificate from the cluster's own CA passes TLS but may not speak raft.
+    let edge_cert = cluster_ca.edge("edge-1");
+    let as_edge = tern_shared::tls::LinkTls {
+        cert: edge_cert.cert.clone(),
+        key: edge_cert.key.clone(),
+        ca: cluster_ca.pem(),
+        server_name: tern_shared::pki::CORE_NAME.into(),
+    };
+    let (connector, name) = as_edge.connector().unwrap();
+    let tcp = tokio::net::TcpStream::connect(&raft).await.unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("the raft port's certificate is a node's");
+    let _ = tls.write_all(&[0, 0, 0, 4, 4, 0, 0, 0]).await;
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "an edge got a raft answer");
+    let log = std::fs::read_to_string(d.join("core.log")).unwrap();
+    assert!(log.contains("raft peer refused"), "{log}");
+
+    // The link port: no certificate, or a node's certificate, gets no link; the edge's own does.
+    let link = core.addr("link");
+    let plain_edge = start_edge(d, &link, "", 1);
+    let node_as_edge = start_edge(d, &link, &mtls("link_tls", &cluster_ca.node(2), &cluster_ca.pem()), 2);
+    for e in [&plain_edge, &node_as_edge] {
+        never_up(e, Duration::from_millis(1500)).await;
+    }
+    let log = std::fs::read_to_string(d.join("core.log")).unwrap();
+    assert!(log.contains("is not an edge"), "{log}");
+    let edge = start_edge(d, &link, &mtls("link_tls", &edge_cert, &cluster_ca.pem()), 3);
+    wait_edge_up(&edge).await;
+    let alice = connect(&edge.addr("tcp"), "alice", 0).await;
+    let mut bob = connect(&edge.addr("tcp"), "bob", 0).await;
+    assert_eq!(alice.send_text("bob", 1, "through a secured core").await.unwrap().reason_code, 1);
+    assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(tern_shared::client::Incoming::Message(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_cannot_claim_another_edge_nor_take_a_live_edges_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cluster_ca = ca(d, "cluster-ca");
+    let core = secure_core(d, &cluster_ca);
+    let link = core.addr("link");
+    let business = api(&core, Some("biz"));
+    business.user("alice", 0).await;
+    business.user("bob", 0).await;
+    let (cert_a, cert_b) = (cluster_ca.edge("edge-a"), cluster_ca.edge("edge-b"));
+    let edge_toml = |id: &str, cert| format!("edge_id = \"{id}\"\n{}", mtls("link_tls", cert, &cluster_ca.pem()));
+
+    let edge_a = start_edge(d, &link, &edge_toml("edge-a", &cert_a), 0);
+    let edge_b = start_edge(d, &link, &edge_toml("edge-b", &cert_b), 1);
+    wait_edge_up(&edge_a).await;
+    wait_edge_up(&edge_b).await;
+    let mut alice = connect(&edge_a.addr("tcp"), "alice", 0).await;
+    let bob = connect(&edge_b.addr("tcp"), "bob", 0).await;
+
+    // Edge B's certificate cannot link as edge A, and a second process holding A's certificate cannot
+    // take A's id while A's links live.
+    let impostor = start_edge(d, &link, &edge_toml("edge-a", &cert_b), 2);
+    let twin = start_edge(d, &link, &edge_toml("edge-a", &cert_a), 3);
+    never_up(&impostor, Duration::from_millis(1500)).await;
+    never_up(&twin, Duration::from_millis(500)).await;
+    let log = std::fs::read_to_string(d.join("core.log")).unwrap();
+    assert!(log.contains("the link claims to be edge `edge-a`"), "{log}");
+    assert!(log.contains("edge `edge-a` is linked from another process"), "{log}");
+    let twin_log = std::fs::read_to_string(d.join("edge-3.log")).unwrap();
+    assert!(twin_log.contains("refused by the core"), "the refused edge is told why: {twin_log}");
+
+    // Alice's session stayed where it is: messages to her still arrive on edge A.
+    assert_eq!(bob.send_text("alice", 1, "still yours").await.unwrap().reason_code, 1);
+    assert!(matches!(
+        alice.recv_timeout(Duration::from_secs(5)).await,
+        Some(tern_shared::client::Incoming::Message(_))
+    ));
+
+    // Once A is gone, the id is free for its successor.
+    drop(alice);
+    drop(edge_a);
+    wait_edge_up(&twin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_edges_left_with_the_default_id_do_not_share_it() {
+    let cl = Cluster::start("").await;
+    cl.api.user("alice", 0).await;
+    cl.api.user("bob", 0).await;
+    let mut alice = connect(&cl.tcp(), "alice", 0).await;
+    let second = start_edge(cl.dir.path(), &cl.core.addr("link"), "", 1);
+    never_up(&second, Duration::from_millis(1500)).await;
+    let bob = connect(&cl.tcp(), "bob", 0).await;
+    assert_eq!(bob.send_text("alice", 1, "not stolen").await.unwrap().reason_code, 1);
+    assert!(matches!(
+        alice.recv_timeout(Duration::from_secs(5)).await,
+        Some(tern_shared::client::Incoming::Message(_))
+    ));
+}
