@@ -72,7 +72,9 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     let certs = a.data_dir.join("certs");
     let ca = Ca::open_or_init(&certs, "Tern dev CA").with_context(|| format!("the CA in {}", certs.display()))?;
     let mut cores = Vec::new();
-    for n in 0..a.nodes {
+    // Node 1 creates the cluster and campaigns at once: the others start first, so its first votes
+    // reach nodes that answer (a refused vote is logged as an error).
+    for n in (0..a.nodes).rev() {
         let node_tls = ca.link_tls(&ca.issue(&Identity::Node(u64::from(n) + 1), std::slice::from_ref(&a.host), 365)?);
         let cfg = CoreConfig {
             node_id: u64::from(n) + 1,
@@ -91,6 +93,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         cfg.validate()?;
         cores.push(tern_core::start(cfg).await.with_context(|| format!("starting core node {}", n + 1))?);
     }
+    cores.reverse();
     let core = &cores[0];
     let links: Vec<String> = cores.iter().map(|c| c.link_addr.to_string()).collect();
     let edge_id = EdgeConfig::default().edge_id;

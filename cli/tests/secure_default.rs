@@ -112,13 +112,7 @@ async fn every_port_of_a_secured_core_refuses_a_peer_without_credentials() {
 
     // An edge certificate from the cluster's own CA passes TLS but may not speak raft.
     let edge_cert = cluster_ca.edge("edge-1");
-    let as_edge = tern_shared::tls::LinkTls {
-        cert: edge_cert.cert.clone(),
-        key: edge_cert.key.clone(),
-        ca: cluster_ca.pem(),
-        server_name: tern_shared::pki::CORE_NAME.into(),
-    };
-    let (connector, name) = as_edge.connector().unwrap();
+    let (connector, name) = cluster_ca.tls(&edge_cert).connector().unwrap();
     let tcp = tokio::net::TcpStream::connect(&raft).await.unwrap();
     let mut tls = connector.connect(name, tcp).await.expect("the raft port's certificate is a node's");
     let _ = tls.write_all(&[0, 0, 0, 4, 4, 0, 0, 0]).await;
@@ -203,4 +197,93 @@ async fn two_edges_left_with_the_default_id_do_not_share_it() {
         alice.recv_timeout(Duration::from_secs(5)).await,
         Some(tern_shared::client::Incoming::Message(_))
     ));
+}
+
+/// A hand-made edge with a valid certificate for `edge_id`: its link's reader and frame sender.
+async fn raw_edge(
+    link: &str,
+    tls: tern_shared::tls::LinkTls,
+    edge_id: &str,
+) -> (
+    tern_shared::link::io::FrameReader<impl tokio::io::AsyncRead + Unpin>,
+    tokio::sync::mpsc::Sender<tern_shared::link::LinkFrame>,
+) {
+    use tern_shared::link::{io, EdgeAddrs, LinkFrame, LINK_VERSION};
+    let (connector, name) = tls.connector().unwrap();
+    let tcp = tokio::net::TcpStream::connect(link).await.unwrap();
+    let (r, w) = tokio::io::split(connector.connect(name, tcp).await.expect("link tls"));
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(io::write_loop(w, rx));
+    let hello = LinkFrame::Hello {
+        version: LINK_VERSION,
+        edge_id: edge_id.into(),
+        addrs: EdgeAddrs::default(),
+        lane: 0,
+        instance: 1,
+    };
+    tx.send(hello).await.unwrap();
+    let mut reader = io::FrameReader::new(r);
+    match reader.next().await {
+        Ok(Some(LinkFrame::HelloAck { .. })) => {}
+        other => panic!("no hello ack: {other:?}"),
+    }
+    tx.send(LinkFrame::PresenceSnapshot(Vec::new())).await.unwrap();
+    (reader, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_cannot_announce_a_user_who_never_logged_in_through_it() {
+    use tern_shared::link::{LinkFrame, SessionInfo};
+    use tern_shared::secret::{session_proof, user_token_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cluster_ca = ca(d, "cluster-ca");
+    let core = secure_core(d, &cluster_ca);
+    let business = api(&core, Some("biz"));
+    for uid in ["alice", "bob", "carol"] {
+        business.user(uid, 0).await;
+    }
+    let edge_a = start_edge(d, &core.addr("link"), &mtls("link_tls", &cluster_ca.edge("edge-1"), &cluster_ca.pem()), 0);
+    wait_edge_up(&edge_a).await;
+    let mut alice = connect(&edge_a.addr("tcp"), "alice", 0).await;
+    let bob = connect(&edge_a.addr("tcp"), "bob", 0).await;
+
+    // Edge B, with its own valid certificate, announces alice (whose token it never saw) and carol
+    // (whose token it knows, as if carol had logged in through it).
+    let tls = cluster_ca.tls(&cluster_ca.edge("edge-b"));
+    let (mut reader, tx) = raw_edge(&core.addr("link"), tls, "edge-b").await;
+    let forged = SessionInfo { session: 1, uid: "alice".into(), device_flag: 0, device_level: 0, proof: [7; 32] };
+    let guessed = session_proof(&user_token_hash("alice", "wrong"), "edge-b", 1, 0);
+    let carol_proof = session_proof(&user_token_hash("carol", "carol-tok"), "edge-b", 2, 0);
+    tx.send(LinkFrame::SessionOpen(forged)).await.unwrap();
+    let guess = SessionInfo { session: 3, uid: "alice".into(), device_flag: 0, device_level: 0, proof: guessed };
+    tx.send(LinkFrame::SessionOpen(guess)).await.unwrap();
+    let carol = SessionInfo { session: 2, uid: "carol".into(), device_flag: 0, device_level: 0, proof: carol_proof };
+    tx.send(LinkFrame::SessionOpen(carol)).await.unwrap();
+    // Frames of a link are handled in order: once carol is online, both alice announcements were judged.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while business.ok("/user/onlinestatus", serde_json::json!(["carol"])).await.as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "carol never came online");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(bob.send_text("alice", 1, "for alice only").await.unwrap().reason_code, 1);
+    assert_eq!(bob.send_text("carol", 1, "for carol").await.unwrap().reason_code, 1);
+    assert!(matches!(
+        alice.recv_timeout(Duration::from_secs(5)).await,
+        Some(tern_shared::client::Incoming::Message(_))
+    ));
+    // Edge B gets carol's message and nothing of alice's.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut delivered = Vec::new();
+    while Instant::now() < deadline && delivered.is_empty() {
+        match tokio::time::timeout(Duration::from_millis(200), reader.next()).await {
+            Ok(Ok(Some(LinkFrame::Deliver(d)))) => delivered.extend(d.targets.iter().flat_map(|t| t.sessions.clone())),
+            Ok(Ok(Some(_))) | Err(_) => {}
+            Ok(other) => panic!("link ended: {other:?}"),
+        }
+    }
+    assert_eq!(delivered, vec![2], "only carol's session, announced with a proof, gets a delivery");
+    let log = std::fs::read_to_string(d.join("core.log")).unwrap();
+    assert_eq!(log.matches("session announced without a valid proof").count(), 2, "{log}");
 }

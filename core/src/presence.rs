@@ -155,7 +155,7 @@ mod tests {
     use super::*;
 
     fn info(session: u64, uid: &str, flag: u8, level: u8) -> SessionInfo {
-        SessionInfo { session, uid: uid.into(), device_flag: flag, device_level: level }
+        SessionInfo { session, uid: uid.into(), device_flag: flag, device_level: level, proof: [0; 32] }
     }
 
     #[test]

@@ -30,6 +30,23 @@ pub fn user_token_hash(uid: &str, token: &str) -> [u8; 32] {
     out
 }
 
+/// What an edge shows with each session it announces: proof that the session's client presented the
+/// uid's current token, bound to that edge and session. The key is the stored token hash, which every
+/// core node holds and an edge can derive only from the token itself, so an edge cannot announce a
+/// uid that never logged in through it (and receive that uid's messages).
+pub fn session_proof(token_hash: &[u8; 32], edge_id: &str, session: u64, device_flag: u8) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token_hash);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(b"tern session v1\0");
+    ctx.update(&(edge_id.len() as u64).to_le_bytes());
+    ctx.update(edge_id.as_bytes());
+    ctx.update(&session.to_le_bytes());
+    ctx.update(&[device_flag]);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +70,16 @@ mod tests {
         assert_ne!(h, user_token_hash("alice", "u"));
         // The uid's length is hashed: moving bytes between uid and token changes the hash.
         assert_ne!(user_token_hash("ab", "c"), user_token_hash("a", "bc"));
+    }
+
+    #[test]
+    fn session_proofs_bind_token_edge_session_and_device() {
+        let h = user_token_hash("alice", "t");
+        let p = session_proof(&h, "edge-1", 7, 0);
+        assert_eq!(p, session_proof(&h, "edge-1", 7, 0));
+        assert_ne!(p, session_proof(&user_token_hash("alice", "u"), "edge-1", 7, 0));
+        assert_ne!(p, session_proof(&h, "edge-2", 7, 0));
+        assert_ne!(p, session_proof(&h, "edge-1", 8, 0));
+        assert_ne!(p, session_proof(&h, "edge-1", 7, 1));
     }
 }

@@ -20,6 +20,11 @@ impl Ca {
         self.0.issue(&Identity::Node(id), &[], 30).expect("node certificate")
     }
 
+    /// Mutual TLS settings presenting `issued` and trusting this CA, for a hand-made peer.
+    pub fn tls(&self, issued: &Issued) -> tern_shared::tls::LinkTls {
+        self.0.link_tls(issued)
+    }
+
     pub fn edge(&self, id: &str) -> Issued {
         self.0.issue(&Identity::Edge { id: id.into(), region: None }, &[], 30).expect("edge certificate")
     }

@@ -5,8 +5,9 @@ use crate::raft::proposer::ProposeError;
 use crate::raft::{Command, CommandResult, NewMessage, Origin};
 use std::sync::Arc;
 use tern_shared::channel::{kind, person_channel_id, valid_channel_id, valid_uid};
-use tern_shared::link::{LinkFrame, OutgoingMessage};
+use tern_shared::link::{LinkFrame, OutgoingMessage, SessionInfo};
 use tern_shared::proto::Reason;
+use tern_shared::secret::session_proof;
 use tokio::sync::mpsc;
 
 pub(super) struct LinkHandler {
@@ -39,6 +40,10 @@ impl LinkHandler {
                 });
             }
             LinkFrame::SessionOpen(info) => {
+                if !self.proven_now(&info).await {
+                    tracing::warn!(edge = %self.edge_id, uid = %info.uid, "session announced without a valid proof; ignored");
+                    return;
+                }
                 let leads = self.core.groups.of(&info.uid).leads();
                 let kicks = self.core.presence.open(&self.edge_id, info);
                 // Every node hears every announcement; the leader of the uid's group alone kicks, so a
@@ -55,6 +60,7 @@ impl LinkHandler {
                 self.update_gauge();
             }
             LinkFrame::PresenceSnapshot(sessions) => {
+                let sessions = self.proven_snapshot(sessions).await;
                 self.core.presence.replace_all(&self.edge_id, sessions);
                 self.update_gauge();
             }
@@ -64,6 +70,54 @@ impl LinkHandler {
             }
             other => tracing::debug!(edge = %self.edge_id, frame = ?other, "unexpected frame from edge"),
         }
+    }
+
+    /// Whether the session's proof matches its uid's token as applied on this node.
+    fn proven(&self, info: &SessionInfo) -> bool {
+        match self.core.db.token(&info.uid, info.device_flag) {
+            Ok(Some(t)) => {
+                let expected = session_proof(&t.hash, &self.edge_id, info.session, info.device_flag);
+                tern_shared::secret::same(&info.proof, &expected)
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                false
+            }
+        }
+    }
+
+    /// A token set a moment ago may not be applied on this node yet: after a failed check, catch up
+    /// with the uid's group (a linearizable read) and check again.
+    async fn proven_now(&self, info: &SessionInfo) -> bool {
+        self.proven(info) || (self.core.groups.of(&info.uid).reads.wait().await.is_ok() && self.proven(info))
+    }
+
+    /// The sessions of a snapshot whose proofs hold. The others' tokens changed (or were revoked) while
+    /// the link was down: the leader of each one's uid group kicks it, so its client logs in again.
+    async fn proven_snapshot(&self, sessions: Vec<SessionInfo>) -> Vec<SessionInfo> {
+        let (mut good, doubtful): (Vec<_>, Vec<_>) = sessions.into_iter().partition(|s| self.proven(s));
+        let mut caught_up = std::collections::BTreeSet::new();
+        for s in doubtful {
+            let group = self.core.groups.of(&s.uid);
+            if caught_up.insert(group.slot) && group.reads.wait().await.is_err() {
+                tracing::warn!(slot = group.slot, "presence check: no linearizable read");
+            }
+            if self.proven(&s) {
+                good.push(s);
+                continue;
+            }
+            tracing::info!(edge = %self.edge_id, uid = %s.uid, "session's token no longer matches; kicked");
+            if group.leads() {
+                let kick = LinkFrame::Kick {
+                    session: s.session,
+                    reason_code: Reason::AuthFail.code(),
+                    reason: "token changed".into(),
+                };
+                let _ = self.tx.try_send(kick);
+            }
+        }
+        good
     }
 
     async fn reply(&self, frame: LinkFrame) {

@@ -14,6 +14,8 @@ use tern_shared::proto::{self, crypto, Packet, Reason};
 pub(super) struct Accepted {
     pub session: Session,
     pub connack: Bytes,
+    /// Shown to the core with the session (`SessionInfo::proof`).
+    pub proof: [u8; 32],
 }
 
 /// Runs the handshake. On refusal the client has already been told why (CONNACK or DISCONNECT).
@@ -71,16 +73,19 @@ pub(super) async fn accept<W: Wire>(edge: &Arc<Edge>, tx: &mut W, buf: &mut Byte
         node_id: 1,
     });
     let connack = proto::encode_to_vec(&ack, version).map_err(|e| Close::new(Reason::SystemError, e.to_string()))?;
+    let id = edge.next_session_id();
+    let token_hash = tern_shared::secret::user_token_hash(&c.uid, &c.token);
+    let proof = tern_shared::secret::session_proof(&token_hash, &edge.config.edge_id, id, c.device_flag);
     let session = Session {
         edge: edge.clone(),
-        id: edge.next_session_id(),
+        id,
         uid: c.uid,
         device_flag: c.device_flag,
         device_level,
         version,
         cipher: hs.cipher,
     };
-    Ok(Accepted { session, connack: connack.into() })
+    Ok(Accepted { session, connack: connack.into(), proof })
 }
 
 async fn first_packet<W: Wire>(wire: &mut W, buf: &mut BytesMut, max: usize) -> Result<Packet, Close> {

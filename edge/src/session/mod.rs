@@ -60,7 +60,7 @@ pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
     }
     edge.metrics.connects.inc();
     let mut buf = BytesMut::new();
-    let handshake::Accepted { session, connack } = match handshake::accept(&edge, &mut wire, &mut buf).await {
+    let handshake::Accepted { session, connack, proof } = match handshake::accept(&edge, &mut wire, &mut buf).await {
         Ok(a) => a,
         Err(close) => {
             tracing::debug!(%peer, reason = %close.reason, "connection refused");
@@ -76,6 +76,7 @@ pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
             uid: session.uid.clone(),
             device_flag: session.device_flag,
             device_level: session.device_level,
+            proof,
         },
         version: session.version,
         cipher: session.cipher.clone(),

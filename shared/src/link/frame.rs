@@ -43,7 +43,8 @@ pub enum LinkFrame {
         reason: u8,
         device_level: u8,
     },
-    /// Presence: a session came up or went away on this edge.
+    /// Presence: a session came up or went away on this edge. A session whose proof does not match the
+    /// uid's token is not recorded (and, in a snapshot, kicked: its token changed while the link was down).
     SessionOpen(SessionInfo),
     SessionClose {
         session: u64,
@@ -92,6 +93,9 @@ pub struct SessionInfo {
     pub uid: String,
     pub device_flag: u8,
     pub device_level: u8,
+    /// `tern_shared::secret::session_proof`: the core keeps only sessions whose proof matches the
+    /// uid's stored token.
+    pub proof: [u8; 32],
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
