@@ -223,3 +223,126 @@ async fn a_client_that_stops_reading_is_closed_and_others_keep_going() {
     }
     still_works(&alice, &mut bob, 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_guessing_is_cut_off_per_address_and_per_uid_without_locking_out_good_logins() {
+    let cl = Cluster::start("login_failures_per_addr = 3\nlogin_failures_per_uid = 4").await;
+    cl.api.user("alice", 0).await;
+    cl.api.user("bob", 0).await;
+    let login = |from: [u8; 4], uid: &str, token: &str| {
+        let mut o = ClientOptions::new(cl.tcp(), uid, token);
+        o.source = Some(std::net::IpAddr::from(from));
+        // The refusal's reason code, or `None` for a session.
+        async move {
+            match Client::connect(o).await {
+                Ok(_) => None,
+                Err(ClientError::Rejected(code)) => Some(code),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let auth_fail = Some(proto::Reason::AuthFail.code());
+    let limited = |reason: &str| {
+        let http = cl.edge.addr("http");
+        let series = format!("tern_edge_connect_rejected_total{{reason=\"{reason}\"}}");
+        async move { common::metric(&http, &series).await.unwrap_or(0.0) }
+    };
+
+    // One address guessing alice's token: three guesses are checked, then it is turned away unchecked,
+    // even with the right token; other addresses log in as usual.
+    for _ in 0..3 {
+        assert_eq!(login([127, 0, 0, 2], "alice", "guess").await, auth_fail);
+    }
+    assert_eq!(login([127, 0, 0, 2], "alice", "alice-tok").await, auth_fail);
+    assert_eq!(login([127, 0, 0, 2], "bob", "bob-tok").await, auth_fail);
+    assert_eq!(limited("login_limit_addr").await, 2.0);
+    assert_eq!(login([127, 0, 0, 3], "alice", "alice-tok").await, None);
+
+    // Guesses for bob from several addresses: past four, addresses that failed are refused for bob,
+    // while bob's own device, at an address that never failed, still logs in.
+    for from in [[127, 0, 0, 4], [127, 0, 0, 5]] {
+        for _ in 0..2 {
+            assert_eq!(login(from, "bob", "guess").await, auth_fail);
+        }
+    }
+    assert_eq!(login([127, 0, 0, 4], "bob", "bob-tok").await, auth_fail);
+    assert_eq!(limited("login_limit_uid").await, 1.0);
+    assert_eq!(login([127, 0, 0, 6], "bob", "bob-tok").await, None);
+    assert_eq!(login([127, 0, 0, 4], "alice", "alice-tok").await, None, "the address may still log others in");
+}
+
+/// The edge's resident memory, as its `/healthz` reports it.
+async fn edge_rss(cl: &Cluster) -> u64 {
+    let url = format!("http://{}/healthz", cl.edge.addr("http"));
+    let health: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    health["rss_bytes"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pipelining_big_sends_is_held_to_its_budget_while_others_keep_their_latency() {
+    const MIB: usize = 1 << 20;
+    let cl = Cluster::start("max_frame = 2097152").await;
+    for uid in ["flood", "alice", "bob"] {
+        cl.api.user(uid, 0).await;
+    }
+    let flood = connect(&cl.tcp(), "flood", 0).await;
+    let alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+    still_works(&alice, &mut bob, 1).await;
+    let before = edge_rss(&cl).await;
+
+    // With the core paused, nothing is answered: the edge reads the flood only up to the client's
+    // budget (2 MiB), and the rest waits in the client and the kernel. Unencrypted payloads (the
+    // protocol's NO_ENCRYPT) keep the edge from being the bottleneck itself.
+    cl.core.signal("STOP");
+    let mut acks = Vec::new();
+    for n in 0..40u8 {
+        let msg = tern_shared::client::Outgoing {
+            channel_id: "nobody".into(),
+            channel_type: 1,
+            payload: vec![n; MIB],
+            setting: proto::setting::NO_ENCRYPT,
+            ..Default::default()
+        };
+        acks.push(flood.send_nowait(msg).await.expect("queued"));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = edge_rss(&cl).await.saturating_sub(before) as usize;
+    cl.core.signal("CONT");
+
+    // While the flood drains, another client's messages still go through promptly.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        assert_eq!(alice.send_text("bob", 1, "still quick").await.unwrap().reason_code, 1);
+        slowest = slowest.max(started.elapsed());
+    }
+    let mut acked = 0;
+    for ack in acks {
+        if tokio::time::timeout(Duration::from_secs(20), ack).await.is_ok_and(|a| a.is_ok_and(|a| a.reason_code == 1)) {
+            acked += 1;
+        }
+    }
+    eprintln!("edge grew {} MiB with the core paused; slowest other send {slowest:?}; {acked} of 40 acked", held >> 20);
+    assert!(held < 24 * MIB, "the edge held {} MiB of one client's sends", held >> 20);
+    assert!(slowest < Duration::from_secs(3), "another client's send took {slowest:?}");
+    assert_eq!(acked, 40, "every held SEND is stored once the core is back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_can_refuse_payloads_in_the_clear() {
+    let cl = Cluster::start("refuse_no_encrypt = true").await;
+    cl.api.user("alice", 0).await;
+    cl.api.user("bob", 0).await;
+    let alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+    let clear = tern_shared::client::Outgoing {
+        channel_id: "bob".into(),
+        channel_type: 1,
+        payload: b"in the clear".to_vec(),
+        setting: proto::setting::NO_ENCRYPT,
+        ..Default::default()
+    };
+    assert_eq!(alice.send(clear).await.unwrap().reason_code, proto::Reason::NotAllowSend.code());
+    still_works(&alice, &mut bob, 1).await;
+}

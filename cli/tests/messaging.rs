@@ -176,3 +176,32 @@ async fn sigterm_drains_the_edge_and_loses_no_acked_message() {
     // Nothing acked was lost: it is all in the core.
     assert_eq!(cl.api.sync_all("hal", "gus", 1).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_answer_is_capped_in_bytes_and_pages_on() {
+    use base64::Engine;
+    let cl = Cluster::start("").await;
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1 << 20]);
+    for n in 0..6 {
+        let body = serde_json::json!({
+            "from_uid": "alice", "channel_id": "bob", "channel_type": 1, "payload": big, "client_msg_no": format!("big-{n}"),
+        });
+        cl.api.ok("/message/send", body).await;
+    }
+    let page = cl
+        .api
+        .ok(
+            "/channel/messagesync",
+            serde_json::json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1, "start_message_seq": 1, "limit": 100, "pull_mode": 1}),
+        )
+        .await;
+    let got = page["messages"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(
+        (1..6).contains(&got) && page["more"] == 1,
+        "one answer of at most 4 MiB: {got} messages, more {}",
+        page["more"]
+    );
+    let all = cl.api.sync_all("bob", "alice", 1).await;
+    let nos: Vec<String> = common::numbered(&all).into_iter().map(|(no, _)| no).collect();
+    assert_eq!(nos, (0..6).map(|n| format!("big-{n}")).collect::<Vec<_>>());
+}

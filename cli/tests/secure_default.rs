@@ -199,38 +199,6 @@ async fn two_edges_left_with_the_default_id_do_not_share_it() {
     ));
 }
 
-/// A hand-made edge with a valid certificate for `edge_id`: its link's reader and frame sender.
-async fn raw_edge(
-    link: &str,
-    tls: tern_shared::tls::LinkTls,
-    edge_id: &str,
-) -> (
-    tern_shared::link::io::FrameReader<impl tokio::io::AsyncRead + Unpin>,
-    tokio::sync::mpsc::Sender<tern_shared::link::LinkFrame>,
-) {
-    use tern_shared::link::{io, EdgeAddrs, LinkFrame, LINK_VERSION};
-    let (connector, name) = tls.connector().unwrap();
-    let tcp = tokio::net::TcpStream::connect(link).await.unwrap();
-    let (r, w) = tokio::io::split(connector.connect(name, tcp).await.expect("link tls"));
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(io::write_loop(w, rx));
-    let hello = LinkFrame::Hello {
-        version: LINK_VERSION,
-        edge_id: edge_id.into(),
-        addrs: EdgeAddrs::default(),
-        lane: 0,
-        instance: 1,
-    };
-    tx.send(hello).await.unwrap();
-    let mut reader = io::FrameReader::new(r);
-    match reader.next().await {
-        Ok(Some(LinkFrame::HelloAck { .. })) => {}
-        other => panic!("no hello ack: {other:?}"),
-    }
-    tx.send(LinkFrame::PresenceSnapshot(Vec::new())).await.unwrap();
-    (reader, tx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_cannot_announce_a_user_who_never_logged_in_through_it() {
     use tern_shared::link::{LinkFrame, SessionInfo};
@@ -251,7 +219,10 @@ async fn an_edge_cannot_announce_a_user_who_never_logged_in_through_it() {
     // Edge B, with its own valid certificate, announces alice (whose token it never saw) and carol
     // (whose token it knows, as if carol had logged in through it).
     let tls = cluster_ca.tls(&cluster_ca.edge("edge-b"));
-    let (mut reader, tx) = raw_edge(&core.addr("link"), tls, "edge-b").await;
+    let (connector, name) = tls.connector().unwrap();
+    let tcp = tokio::net::TcpStream::connect(core.addr("link")).await.unwrap();
+    let (mut reader, tx) = common::raw_link(connector.connect(name, tcp).await.expect("link tls"), "edge-b").await;
+    tx.send(LinkFrame::PresenceSnapshot(Vec::new())).await.unwrap();
     let forged = SessionInfo { session: 1, uid: "alice".into(), device_flag: 0, device_level: 0, proof: [7; 32] };
     let guessed = session_proof(&user_token_hash("alice", "wrong"), "edge-b", 1, 0);
     let carol_proof = session_proof(&user_token_hash("carol", "carol-tok"), "edge-b", 2, 0);
@@ -286,4 +257,48 @@ async fn an_edge_cannot_announce_a_user_who_never_logged_in_through_it() {
     assert_eq!(delivered, vec![2], "only carol's session, announced with a proof, gets a delivery");
     let log = std::fs::read_to_string(d.join("core.log")).unwrap();
     assert_eq!(log.matches("session announced without a valid proof").count(), 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_crowding_client_of_the_core_api_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Proc::core_with_toml(dir.path(), "[http]\nheader_timeout_ms = 1000\nmax_connections = 4");
+    let http = core.addr("http");
+    let closed_within = |mut s: tokio::net::TcpStream, limit: Duration| async move {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(limit, s.read(&mut buf)).await;
+        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+    };
+
+    // A head trickled a line every 300 ms is cut off once its second is up.
+    let started = Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(&http).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: core\r\n").await.unwrap();
+    let mut cut = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if slow.write_all(b"X-Trickle: 1\r\n").await.is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(300), slow.read(&mut buf)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut && started.elapsed() < Duration::from_secs(3), "a trickling head lasted {:?}", started.elapsed());
+
+    // Four connections fill the core's room; a fifth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(&http).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fifth = tokio::net::TcpStream::connect(&http).await.unwrap();
+    assert!(closed_within(fifth, Duration::from_millis(500)).await, "a fifth connection was kept");
+    // The idle ones send no head and are cut off in turn; then the API answers again.
+    for s in idle {
+        assert!(closed_within(s, Duration::from_secs(3)).await, "an idle connection was kept");
+    }
+    assert_eq!(reqwest::get(format!("http://{http}/health")).await.unwrap().status(), 200);
 }

@@ -45,8 +45,12 @@ pub struct CoreConfig {
     pub slots: u16,
     pub raft: RaftSettings,
     pub batch: BatchSettings,
+    pub http: HttpLimits,
     /// Frames queued per edge link before deliveries to that edge are dropped.
     pub link_queue: usize,
+    /// Payload bytes of one link's SENDs waiting for their commit; past it the link is not read until
+    /// some are answered.
+    pub link_send_budget: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +96,24 @@ pub struct RaftSettings {
     pub balance_interval_ms: u64,
 }
 
+/// `[http]` in the core's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Time a connection has to send a request's head (its first, or the next on a kept-alive one).
+    pub header_timeout_ms: u64,
+    /// Time a users/channels/messages request has, body included, before it is answered 503.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { max_connections: 10_000, header_timeout_ms: 10_000, request_timeout_ms: 30_000 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchSettings {
@@ -122,7 +144,9 @@ impl Default for CoreConfig {
             slots: tern_shared::channel::DEFAULT_SLOTS,
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),
+            http: HttpLimits::default(),
             link_queue: 16 * 1024,
+            link_send_budget: 64 << 20,
         }
     }
 }
@@ -219,6 +243,18 @@ impl Validate for CoreConfig {
         }
         if self.batch.linger_us > 100_000 {
             return Err(ConfigError::invalid("batch.linger_us", "must be at most 100000 (0.1 s)"));
+        }
+        if !(1 << 20..=1 << 30).contains(&self.link_send_budget) {
+            return Err(ConfigError::invalid("link_send_budget", "must be between 1 MiB and 1 GiB"));
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::invalid("http.max_connections", "must be greater than 0"));
+        }
+        if self.http.header_timeout_ms < 100 {
+            return Err(ConfigError::invalid("http.header_timeout_ms", "must be at least 100"));
+        }
+        if self.http.request_timeout_ms < 100 {
+            return Err(ConfigError::invalid("http.request_timeout_ms", "must be at least 100"));
         }
         if self.link_queue < 16 {
             return Err(ConfigError::invalid("link_queue", "must be at least 16"));

@@ -195,11 +195,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         tokio::spawn(crate::link::serve_quic(endpoint, core.clone()));
     }
     let app = crate::api::router(core.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()).await {
-            tracing::error!(error = %e, "http server stopped");
-        }
-    });
+    tokio::spawn(crate::api::serve::serve(http, app, core.config.http.clone()));
     tracing::info!(%http_addr, %link_addr, %raft_addr, node_id = core.config.node_id, "core node ready");
     Ok(CoreHandle { core, http_addr, link_addr, raft_addr, link_quic_addr })
 }

@@ -115,9 +115,14 @@ impl Presence {
         self.lock().drop_session(edge_id, session);
     }
 
-    /// Replaces everything known about an edge's sessions.
+    /// Replaces everything known about an edge's sessions (the first chunk of its snapshot).
     pub fn replace_all(&self, edge_id: &str, sessions: Vec<SessionInfo>) {
         self.lock().drop_edge_sessions(edge_id);
+        self.add_all(edge_id, sessions);
+    }
+
+    /// Adds sessions of an edge's snapshot after its first chunk.
+    pub fn add_all(&self, edge_id: &str, sessions: Vec<SessionInfo>) {
         for info in sessions {
             // Sessions of a snapshot were already admitted: no kicks among them.
             self.open(edge_id, SessionInfo { device_level: 0, ..info });

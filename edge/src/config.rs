@@ -50,10 +50,27 @@ pub struct EdgeConfig {
     pub write_timeout_ms: u64,
     /// Frames queued toward the core before client reads wait.
     pub link_queue: usize,
+    /// SENDs that ask for `NO_ENCRYPT` (payload in the clear on the client connection) are refused
+    /// with reason `NotAllowSend`.
+    pub refuse_no_encrypt: bool,
+    /// Bytes of one client's SENDs the edge holds until the core answers; past it the edge stops
+    /// reading that client until answers come back.
+    pub send_budget: usize,
     /// TCP and TLS listeners expect a PROXY protocol (v1 or v2) header first, from a load balancer.
     pub proxy_protocol: bool,
-    /// Sessions one client address may hold at once (0: no limit).
+    /// Sessions one client address may hold at once (0: no limit); loopback addresses are not limited.
+    /// A QUIC connection holds one besides its sessions.
     pub max_sessions_per_ip: usize,
+    /// Connections each client listener lets wait to be accepted (the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub accept_backlog: u32,
+    /// Failed logins are counted over windows this long.
+    pub login_window_ms: u64,
+    /// Failed logins one address may make per window; past it its CONNECTs are refused unchecked (0: no limit).
+    pub login_failures_per_addr: u32,
+    /// Failed logins one uid may take per window; past it, addresses that failed are refused for that uid
+    /// while the others still log in (0: no limit).
+    pub login_failures_per_uid: u32,
     /// On SIGTERM: how long to wait for sessions to close before exiting.
     pub drain_timeout_ms: u64,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
@@ -99,10 +116,16 @@ impl Default for EdgeConfig {
             session_queue: 1024,
             write_timeout_ms: 10_000,
             link_queue: 64 * 1024,
+            send_budget: 2 << 20,
+            refuse_no_encrypt: false,
             max_sessions: 1_000_000,
             drain_timeout_ms: 10_000,
             proxy_protocol: false,
-            max_sessions_per_ip: 0,
+            max_sessions_per_ip: 10_000,
+            accept_backlog: 4096,
+            login_window_ms: 60_000,
+            login_failures_per_addr: 100,
+            login_failures_per_uid: 10,
             http_proxy: Default::default(),
             insecure: false,
         }
@@ -144,8 +167,13 @@ impl Validate for EdgeConfig {
                 ),
             ));
         }
-        if !(64..=tern_shared::proto::varint::MAX_VARINT).contains(&self.max_frame) {
-            return Err(ConfigError::invalid("max_frame", "must be between 64 bytes and 256 MiB"));
+        // A client frame travels to the core inside one link frame, with room for its envelope.
+        let most = tern_shared::link::MAX_LINK_FRAME - (64 << 10);
+        if !(64..=most).contains(&self.max_frame) {
+            return Err(ConfigError::invalid(
+                "max_frame",
+                format!("must be between 64 bytes and {most} (the link's frame limit)"),
+            ));
         }
         if self.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid("connect_timeout_ms", "must be greater than 0"));
@@ -158,6 +186,12 @@ impl Validate for EdgeConfig {
         }
         if self.session_queue < 8 {
             return Err(ConfigError::invalid("session_queue", "must be at least 8"));
+        }
+        if self.accept_backlog == 0 {
+            return Err(ConfigError::invalid("accept_backlog", "must be greater than 0"));
+        }
+        if self.login_window_ms < 1000 {
+            return Err(ConfigError::invalid("login_window_ms", "must be at least 1000"));
         }
         if self.max_sessions == 0 {
             return Err(ConfigError::invalid("max_sessions", "must be greater than 0"));
@@ -178,6 +212,9 @@ impl Validate for EdgeConfig {
         }
         if !(1..=16).contains(&self.links_per_node) {
             return Err(ConfigError::invalid("links_per_node", "must be between 1 and 16"));
+        }
+        if !(64 << 10..=1 << 30).contains(&self.send_budget) {
+            return Err(ConfigError::invalid("send_budget", "must be between 64 KiB and 1 GiB"));
         }
         if self.link_queue < 64 {
             return Err(ConfigError::invalid("link_queue", "must be at least 64"));

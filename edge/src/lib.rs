@@ -35,11 +35,16 @@ pub struct Edge {
     next_session: AtomicU64,
     draining: std::sync::atomic::AtomicBool,
     per_ip: listeners::admit::PerIp,
+    logins: std::sync::Mutex<session::login_limit::LoginLimiter>,
     /// Tells pingora's services (the HTTP access layer and its health checks) to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Edge {
+    fn logins(&self) -> std::sync::MutexGuard<'_, session::login_limit::LoginLimiter> {
+        self.logins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -91,11 +96,18 @@ pub enum StartError {
     Proxy(String),
 }
 
-async fn bind(what: &'static str, addr: &str) -> Result<Option<TcpListener>, StartError> {
+/// Binds `addr` (empty: not served) with room for `backlog` connections waiting to be accepted.
+async fn bind(what: &'static str, addr: &str, backlog: u32) -> Result<Option<TcpListener>, StartError> {
     if addr.is_empty() {
         return Ok(None);
     }
-    TcpListener::bind(addr).await.map(Some).map_err(|source| StartError::Bind { what, addr: addr.into(), source })
+    let err = |source| StartError::Bind { what, addr: addr.into(), source };
+    let at: std::net::SocketAddr = addr.parse().map_err(|e| err(std::io::Error::other(e)))?;
+    let socket = if at.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+    let socket = socket.map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(at).map_err(err)?;
+    socket.listen(backlog).map(Some).map_err(err)
 }
 
 /// The SNI resolver, reloaded on file changes and on SIGHUP.
@@ -131,11 +143,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     if let (true, None, Some(addr)) = (config.insecure, &config.link_tls, config.remote_core()) {
         tracing::warn!("insecure = true: links to core {addr} go without mutual TLS; anyone on the path reads them");
     }
-    let tcp = bind("tcp_addr", &config.tcp_addr).await?;
-    let ws = bind("ws_addr", &config.ws_addr).await?;
-    let http = bind("http_addr", &config.http_addr).await?;
-    let tls = bind("tls_addr", &config.tls_addr).await?;
-    let wss = bind("wss_addr", &config.wss_addr).await?;
+    // Client listeners take a reconnect storm's worth of waiting connections.
+    let backlog = config.accept_backlog;
+    let tcp = bind("tcp_addr", &config.tcp_addr, backlog).await?;
+    let ws = bind("ws_addr", &config.ws_addr, backlog).await?;
+    let http = bind("http_addr", &config.http_addr, 1024).await?;
+    let tls = bind("tls_addr", &config.tls_addr, backlog).await?;
+    let wss = bind("wss_addr", &config.wss_addr, backlog).await?;
     let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
     let (tcp_addr, ws_addr, http_addr) = (addr(&tcp), addr(&ws), addr(&http));
     let (tls_addr, wss_addr) = (addr(&tls), addr(&wss));
@@ -168,6 +182,11 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let link = LinkPool::new(&config, addrs, registry.clone(), metrics.clone())?;
     link.start();
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let logins = session::login_limit::LoginLimiter::new(
+        std::time::Duration::from_millis(config.login_window_ms),
+        config.login_failures_per_addr,
+        config.login_failures_per_uid,
+    );
     let edge = Arc::new(Edge {
         config,
         link,
@@ -176,6 +195,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         next_session: AtomicU64::new(1),
         draining: std::sync::atomic::AtomicBool::new(false),
         per_ip: listeners::admit::PerIp::default(),
+        logins: std::sync::Mutex::new(logins),
         shutdown,
     });
     let resender = edge.clone();

@@ -26,6 +26,8 @@ pub struct ClientOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// SNI name; defaults to the host of `addr`.
     pub server_name: Option<String>,
+    /// Source address of a plain TCP connection (default: the OS chooses).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl ClientOptions {
@@ -41,6 +43,7 @@ impl ClientOptions {
             timeout: Duration::from_secs(10),
             tls: None,
             server_name: None,
+            source: None,
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct Outgoing {
     /// Random when empty.
     pub client_msg_no: String,
     pub flags: u8,
+    /// Setting bits; with `setting::NO_ENCRYPT` the payload goes in the clear, without a msgKey.
+    pub setting: u8,
 }
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<proto::Sendack>>>>;
@@ -193,7 +198,17 @@ async fn open(opts: &ClientOptions) -> Result<Opened, ClientError> {
         let (rx, tx) = transport::stream_io(tls);
         Ok(Opened { rx, tx, peer_cert, quic: None })
     } else {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let tcp = match opts.source {
+            None => tokio::net::TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let to =
+                    tokio::net::lookup_host(addr).await?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+                let socket =
+                    if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                socket.bind(std::net::SocketAddr::new(ip, 0))?;
+                socket.connect(to).await?
+            }
+        };
         tcp.set_nodelay(true)?;
         let (rx, tx) = transport::stream_io(tcp);
         Ok(Opened { rx, tx, peer_cert: None, quic: None })
@@ -304,10 +319,16 @@ impl Client {
     pub async fn send_nowait(&self, msg: Outgoing) -> Result<oneshot::Receiver<proto::Sendack>, ClientError> {
         let client_seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let client_msg_no = if msg.client_msg_no.is_empty() { random_msg_no() } else { msg.client_msg_no };
-        let payload = self.cipher.encrypt(&msg.payload).into_bytes();
-        let msg_key = self.cipher.send_msg_key(client_seq, &client_msg_no, &msg.channel_id, msg.channel_type, &payload);
+        let (payload, msg_key) = if msg.setting & proto::setting::NO_ENCRYPT != 0 {
+            (msg.payload, String::new())
+        } else {
+            let payload = self.cipher.encrypt(&msg.payload).into_bytes();
+            let key = self.cipher.send_msg_key(client_seq, &client_msg_no, &msg.channel_id, msg.channel_type, &payload);
+            (payload, key)
+        };
         let send = Packet::Send(proto::Send {
             flags: msg.flags,
+            setting: msg.setting,
             client_seq,
             client_msg_no,
             channel_id: msg.channel_id,

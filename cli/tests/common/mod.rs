@@ -61,6 +61,11 @@ impl Proc {
         false
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, ...).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
+    }
+
     /// SIGKILL: no shutdown code runs, like a crash or power loss of the process.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -324,6 +329,42 @@ impl Proc {
         ];
         Proc::spawn(&args, &dir.join("core.log"))
     }
+}
+
+/// A hand-made edge link over `stream` for `edge_id`, past its hello: the reader of the core's frames
+/// and a sender of the edge's.
+pub async fn raw_link<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static>(
+    stream: S,
+    edge_id: &str,
+) -> (tern_shared::link::io::FrameReader<tokio::io::ReadHalf<S>>, tokio::sync::mpsc::Sender<tern_shared::link::LinkFrame>)
+{
+    use tern_shared::link::{io, EdgeAddrs, LinkFrame, LINK_VERSION};
+    let (r, w) = tokio::io::split(stream);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(io::write_loop(w, rx));
+    let instance = rand_instance();
+    let hello = LinkFrame::Hello {
+        version: LINK_VERSION,
+        edge_id: edge_id.into(),
+        addrs: EdgeAddrs::default(),
+        lane: 0,
+        instance,
+    };
+    tx.send(hello).await.expect("link writer");
+    let mut reader = io::FrameReader::new(r);
+    match reader.next().await {
+        Ok(Some(LinkFrame::HelloAck { .. })) => {}
+        other => panic!("no hello ack: {other:?}"),
+    }
+    (reader, tx)
+}
+
+/// A different link instance for every hand-made edge process.
+fn rand_instance() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
 }
 
 /// `n` loopback ports that were free a moment ago (for processes that must know each other's ports).

@@ -3,6 +3,7 @@ use crate::link::outcome;
 use crate::node::now_secs;
 use crate::raft::{Command, NewMessage};
 use crate::store::model::StoredMessage;
+use crate::store::reads::{Page, Paged};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -163,6 +164,9 @@ pub struct SyncResp {
 }
 
 const MAX_SYNC_LIMIT: usize = 10_000;
+/// Stored bytes one sync answer carries at most (its JSON, with base64 payloads, is about a third
+/// larger); past it `more` is set and the caller pages on.
+const MAX_SYNC_BYTES: usize = 4 << 20;
 
 /// Pages through a channel's messages. pull_mode 1 (up): `start <= seq < end` ascending; pull_mode 0
 /// (down): `end < seq <= start` (start 0 = newest). Either way messages come back in seq order.
@@ -171,22 +175,16 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
     // Every message acked before this request is visible, whichever node answers.
     core.groups.of(&stored).reads.wait().await?;
     let limit = if req.limit == 0 { 100 } else { req.limit.min(MAX_SYNC_LIMIT) };
-    let mut messages = if req.pull_mode == 1 {
+    let page = Page { limit, max_bytes: MAX_SYNC_BYTES };
+    let Paged { mut messages, more } = if req.pull_mode == 1 {
         let end = if req.end_message_seq == 0 { u64::MAX } else { req.end_message_seq };
-        core.db.messages_up(&stored, req.channel_type, req.start_message_seq, end, limit + 1)?
+        core.db.messages_up(&stored, req.channel_type, req.start_message_seq, end, page)?
     } else {
         let start = if req.start_message_seq == 0 { u64::MAX } else { req.start_message_seq };
-        let mut v = core.db.messages_down(&stored, req.channel_type, start, req.end_message_seq, limit + 1)?;
-        v.reverse();
-        v
+        core.db.messages_down(&stored, req.channel_type, start, req.end_message_seq, page)?
     };
-    let more = messages.len() > limit;
-    if more {
-        if req.pull_mode == 1 {
-            messages.truncate(limit);
-        } else {
-            messages.drain(..messages.len() - limit);
-        }
+    if req.pull_mode != 1 {
+        messages.reverse();
     }
     let shown = |m: &StoredMessage| -> String {
         if m.channel_type == kind::PERSON {

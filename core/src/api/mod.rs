@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod message;
 mod route;
+pub mod serve;
 mod user;
 
 use crate::node::Core;
@@ -31,7 +32,11 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))
-        .route_layer(middleware::from_fn_with_state(core.clone(), auth::require_business_token));
+        .route_layer(middleware::from_fn_with_state(core.clone(), auth::require_business_token))
+        .route_layer(middleware::from_fn_with_state(
+            std::time::Duration::from_millis(core.config.http.request_timeout_ms),
+            serve::deadline,
+        ));
     let admin = Router::new()
         .route("/cluster", get(cluster::status))
         .route("/cluster/nodes/add", post(cluster::add))

@@ -10,12 +10,19 @@ use tern_shared::proto::Reason;
 use tern_shared::secret::session_proof;
 use tokio::sync::mpsc;
 
+/// Token hashes by (uid, device flag), read once per snapshot chunk.
+type TokenCache = std::collections::HashMap<(String, u8), Option<[u8; 32]>>;
+
+#[derive(Clone)]
 pub(super) struct LinkHandler {
     pub core: Arc<Core>,
     pub edge_id: String,
     pub tx: mpsc::Sender<LinkFrame>,
     /// Counts this link's SENDs under its lane.
     pub sends: prometheus::IntCounter,
+    /// Payload bytes of this link's SENDs waiting for their commit (`link_send_budget`): past it the
+    /// link is not read until some are answered, so one edge cannot fill the core's memory.
+    pub budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl LinkHandler {
@@ -64,6 +71,11 @@ impl LinkHandler {
                 self.core.presence.replace_all(&self.edge_id, sessions);
                 self.update_gauge();
             }
+            LinkFrame::PresenceMore(sessions) => {
+                let sessions = self.proven_snapshot(sessions).await;
+                self.core.presence.add_all(&self.edge_id, sessions);
+                self.update_gauge();
+            }
             LinkFrame::Send { req, msg } => {
                 self.sends.inc();
                 self.send(req, msg).await
@@ -74,17 +86,29 @@ impl LinkHandler {
 
     /// Whether the session's proof matches its uid's token as applied on this node.
     fn proven(&self, info: &SessionInfo) -> bool {
-        match self.core.db.token(&info.uid, info.device_flag) {
-            Ok(Some(t)) => {
-                let expected = session_proof(&t.hash, &self.edge_id, info.session, info.device_flag);
-                tern_shared::secret::same(&info.proof, &expected)
+        self.proven_with(info, &mut TokenCache::new())
+    }
+
+    fn proven_with(&self, info: &SessionInfo, cache: &mut TokenCache) -> bool {
+        let key = (info.uid.clone(), info.device_flag);
+        let hash = match cache.get(&key) {
+            Some(hash) => *hash,
+            None => {
+                let hash = match self.core.db.token(&info.uid, info.device_flag) {
+                    Ok(t) => t.map(|t| t.hash),
+                    Err(e) => {
+                        tracing::error!(error = %e, "token lookup failed");
+                        None
+                    }
+                };
+                cache.insert(key, hash);
+                hash
             }
-            Ok(None) => false,
-            Err(e) => {
-                tracing::error!(error = %e, "token lookup failed");
-                false
-            }
-        }
+        };
+        hash.is_some_and(|hash| {
+            let expected = session_proof(&hash, &self.edge_id, info.session, info.device_flag);
+            tern_shared::secret::same(&info.proof, &expected)
+        })
     }
 
     /// A token set a moment ago may not be applied on this node yet: after a failed check, catch up
@@ -96,7 +120,10 @@ impl LinkHandler {
     /// The sessions of a snapshot whose proofs hold. The others' tokens changed (or were revoked) while
     /// the link was down: the leader of each one's uid group kicks it, so its client logs in again.
     async fn proven_snapshot(&self, sessions: Vec<SessionInfo>) -> Vec<SessionInfo> {
-        let (mut good, doubtful): (Vec<_>, Vec<_>) = sessions.into_iter().partition(|s| self.proven(s));
+        // A uid's devices share a token: one lookup for all of them.
+        let mut cache = TokenCache::new();
+        let (mut good, doubtful): (Vec<_>, Vec<_>) =
+            sessions.into_iter().partition(|s| self.proven_with(s, &mut cache));
         let mut caught_up = std::collections::BTreeSet::new();
         for s in doubtful {
             let group = self.core.groups.of(&s.uid);
@@ -131,6 +158,8 @@ impl LinkHandler {
     /// Queues the message in arrival order (so one client's messages keep their order), then waits for
     /// the commit off the read loop so one slow commit does not stall the link.
     async fn send(&self, req: u64, msg: OutgoingMessage) {
+        let cost = msg.payload.len().clamp(1, self.core.config.link_send_budget) as u32;
+        let Ok(held) = self.budget.clone().acquire_many_owned(cost).await else { return };
         let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
         let pending = match client_message(msg, origin) {
             Err(reason) => Err(reason),
@@ -144,6 +173,7 @@ impl LinkHandler {
                 Ok(Err(e)) => outcome(&core, Err(e)),
                 Ok(Ok(p)) => outcome(&core, p.wait().await),
             };
+            drop(held);
             let _ = tx.send(LinkFrame::SendResult { req, reason, message_id, message_seq }).await;
         });
     }

@@ -24,6 +24,19 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// cut network) and is closed, which also frees its edge id for the edge's next link.
 const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
+/// Presence frames queued per link: a million-session snapshot is about 50.
+const PRESENCE_QUEUE: usize = 128;
+
+fn is_presence(frame: &LinkFrame) -> bool {
+    matches!(
+        frame,
+        LinkFrame::SessionOpen(_)
+            | LinkFrame::SessionClose { .. }
+            | LinkFrame::PresenceSnapshot(_)
+            | LinkFrame::PresenceMore(_)
+    )
+}
+
 /// Who is at the other end of a link, as its certificate says.
 #[derive(Debug, Clone)]
 struct PeerEdge {
@@ -180,15 +193,37 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
     core.metrics.edge_links.inc();
     tracing::info!(%edge_id, lane, "edge link up");
     let sends = core.metrics.edge_sends.with_label_values(&[&lane.to_string()]);
-    let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx, sends };
+    let budget = Arc::new(tokio::sync::Semaphore::new(core.config.link_send_budget));
+    let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx, sends, budget };
+    // Presence frames are handled in their order by a task of their own: checking a big snapshot's
+    // proofs takes seconds, and pings and SENDs must not wait behind it (an edge counts a link without
+    // pongs for 3 s as dead).
+    let (presence_tx, mut presence_rx) = mpsc::channel(PRESENCE_QUEUE);
+    let worker = handler.clone();
+    let presence = tokio::spawn(async move {
+        while let Some(frame) = presence_rx.recv().await {
+            worker.handle(frame).await;
+        }
+    });
     let result = loop {
         match tokio::time::timeout(SILENCE_LIMIT, reader.next()).await {
+            Ok(Ok(Some(frame))) if is_presence(&frame) => {
+                if presence_tx.send(frame).await.is_err() {
+                    break Ok(());
+                }
+                // Let the tasks this woke (the presence task, the writer with pongs) run before the
+                // next big chunk is decoded: tokio runs a task a waker scheduled on this thread only
+                // once this one yields.
+                tokio::task::yield_now().await;
+            }
             Ok(Ok(Some(frame))) => handler.handle(frame).await,
             Ok(Ok(None)) => break Ok(()),
             Ok(Err(e)) => break Err(e.into()),
             Err(_) => break Err(LinkError::Silent),
         }
     };
+    // Frames of this link still queued must not reach a newer link's presence.
+    presence.abort();
     if let Some(link_no) = link_no {
         core.presence.unregister_edge(&edge_id, link_no);
     }

@@ -6,6 +6,20 @@ use super::model::{ChannelRecord, StoredMessage, TokenRecord};
 use super::{Db, StoreError, CF_SM};
 use rocksdb::{Direction, IteratorMode};
 
+/// How much one read of a channel's messages may return: at most `limit` messages, and no more
+/// messages once `max_bytes` of records are reached (one is always returned, whatever its size).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: usize,
+    pub max_bytes: usize,
+}
+
+/// Messages in the order read, and whether more lie beyond them in that direction.
+pub struct Paged {
+    pub messages: Vec<StoredMessage>,
+    pub more: bool,
+}
+
 impl Db {
     fn get_sm(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_SM)?, key)?)
@@ -48,11 +62,11 @@ impl Db {
         channel_type: u8,
         from: u64,
         to: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+        page: Page,
+    ) -> Result<Paged, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
         let end = k.message(to);
-        self.scan_messages(&k.message(from), Direction::Forward, |key| key >= end.as_slice(), limit)
+        self.scan_messages(&k.message(from), Direction::Forward, |key| key >= end.as_slice(), page)
     }
 
     /// Messages with `to < seq <= from`, newest first, at most `limit`.
@@ -62,11 +76,11 @@ impl Db {
         channel_type: u8,
         from: u64,
         to: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+        page: Page,
+    ) -> Result<Paged, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
         let end = k.message(to);
-        self.scan_messages(&k.message(from), Direction::Reverse, |key| key <= end.as_slice(), limit)
+        self.scan_messages(&k.message(from), Direction::Reverse, |key| key <= end.as_slice(), page)
     }
 
     /// Both bounds are message keys of one channel, so every key between them is one of its messages.
@@ -75,16 +89,21 @@ impl Db {
         start: &[u8],
         direction: Direction,
         past_end: impl Fn(&[u8]) -> bool,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+        page: Page,
+    ) -> Result<Paged, StoreError> {
         let mut out = Vec::new();
+        let mut bytes = 0;
         for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(start, direction)) {
             let (key, v) = item?;
-            if past_end(&key) || out.len() >= limit {
+            if past_end(&key) {
                 break;
+            }
+            bytes += v.len();
+            if out.len() >= page.limit || (!out.is_empty() && bytes > page.max_bytes) {
+                return Ok(Paged { messages: out, more: true });
             }
             out.push(super::decode("message", &v)?);
         }
-        Ok(out)
+        Ok(Paged { messages: out, more: false })
     }
 }

@@ -27,6 +27,8 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const DEAD_AFTER: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Sessions per presence snapshot frame: about 1-3 MB, well within the link frame limit.
+const PRESENCE_CHUNK: usize = 20_000;
 
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 #[error("no link to the core")]
@@ -41,6 +43,15 @@ pub struct PendingSend {
     lost: u8,
     /// When it was last lost: it must find another link soon after, or the client is told it failed.
     lost_at: Option<std::time::Instant>,
+    /// Its bytes in the sending session's budget, given back when it is answered.
+    _budget: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PendingSend {
+    /// A client's SEND, holding `budget` (its bytes in the session's budget) until it is answered.
+    pub fn new(msg: OutgoingMessage, client_seq: u32, flags: u8, budget: tokio::sync::OwnedSemaphorePermit) -> Self {
+        PendingSend { msg, client_seq, flags, lost: 0, lost_at: None, _budget: budget }
+    }
 }
 
 /// A SEND lost with its link goes to another one this many times before the client is told it failed.
@@ -167,8 +178,8 @@ impl Link {
     }
 
     /// Forwards a client's SEND; the SENDACK reaches the session when the core answers.
-    pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
-        self.send_pending(PendingSend { msg, client_seq, flags, lost: 0, lost_at: None }).await.map_err(|_| LinkDown)
+    pub async fn send(&self, p: PendingSend) -> Result<(), LinkDown> {
+        self.send_pending(p).await.map_err(|_| LinkDown)
     }
 
     /// Sends `p` and keeps it until answered; gives it back when this link is down.
@@ -268,8 +279,17 @@ impl Link {
         {
             let mut current = self.current.lock().await;
             if self.lane == 0 {
-                let snapshot = LinkFrame::PresenceSnapshot(self.registry.snapshot());
-                tx.send(snapshot).await.map_err(|_| "link writer ended")?;
+                // In chunks, each copied out of the registry when its turn comes: an edge with a
+                // million sessions neither builds one huge frame nor holds a second copy of them all.
+                // Sessions opened or closed meanwhile are announced after the snapshot (this lock).
+                let ids = self.registry.ids();
+                let mut chunks = ids.chunks(PRESENCE_CHUNK);
+                let first = self.registry.infos(chunks.next().unwrap_or_default());
+                tx.send(LinkFrame::PresenceSnapshot(first)).await.map_err(|_| "link writer ended")?;
+                for chunk in chunks {
+                    let more = LinkFrame::PresenceMore(self.registry.infos(chunk));
+                    tx.send(more).await.map_err(|_| "link writer ended")?;
+                }
             }
             *current = Some(tx.clone());
         }

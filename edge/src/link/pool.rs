@@ -104,10 +104,10 @@ impl LinkPool {
     }
 
     /// Forwards a client's SEND over its lane of one node; its SENDACK comes back over the same link.
-    pub async fn send(&self, msg: OutgoingMessage, client_seq: u32, flags: u8) -> Result<(), LinkDown> {
-        let key = msg.session as usize;
-        match self.up_nodes(&stored_channel(&msg)).next() {
-            Some(lanes) => Self::lane(lanes, key).send(msg, client_seq, flags).await,
+    pub async fn send(&self, p: PendingSend) -> Result<(), LinkDown> {
+        let key = p.msg.session as usize;
+        match self.up_nodes(&stored_channel(&p.msg)).next() {
+            Some(lanes) => Self::lane(lanes, key).send(p).await,
             None => Err(LinkDown),
         }
     }

@@ -18,6 +18,10 @@ pub async fn serve(endpoint: quinn::Endpoint, edge: Arc<Edge>) {
             };
             let peer = conn.remote_address().to_string();
             let ip = conn.remote_address().ip();
+            // The connection itself counts against its address too: idle ones cost memory as well.
+            let Some(_held) = super::admit::admit(&edge, ip) else {
+                return conn.close(0u32.into(), b"too many connections from this address");
+            };
             while let Ok((send, recv)) = conn.accept_bi().await {
                 let Some(slot) = super::admit::admit(&edge, ip) else { continue };
                 let (edge, peer) = (edge.clone(), peer.clone());

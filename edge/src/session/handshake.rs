@@ -4,10 +4,14 @@ use super::{wire::Wire, write_disconnect, Close, Session};
 use crate::Edge;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tern_shared::channel::valid_uid;
 use tern_shared::client::now_ms;
 use tern_shared::proto::{self, crypto, Packet, Reason};
+
+/// Largest frame before login: CONNECT is small (ids, a token, a key), and an unauthenticated client
+/// should cost the edge little.
+const PRE_LOGIN_FRAME: usize = 16 << 10;
 
 /// An accepted session and the CONNACK that tells the client so. The caller registers the session before
 /// writing it, so the core knows the session before the client can see itself connected.
@@ -19,9 +23,16 @@ pub(super) struct Accepted {
 }
 
 /// Runs the handshake. On refusal the client has already been told why (CONNACK or DISCONNECT).
-pub(super) async fn accept<W: Wire>(edge: &Arc<Edge>, tx: &mut W, buf: &mut BytesMut) -> Result<Accepted, Close> {
+/// `ip` is the client's address, for the failed-login limits.
+pub(super) async fn accept<W: Wire>(
+    edge: &Arc<Edge>,
+    tx: &mut W,
+    buf: &mut BytesMut,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Accepted, Close> {
     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
-    let first = match tokio::time::timeout(limit, first_packet(tx, buf, edge.config.max_frame)).await {
+    let max = edge.config.max_frame.min(PRE_LOGIN_FRAME);
+    let first = match tokio::time::timeout(limit, first_packet(tx, buf, max)).await {
         Ok(Ok(p)) => p,
         Ok(Err(close)) => return Err(tell(tx, close).await),
         Err(_) => return Err(tell(tx, Close::new(Reason::Unknown, format!("no CONNECT within {limit:?}"))).await),
@@ -56,13 +67,22 @@ pub(super) async fn accept<W: Wire>(edge: &Arc<Edge>, tx: &mut W, buf: &mut Byte
         }
         Err(e) => return Err(refuse(tx, Reason::AuthFail, e.to_string(), version).await),
     };
+    if let Some(Err(limit)) = ip.map(|ip| edge.logins().admit(&c.uid, ip, Instant::now())) {
+        let close = refuse(tx, Reason::AuthFail, "too many failed logins".into(), version).await;
+        return Err(Close { label: Some(limit.label()), ..close });
+    }
     let (reason, device_level) = match edge.link.auth(&c.uid, c.device_flag, &c.token).await {
         Ok(r) => r,
         Err(e) => return Err(refuse(tx, Reason::SystemError, e.to_string(), version).await),
     };
+    if reason == Reason::QueryTokenError.code() {
+        return Err(refuse(tx, Reason::QueryTokenError, "token check failed".into(), version).await);
+    }
     if reason != Reason::Success.code() {
-        let code = if reason == Reason::QueryTokenError.code() { Reason::QueryTokenError } else { Reason::AuthFail };
-        return Err(refuse(tx, code, "token rejected".into(), version).await);
+        if let Some(ip) = ip {
+            edge.logins().failed(&c.uid, ip, Instant::now());
+        }
+        return Err(refuse(tx, Reason::AuthFail, "token rejected".into(), version).await);
     }
     let ack = Packet::Connack(proto::Connack {
         server_version: (version > 3).then_some(version),
@@ -78,6 +98,7 @@ pub(super) async fn accept<W: Wire>(edge: &Arc<Edge>, tx: &mut W, buf: &mut Byte
     let proof = tern_shared::secret::session_proof(&token_hash, &edge.config.edge_id, id, c.device_flag);
     let session = Session {
         edge: edge.clone(),
+        budget: Arc::new(tokio::sync::Semaphore::new(edge.config.send_budget)),
         id,
         uid: c.uid,
         device_flag: c.device_flag,

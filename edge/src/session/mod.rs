@@ -2,10 +2,12 @@
 //! One task per connection; it owns no buffer while the connection is idle.
 
 mod handshake;
+pub mod login_limit;
 pub mod outbox;
 pub mod registry;
 pub mod wire;
 
+use crate::link::PendingSend;
 use crate::Edge;
 use bytes::{Bytes, BytesMut};
 use outbox::{Drained, Outbox};
@@ -23,11 +25,13 @@ use wire::Wire;
 pub struct Close {
     pub code: Reason,
     pub reason: String,
+    /// The metrics label, when the code alone does not tell why.
+    label: Option<&'static str>,
 }
 
 impl Close {
     fn new(code: Reason, reason: impl Into<String>) -> Self {
-        Close { code, reason: reason.into() }
+        Close { code, reason: reason.into(), label: None }
     }
     /// The client went away or asked to close: nothing to tell it.
     fn quiet() -> Self {
@@ -35,6 +39,9 @@ impl Close {
     }
     /// A counter label for metrics.
     fn label(&self) -> &'static str {
+        if let Some(label) = self.label {
+            return label;
+        }
         match self.code {
             Reason::AuthFail => "auth",
             Reason::NotSupportHeader => "malformed",
@@ -43,8 +50,14 @@ impl Close {
     }
 }
 
+/// What a SEND costs the budget besides its payload: its ids, channel and bookkeeping.
+const SEND_OVERHEAD: usize = 256;
+
 struct Session {
     edge: Arc<Edge>,
+    /// Bytes of this client's SENDs not yet answered by the core (`send_budget`); reading waits when
+    /// it is spent, so a client cannot pile its messages up in the edge.
+    budget: Arc<tokio::sync::Semaphore>,
     id: u64,
     uid: String,
     device_flag: u8,
@@ -60,7 +73,9 @@ pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
     }
     edge.metrics.connects.inc();
     let mut buf = BytesMut::new();
-    let handshake::Accepted { session, connack, proof } = match handshake::accept(&edge, &mut wire, &mut buf).await {
+    let ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+    let handshake::Accepted { session, connack, proof } = match handshake::accept(&edge, &mut wire, &mut buf, ip).await
+    {
         Ok(a) => a,
         Err(close) => {
             tracing::debug!(%peer, reason = %close.reason, "connection refused");
@@ -267,6 +282,9 @@ impl Session {
     async fn send(&self, s: proto::Send, replies: &mut Vec<Bytes>) {
         self.edge.metrics.sends.inc();
         let payload = if s.setting & setting::NO_ENCRYPT != 0 {
+            if self.edge.config.refuse_no_encrypt {
+                return self.sendack(&s, Reason::NotAllowSend, replies);
+            }
             s.payload.clone()
         } else {
             let expected =
@@ -279,20 +297,25 @@ impl Session {
                 Err(_) => return self.sendack(&s, Reason::PayloadDecodeError, replies),
             }
         };
+        // Without a client msg no, a SEND the edge sends again after losing a link would be stored twice.
+        let client_msg_no =
+            if s.client_msg_no.is_empty() { tern_shared::client::random_msg_no() } else { s.client_msg_no.clone() };
+        let cost = (payload.len() + SEND_OVERHEAD).min(self.edge.config.send_budget) as u32;
+        let Ok(budget) = self.budget.clone().acquire_many_owned(cost).await else { return };
         let msg = OutgoingMessage {
             session: self.id,
             from_uid: self.uid.clone(),
             device_flag: self.device_flag,
             header_flags: s.flags,
             setting: s.setting,
-            client_msg_no: s.client_msg_no.clone(),
+            client_msg_no,
             channel_id: s.channel_id.clone(),
             channel_type: s.channel_type,
             expire: s.expire,
             topic: s.topic.clone(),
             payload,
         };
-        if self.edge.link.send(msg, s.client_seq, s.flags).await.is_err() {
+        if self.edge.link.send(PendingSend::new(msg, s.client_seq, s.flags, budget)).await.is_err() {
             self.sendack(&s, Reason::SystemError, replies);
         }
     }

@@ -40,8 +40,15 @@ impl Registry {
         self.lock().values().map(|e| e.outbox.clone()).collect()
     }
 
-    pub fn snapshot(&self) -> Vec<SessionInfo> {
-        self.lock().values().map(|e| e.info.clone()).collect()
+    /// Every live session's id.
+    pub fn ids(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// What the core is told of the sessions `ids` that are still live.
+    pub fn infos(&self, ids: &[u64]) -> Vec<SessionInfo> {
+        let sessions = self.lock();
+        ids.iter().filter_map(|id| sessions.get(id)).map(|e| e.info.clone()).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -49,8 +49,11 @@ pub enum LinkFrame {
     SessionClose {
         session: u64,
     },
-    /// Presence: every live session of this edge, sent after each (re)connect.
+    /// Presence: every live session of this edge, sent after each (re)connect: the first chunk, which
+    /// replaces what the core knew of this edge, ...
     PresenceSnapshot(Vec<SessionInfo>),
+    /// ... and the chunks after it, so a snapshot of any size stays within the frame limit.
+    PresenceMore(Vec<SessionInfo>),
     /// A client's SEND, already decrypted and checked by the edge.
     Send {
         req: u64,
