@@ -302,3 +302,54 @@ async fn a_slow_or_crowding_client_of_the_core_api_is_cut_off() {
     }
     assert_eq!(reqwest::get(format!("http://{http}/health")).await.unwrap().status(), 200);
 }
+
+/// Runs `tern args` to completion; its stdout.
+fn tern_ok(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run tern");
+    assert!(out.status.success(), "tern {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tern_certs_makes_what_a_core_and_an_edge_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = d.join("certs");
+    let certs = certs.to_str().unwrap();
+    tern_ok(&["certs", "init", "--dir", certs]);
+    assert!(Command::new(BIN).args(["certs", "init", "--dir", certs]).output().unwrap().status.code() != Some(0));
+    // What `issue` prints goes into the configs as it is.
+    let node = tern_ok(&["certs", "issue", "--dir", certs, "--node", "1", "--name", "127.0.0.1"]);
+    let edge = tern_ok(&["certs", "issue", "--dir", certs, "--edge", "edge-eu-1", "--region", "eu-west"]);
+    assert!(node.contains("[raft_tls]") && node.contains("[link_tls]") && edge.contains("[link_tls]"), "{node}{edge}");
+    let core_toml = format!("manager_token = \"biz\"\nadmin_token = \"adm\"\n{node}");
+    let core = Proc::core_with_toml(d, &core_toml);
+    let edge = start_edge(d, &core.addr("link"), &format!("edge_id = \"edge-eu-1\"\nregion = \"eu-west\"\n{edge}"), 0);
+    wait_edge_up(&edge).await;
+    let health: serde_json::Value =
+        reqwest::get(format!("http://{}/healthz", edge.addr("http"))).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_token_changed_while_its_link_was_down_is_kicked() {
+    let mut cl = Cluster::start("").await;
+    cl.api.user("alice", 0).await;
+    cl.api.user("bob", 0).await;
+    let mut alice = connect(&cl.tcp(), "alice", 0).await;
+    let bob = connect(&cl.tcp(), "bob", 0).await;
+    cl.core.kill9();
+    // While the edge cannot link (the core is down), a business server changes alice's token: here
+    // through the same data dir served on ports the edge does not know.
+    let hidden = common::start_core(cl.dir.path(), "127.0.0.1:0", "127.0.0.1:0", 1);
+    Api::new(&hidden.addr("http")).ok("/user/token", serde_json::json!({"uid": "alice", "token": "new"})).await;
+    drop(hidden);
+    cl.restart_core(2).await;
+    match alice.recv_timeout(Duration::from_secs(10)).await {
+        Some(tern_shared::client::Incoming::Disconnect { reason_code, reason }) => {
+            assert_eq!(reason_code, 2, "{reason}")
+        }
+        other => panic!("alice expected to be told to log in again, got {other:?}"),
+    }
+    assert_eq!(bob.send_text("bob", 1, "bob's token did not change").await.unwrap().reason_code, 1);
+}
