@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tern_shared::link::io::{write_loop, FrameReader};
 use tern_shared::link::{LinkFrame, LINK_VERSION};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -154,11 +154,11 @@ impl LinkError {
 }
 
 /// Tells the edge why its link is refused, then gives the error back.
-async fn refuse<W: AsyncWrite + Unpin>(w: W, e: LinkError) -> LinkError {
-    let (tx, rx) = mpsc::channel(1);
-    let _ = tx.send(LinkFrame::Refused(e.to_string())).await;
-    drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(1), write_loop(w, rx)).await;
+async fn refuse<W: AsyncWrite + Unpin>(mut w: W, e: LinkError) -> LinkError {
+    let mut frame = Vec::new();
+    if tern_shared::link::encode(&LinkFrame::Refused(e.to_string()), &mut frame).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), w.write_all(&frame)).await;
+    }
     e
 }
 

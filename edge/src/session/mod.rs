@@ -74,16 +74,18 @@ pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
     edge.metrics.connects.inc();
     let mut buf = BytesMut::new();
     let ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
-    let handshake::Accepted { session, connack, proof } = match handshake::accept(&edge, &mut wire, &mut buf, ip).await
-    {
-        Ok(a) => a,
-        Err(close) => {
-            tracing::debug!(%peer, reason = %close.reason, "connection refused");
-            edge.metrics.connect_rejected.with_label_values(&[close.label()]).inc();
-            wire.close().await;
-            return;
-        }
-    };
+    // Boxed, as is each SEND's handling below: a task's future is allocated at the size of its largest
+    // state for as long as it lives, and an idle session is in neither of these.
+    let handshake::Accepted { session, connack, proof } =
+        match Box::pin(handshake::accept(&edge, &mut wire, &mut buf, ip)).await {
+            Ok(a) => a,
+            Err(close) => {
+                tracing::debug!(%peer, reason = %close.reason, "connection refused");
+                edge.metrics.connect_rejected.with_label_values(&[close.label()]).inc();
+                wire.close().await;
+                return;
+            }
+        };
     let outbox = Arc::new(Outbox::default());
     let entry = SessionEntry {
         info: tern_shared::link::SessionInfo {
@@ -232,7 +234,7 @@ impl Session {
     async fn handle(&self, p: Packet, replies: &mut Vec<Bytes>) -> Result<(), Close> {
         match p {
             Packet::Send(s) => {
-                self.send(s, replies).await;
+                Box::pin(self.send(s, replies)).await;
                 Ok(())
             }
             Packet::Recvack(_) => Ok(()),
