@@ -71,6 +71,14 @@ fn secure_core(d: &Path, ca: &Ca) -> Proc {
     Proc::core_with_toml(d, &toml)
 }
 
+/// A directory, the cluster CA made in it, and a secured core using it.
+fn secured() -> (tempfile::TempDir, Ca, Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_ca = ca(dir.path(), "cluster-ca");
+    let core = secure_core(dir.path(), &cluster_ca);
+    (dir, cluster_ca, core)
+}
+
 fn api(core: &Proc, token: Option<&str>) -> Api {
     let mut a = Api::new(&core.addr("http"));
     a.token = token.map(String::from);
@@ -79,10 +87,8 @@ fn api(core: &Proc, token: Option<&str>) -> Api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_port_of_a_secured_core_refuses_a_peer_without_credentials() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, cluster_ca, core) = secured();
     let d = dir.path();
-    let cluster_ca = ca(d, "cluster-ca");
-    let core = secure_core(d, &cluster_ca);
     let api = api(&core, None);
 
     // The API: nothing without a token; the business token does business but not membership.
@@ -140,10 +146,8 @@ async fn every_port_of_a_secured_core_refuses_a_peer_without_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_cannot_claim_another_edge_nor_take_a_live_edges_id() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, cluster_ca, core) = secured();
     let d = dir.path();
-    let cluster_ca = ca(d, "cluster-ca");
-    let core = secure_core(d, &cluster_ca);
     let link = core.addr("link");
     let business = api(&core, Some("biz"));
     business.user("alice", 0).await;
@@ -203,10 +207,8 @@ async fn two_edges_left_with_the_default_id_do_not_share_it() {
 async fn an_edge_cannot_announce_a_user_who_never_logged_in_through_it() {
     use tern_shared::link::{LinkFrame, SessionInfo};
     use tern_shared::secret::{session_proof, user_token_hash};
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, cluster_ca, core) = secured();
     let d = dir.path();
-    let cluster_ca = ca(d, "cluster-ca");
-    let core = secure_core(d, &cluster_ca);
     let business = api(&core, Some("biz"));
     for uid in ["alice", "bob", "carol"] {
         business.user(uid, 0).await;

@@ -37,6 +37,8 @@ pub enum PkiError {
     NoIdentity,
     #[error("peer certificate names more than one Tern identity")]
     Ambiguous,
+    #[error("the peer presented no certificate")]
+    NoCertificate,
     #[error("`{0}` may hold only letters, digits, '.', '_' and '-' (1-64 characters)")]
     BadName(String),
 }
@@ -80,6 +82,12 @@ pub fn identity_of(der: &[u8]) -> Result<Identity, PkiError> {
         Some(node) => Ok(node),
         None => Err(PkiError::NoIdentity),
     }
+}
+
+/// What a TLS peer's certificate chain says of it: its leaf's identity and fingerprint.
+pub fn peer_identity(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<(Identity, [u8; 32]), PkiError> {
+    let leaf = certs.and_then(|c| c.first()).ok_or(PkiError::NoCertificate)?;
+    Ok((identity_of(leaf)?, fingerprint(leaf)))
 }
 
 /// SHA-256 of a DER certificate: tells two certificates for the same identity apart.

@@ -10,8 +10,8 @@ use tern_shared::proto::Reason;
 use tern_shared::secret::session_proof;
 use tokio::sync::mpsc;
 
-/// Token hashes by (uid, device flag), read once per snapshot chunk.
-type TokenCache = std::collections::HashMap<(String, u8), Option<[u8; 32]>>;
+/// Token hashes by uid and device flag, read once per snapshot chunk.
+type TokenCache = std::collections::HashMap<String, Vec<(u8, Option<[u8; 32]>)>>;
 
 #[derive(Clone)]
 pub(super) struct LinkHandler {
@@ -90,9 +90,9 @@ impl LinkHandler {
     }
 
     fn proven_with(&self, info: &SessionInfo, cache: &mut TokenCache) -> bool {
-        let key = (info.uid.clone(), info.device_flag);
-        let hash = match cache.get(&key) {
-            Some(hash) => *hash,
+        let cached = cache.get(info.uid.as_str()).and_then(|flags| flags.iter().find(|(f, _)| *f == info.device_flag));
+        let hash = match cached {
+            Some((_, hash)) => *hash,
             None => {
                 let hash = match self.core.db.token(&info.uid, info.device_flag) {
                     Ok(t) => t.map(|t| t.hash),
@@ -101,7 +101,7 @@ impl LinkHandler {
                         None
                     }
                 };
-                cache.insert(key, hash);
+                cache.entry(info.uid.clone()).or_default().push((info.device_flag, hash));
                 hash
             }
         };
@@ -120,7 +120,7 @@ impl LinkHandler {
     /// The sessions of a snapshot whose proofs hold. The others' tokens changed (or were revoked) while
     /// the link was down: the leader of each one's uid group kicks it, so its client logs in again.
     async fn proven_snapshot(&self, sessions: Vec<SessionInfo>) -> Vec<SessionInfo> {
-        // A uid's devices share a token: one lookup for all of them.
+        // A uid's sessions on one device flag share a token: one lookup for all of them.
         let mut cache = TokenCache::new();
         let (mut good, doubtful): (Vec<_>, Vec<_>) =
             sessions.into_iter().partition(|s| self.proven_with(s, &mut cache));

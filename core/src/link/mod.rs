@@ -46,12 +46,9 @@ struct PeerEdge {
 
 /// The edge a link certificate names; node certificates and certificates naming no edge are refused.
 fn peer_edge(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<PeerEdge, LinkError> {
-    let leaf = certs.and_then(|c| c.first()).ok_or_else(|| LinkError::Identity("no client certificate".into()))?;
-    match tern_shared::pki::identity_of(leaf) {
-        Ok(tern_shared::pki::Identity::Edge { id, .. }) => {
-            Ok(PeerEdge { id, fingerprint: tern_shared::pki::fingerprint(leaf) })
-        }
-        Ok(other) => Err(LinkError::Identity(format!("{other:?} is not an edge"))),
+    match tern_shared::pki::peer_identity(certs) {
+        Ok((tern_shared::pki::Identity::Edge { id, .. }, fingerprint)) => Ok(PeerEdge { id, fingerprint }),
+        Ok((other, _)) => Err(LinkError::Identity(format!("{other:?} is not an edge"))),
         Err(e) => Err(LinkError::Identity(e.to_string())),
     }
 }

@@ -61,10 +61,9 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
 
 /// The node a peer's certificate names; anything else may not speak raft.
 fn node_of(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<NodeId, String> {
-    let leaf = certs.and_then(|c| c.first()).ok_or("no client certificate")?;
-    match tern_shared::pki::identity_of(leaf) {
-        Ok(tern_shared::pki::Identity::Node(id)) => Ok(id),
-        Ok(other) => Err(format!("certificate of {other:?}, not of a core node")),
+    match tern_shared::pki::peer_identity(certs) {
+        Ok((tern_shared::pki::Identity::Node(id), _)) => Ok(id),
+        Ok((other, _)) => Err(format!("certificate of {other:?}, not of a core node")),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -90,8 +90,7 @@ pub fn apply_command(
     let slots = st.db.slots;
     match cmd {
         Command::SetToken { uid, device_flag, token, device_level } => {
-            let hash = tern_shared::secret::user_token_hash(&uid, &token);
-            st.put(keys::token(&uid, device_flag, slots), TokenRecord { hash, device_level }.encode());
+            return apply_command(st, Command::set_token(uid, device_flag, &token, device_level), message_id, applied);
         }
         Command::SetTokenHash { uid, device_flag, hash, device_level } => {
             st.put(keys::token(&uid, device_flag, slots), TokenRecord { hash, device_level }.encode());

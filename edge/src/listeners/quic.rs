@@ -26,7 +26,7 @@ pub async fn serve(endpoint: quinn::Endpoint, edge: Arc<Edge>) {
                 let Some(slot) = super::admit::admit(&edge, ip) else { continue };
                 let (edge, peer) = (edge.clone(), peer.clone());
                 tokio::spawn(async move {
-                    session::run(edge, IoWire(tokio::io::join(recv, send)), peer).await;
+                    session::run(edge, IoWire(tokio::io::join(recv, send)), peer, ip).await;
                     drop(slot);
                 });
             }

@@ -13,7 +13,7 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
                 let edge = edge.clone();
                 tokio::spawn(async move {
                     let Some((client, _slot)) = admit::tcp_client(&edge, &mut stream, peer).await else { return };
-                    session::run(edge, session::wire::TcpWire(stream), client.to_string()).await;
+                    session::run(edge, session::wire::TcpWire(stream), client.to_string(), client.ip()).await;
                 });
             }
             Err(e) => super::accept_backoff("tcp", e).await,

@@ -32,8 +32,8 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, carries: Carrie
                         Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
                     };
                     match carries {
-                        Carries::Stream => session::run(edge, IoWire(tls), peer.to_string()).await,
-                        Carries::WebSocket => super::ws::upgrade(tls, peer.to_string(), edge).await,
+                        Carries::Stream => session::run(edge, IoWire(tls), peer.to_string(), peer.ip()).await,
+                        Carries::WebSocket => super::ws::upgrade(tls, peer, edge).await,
                     }
                 });
             }

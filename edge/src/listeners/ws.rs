@@ -21,7 +21,7 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
                 let Some(slot) = super::admit::admit(&edge, peer.ip()) else { continue };
                 let edge = edge.clone();
                 tokio::spawn(async move {
-                    upgrade(stream, peer.to_string(), edge).await;
+                    upgrade(stream, peer, edge).await;
                     drop(slot);
                 });
             }
@@ -32,7 +32,7 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>) {
 
 // tungstenite fixes the callback's error type (an HTTP response), large as it is.
 #[allow(clippy::result_large_err)]
-pub(crate) async fn upgrade<S>(stream: S, peer: String, edge: Arc<Edge>)
+pub(crate) async fn upgrade<S>(stream: S, peer: std::net::SocketAddr, edge: Arc<Edge>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -64,9 +64,17 @@ where
             .await;
     match accepted {
         Ok(Ok(ws)) => {
-            let peer = forwarded.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(peer);
+            let forwarded = forwarded.lock().unwrap_or_else(|e| e.into_inner()).take();
+            // Anyone can send X-Forwarded-For: it names the client for the limits only when the
+            // connection comes from this machine (the edge's own access layer or a local proxy).
+            let ip = forwarded
+                .as_deref()
+                .and_then(|f| f.parse().ok())
+                .filter(|_| peer.ip().is_loopback())
+                .unwrap_or_else(|| peer.ip());
             let (rx, tx) = ws_io(ws);
-            session::run(edge, session::wire::StreamWire { rx, tx }, peer).await;
+            session::run(edge, session::wire::StreamWire { rx, tx }, forwarded.unwrap_or_else(|| peer.to_string()), ip)
+                .await;
         }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         Err(_) => tracing::debug!(%peer, "websocket upgrade timed out"),

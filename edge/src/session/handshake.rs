@@ -28,7 +28,7 @@ pub(super) async fn accept<W: Wire>(
     edge: &Arc<Edge>,
     tx: &mut W,
     buf: &mut BytesMut,
-    ip: Option<std::net::IpAddr>,
+    ip: std::net::IpAddr,
 ) -> Result<Accepted, Close> {
     let limit = Duration::from_millis(edge.config.connect_timeout_ms);
     let max = edge.config.max_frame.min(PRE_LOGIN_FRAME);
@@ -67,7 +67,8 @@ pub(super) async fn accept<W: Wire>(
         }
         Err(e) => return Err(refuse(tx, Reason::AuthFail, e.to_string(), version).await),
     };
-    if let Some(Err(limit)) = ip.map(|ip| edge.logins().admit(&c.uid, ip, Instant::now())) {
+    let admitted = edge.logins().admit(&c.uid, ip, Instant::now());
+    if let Err(limit) = admitted {
         let close = refuse(tx, Reason::AuthFail, "too many failed logins".into(), version).await;
         return Err(Close { label: Some(limit.label()), ..close });
     }
@@ -79,9 +80,7 @@ pub(super) async fn accept<W: Wire>(
         return Err(refuse(tx, Reason::QueryTokenError, "token check failed".into(), version).await);
     }
     if reason != Reason::Success.code() {
-        if let Some(ip) = ip {
-            edge.logins().failed(&c.uid, ip, Instant::now());
-        }
+        edge.logins().failed(&c.uid, ip, Instant::now());
         return Err(refuse(tx, Reason::AuthFail, "token rejected".into(), version).await);
     }
     let ack = Packet::Connack(proto::Connack {

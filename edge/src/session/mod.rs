@@ -67,13 +67,13 @@ struct Session {
 }
 
 /// Serves one client connection to its end.
-pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String) {
+/// `peer` is what logs show of the client; `ip` its address for the per-address limits.
+pub async fn run<W: Wire>(edge: Arc<Edge>, mut wire: W, peer: String, ip: std::net::IpAddr) {
     if edge.draining() {
         return wire.close().await;
     }
     edge.metrics.connects.inc();
     let mut buf = BytesMut::new();
-    let ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
     // Boxed, as is each SEND's handling below: a task's future is allocated at the size of its largest
     // state for as long as it lives, and an idle session is in neither of these.
     let handshake::Accepted { session, connack, proof } =
