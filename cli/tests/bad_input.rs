@@ -224,6 +224,15 @@ async fn a_client_that_stops_reading_is_closed_and_others_keep_going() {
     still_works(&alice, &mut bob, 0).await;
 }
 
+/// The refusal's reason code, or `None` for a session.
+async fn refusal(o: ClientOptions) -> Option<u8> {
+    match Client::connect(o).await {
+        Ok(_) => None,
+        Err(ClientError::Rejected(code)) => Some(code),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_guessing_is_cut_off_per_address_and_per_uid_without_locking_out_good_logins() {
     let cl = Cluster::start("login_failures_per_addr = 3\nlogin_failures_per_uid = 4").await;
@@ -232,14 +241,7 @@ async fn token_guessing_is_cut_off_per_address_and_per_uid_without_locking_out_g
     let login = |from: [u8; 4], uid: &str, token: &str| {
         let mut o = ClientOptions::new(cl.tcp(), uid, token);
         o.source = Some(std::net::IpAddr::from(from));
-        // The refusal's reason code, or `None` for a session.
-        async move {
-            match Client::connect(o).await {
-                Ok(_) => None,
-                Err(ClientError::Rejected(code)) => Some(code),
-                Err(e) => panic!("{e}"),
-            }
-        }
+        refusal(o)
     };
     let auth_fail = Some(proto::Reason::AuthFail.code());
     let limited = |reason: &str| {
@@ -269,6 +271,26 @@ async fn token_guessing_is_cut_off_per_address_and_per_uid_without_locking_out_g
     assert_eq!(limited("login_limit_uid").await, 1.0);
     assert_eq!(login([127, 0, 0, 6], "bob", "bob-tok").await, None);
     assert_eq!(login([127, 0, 0, 4], "alice", "alice-tok").await, None, "the address may still log others in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_guesses_count_against_the_address_a_local_proxy_names() {
+    let cl = Cluster::start("login_failures_per_addr = 3\nlogin_failures_per_uid = 100").await;
+    cl.api.user("alice", 0).await;
+    // The edge's own access layer and local proxies connect from loopback and name the client in
+    // X-Forwarded-For (a remote peer's header is ignored: `listeners/ws.rs`'s unit test).
+    let login = |forwarded: Option<&str>, token: &str| {
+        let mut o = ClientOptions::new(cl.ws(), "alice", token);
+        o.ws_headers = forwarded.map(|f| ("X-Forwarded-For".to_string(), f.to_string())).into_iter().collect();
+        refusal(o)
+    };
+    let auth_fail = Some(proto::Reason::AuthFail.code());
+    for _ in 0..3 {
+        assert_eq!(login(Some("203.0.113.9, 10.0.0.1"), "guess").await, auth_fail);
+    }
+    assert_eq!(login(Some("203.0.113.9"), "alice-tok").await, auth_fail, "the named address is cut off");
+    assert_eq!(login(Some("203.0.113.10"), "alice-tok").await, None, "another client behind the proxy is not");
+    assert_eq!(login(None, "alice-tok").await, None, "nor is the proxy's own address");
 }
 
 /// The edge's resident memory, as its `/healthz` reports it.

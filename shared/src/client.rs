@@ -28,6 +28,8 @@ pub struct ClientOptions {
     pub server_name: Option<String>,
     /// Source address of a plain TCP connection (default: the OS chooses).
     pub source: Option<std::net::IpAddr>,
+    /// Extra headers of a `ws://` or `wss://` handshake (a proxy's `X-Forwarded-For`, a cookie).
+    pub ws_headers: Vec<(String, String)>,
 }
 
 impl ClientOptions {
@@ -44,6 +46,7 @@ impl ClientOptions {
             tls: None,
             server_name: None,
             source: None,
+            ws_headers: Vec::new(),
         }
     }
 }
@@ -180,17 +183,29 @@ async fn tls_connect(
     Ok((tls, cert))
 }
 
+fn ws_request(opts: &ClientOptions) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ClientError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = opts.addr.as_str().into_client_request()?;
+    for (name, value) in &opts.ws_headers {
+        let bad = |e: &dyn std::fmt::Display| ClientError::Protocol(format!("header {name}: {e}"));
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+        request.headers_mut().append(name, HeaderValue::from_str(value).map_err(|e| bad(&e))?);
+    }
+    Ok(request)
+}
+
 async fn open(opts: &ClientOptions) -> Result<Opened, ClientError> {
     let addr = opts.addr.as_str();
     if addr.starts_with("ws://") {
-        let (ws, _) = tokio_tungstenite::connect_async(addr).await?;
+        let (ws, _) = tokio_tungstenite::connect_async(ws_request(opts)?).await?;
         let (rx, tx) = transport::ws_io(ws);
         Ok(Opened { rx, tx, peer_cert: None, quic: None })
     } else if addr.starts_with("quic://") {
         quic_connect(opts).await
     } else if addr.starts_with("wss://") {
         let (tls, peer_cert) = tls_connect(opts).await?;
-        let (ws, _) = tokio_tungstenite::client_async(addr, tls).await?;
+        let (ws, _) = tokio_tungstenite::client_async(ws_request(opts)?, tls).await?;
         let (rx, tx) = transport::ws_io(ws);
         Ok(Opened { rx, tx, peer_cert, quic: None })
     } else if addr.starts_with("tls://") {

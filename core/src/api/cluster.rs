@@ -3,7 +3,7 @@
 
 use super::{ok, ApiError, ApiJson, AppState};
 use crate::raft::group::Group;
-use crate::raft::membership::{self, MembershipChange};
+use crate::raft::membership;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,6 +11,7 @@ use axum::Json;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use tern_wire::rpc::MembershipChange;
 
 /// This node's view: the nodes, how many groups each leads, and per group its leader, term, log
 /// positions and, where this node leads it, how far each follower has replicated.

@@ -3,9 +3,9 @@
 use super::dial::Dial;
 use super::peer::Peer;
 use super::proposer::ProposeError;
-use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, Raft};
 use std::time::Duration;
+use tern_wire::rpc::{RaftRequest, RaftResponse};
 
 /// How long a request waits for an election to finish before it fails.
 pub const ELECTION_WAIT: Duration = Duration::from_secs(3);

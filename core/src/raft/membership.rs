@@ -2,21 +2,11 @@
 
 use super::dial::Dial;
 use super::leader::{await_leader, leader_of};
-use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, Raft};
 use openraft::{BasicNode, ChangeMembers};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MembershipChange {
-    /// Replicate to the node as a learner until it has caught up (by snapshot if the log was compacted),
-    /// then make it a voter.
-    Add { id: NodeId, raft_addr: String },
-    /// Take the node out of the voters (and the cluster).
-    Remove { id: NodeId },
-}
+use tern_wire::rpc::{MembershipChange, RaftRequest, RaftResponse};
 
 /// A membership change can take as long as a new node needs to catch up.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -10,7 +10,6 @@ pub mod network;
 pub mod peer;
 pub mod proposer;
 pub mod rebalance;
-pub mod rpc;
 pub mod server;
 pub mod transfer;
 pub mod types;

@@ -1,7 +1,6 @@
 //! openraft's network over `Peer` connections (see `rpc.rs` for the frames).
 
 use super::peer::Peer;
-use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -10,6 +9,7 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
+use tern_wire::rpc::{RaftRequest, RaftResponse};
 
 pub struct Network {
     pub dial: super::dial::Dial,

@@ -1,9 +1,9 @@
 //! A connection to another core node, opened on first use and reopened after any failure.
 
 use super::dial::PeerTls;
-use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use std::io;
 use std::time::Duration;
+use tern_wire::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
 

@@ -4,11 +4,11 @@
 
 use super::dial::Dial;
 use super::leader::{await_leader, leader_of, LeaderConn};
-use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{Batch, BatchResult, Command, CommandResult, NodeId, Raft};
 use crate::store::apply::MAX_BATCH;
 use openraft::error::ClientWriteError;
 use std::sync::Arc;
+use tern_wire::rpc::{RaftRequest, RaftResponse};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

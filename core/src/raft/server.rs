@@ -4,10 +4,10 @@
 //! the other core nodes, which the configuration enforces by allowing it only on loopback.
 
 use super::group::Groups;
-use super::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use super::types::NodeId;
 use std::sync::Arc;
 use std::time::Duration;
+use tern_wire::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;

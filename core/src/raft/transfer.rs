@@ -6,13 +6,12 @@
 
 use super::group::{Group, Groups};
 use super::leader::{await_leader, leader_of};
-use super::rpc::{RaftRequest, RaftResponse};
 use super::types::{NodeId, Raft};
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tern_wire::rpc::{RaftRequest, RaftResponse, Step};
 
 /// Raised on the leader while it hands leadership over; its proposer holds writes meanwhile.
 #[derive(Clone, Default)]
@@ -39,18 +38,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const TAKE_OVER: Duration = Duration::from_secs(3);
 /// Entries the target may still lack when the transfer starts (it catches up while the lease runs out).
 const MAX_LAG: u64 = 100;
-
-/// What the leader asks of the other nodes during a transfer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Step {
-    /// Do not start elections for this long.
-    Hold { ms: u64 },
-    /// Campaign after `after_ms`, until this node leads or `TAKE_OVER` has passed.
-    Campaign { after_ms: u64 },
-    /// Nothing: asked of the target first, so an unreachable one fails the transfer before anything
-    /// is held.
-    Probe,
-}
 
 /// Carries out a step on this node; returns at once.
 pub fn on_step(raft: &Raft, node_id: NodeId, step: Step) {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use tern_wire::ChannelRecord;
+
 /// A user's token as stored: its hash (`tern_shared::secret::user_token_hash`), never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -42,16 +44,6 @@ impl TokenRecord {
         let hash = tern_shared::secret::user_token_hash(uid, &plain.token);
         Ok(TokenRecord { hash, device_level: plain.device_level })
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelRecord {
-    pub channel_id: String,
-    pub channel_type: u8,
-    pub ban: bool,
-    pub disband: bool,
-    pub send_ban: bool,
-    pub large: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,18 +65,36 @@ where
     match accepted {
         Ok(Ok(ws)) => {
             let forwarded = forwarded.lock().unwrap_or_else(|e| e.into_inner()).take();
-            // Anyone can send X-Forwarded-For: it names the client for the limits only when the
-            // connection comes from this machine (the edge's own access layer or a local proxy).
-            let ip = forwarded
-                .as_deref()
-                .and_then(|f| f.parse().ok())
-                .filter(|_| peer.ip().is_loopback())
-                .unwrap_or_else(|| peer.ip());
+            let ip = client_ip(peer, forwarded.as_deref());
             let (rx, tx) = ws_io(ws);
             session::run(edge, session::wire::StreamWire { rx, tx }, forwarded.unwrap_or_else(|| peer.to_string()), ip)
                 .await;
         }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         Err(_) => tracing::debug!(%peer, "websocket upgrade timed out"),
+    }
+}
+
+/// The address the per-address limits count a WebSocket client under. Anyone can send
+/// X-Forwarded-For: it names the client only when the connection comes from this machine (the edge's
+/// own access layer or a local proxy).
+fn client_ip(peer: std::net::SocketAddr, forwarded: Option<&str>) -> std::net::IpAddr {
+    forwarded.and_then(|f| f.parse().ok()).filter(|_| peer.ip().is_loopback()).unwrap_or_else(|| peer.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn only_a_local_proxy_names_the_client() {
+        let local = "127.0.0.1:4000".parse().unwrap();
+        let remote = "198.51.100.7:4000".parse().unwrap();
+        let named: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(client_ip(local, Some("203.0.113.9")), named);
+        assert_eq!(client_ip("[::1]:4000".parse().unwrap(), Some("203.0.113.9")), named);
+        assert_eq!(client_ip(remote, Some("203.0.113.9")), remote.ip(), "a remote client cannot pick its address");
+        assert_eq!(client_ip(local, Some("not an address")), local.ip());
+        assert_eq!(client_ip(local, None), local.ip());
     }
 }

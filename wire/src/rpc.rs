@@ -2,7 +2,7 @@
 //! requests. Each is one length-prefixed bincode frame, a request prefixed by its raft group (slot); a
 //! connection carries one request at a time.
 
-use super::types::{Batch, BatchResult, NodeId, TypeConfig};
+use crate::command::{Batch, BatchResult, NodeId, TypeConfig};
 use bincode::Options;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -27,11 +27,11 @@ pub enum RaftRequest {
     /// "Confirm you lead and tell me the log position a linearizable read must wait for."
     ReadIndex,
     /// A membership change asked of a follower, for the leader to carry out.
-    Membership(super::membership::MembershipChange),
+    Membership(MembershipChange),
     /// A leadership transfer asked of a follower, for the leader to carry out.
     Transfer(NodeId),
     /// The leader's instructions to the other nodes during a transfer.
-    Step(super::transfer::Step),
+    Step(Step),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,6 +43,28 @@ pub enum RaftResponse {
     ReadIndex(Result<Option<LogId<NodeId>>, String>),
     Membership(Result<(), String>),
     Done(Result<(), String>),
+}
+
+/// A change of the voters, asked of whichever node leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Replicate to the node as a learner until it has caught up (by snapshot if the log was compacted),
+    /// then make it a voter.
+    Add { id: NodeId, raft_addr: String },
+    /// Take the node out of the voters (and the cluster).
+    Remove { id: NodeId },
+}
+
+/// What the leader asks of the other nodes during a transfer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Step {
+    /// Do not start elections for this long.
+    Hold { ms: u64 },
+    /// Campaign after `after_ms`, until this node leads or `TAKE_OVER` has passed.
+    Campaign { after_ms: u64 },
+    /// Nothing: asked of the target first, so an unreachable one fails the transfer before anything
+    /// is held.
+    Probe,
 }
 
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {
