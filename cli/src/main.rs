@@ -4,6 +4,7 @@ mod bench;
 mod certs;
 mod chat;
 mod cluster;
+mod deploy;
 mod dev;
 mod serve;
 
@@ -28,6 +29,9 @@ enum Command {
     Chat(chat::ChatArgs),
     /// The cluster's CA: create it, issue node and edge certificates.
     Certs(certs::CertsArgs),
+    /// A global deployment's description: check it, render configs, Terraform variables, bootstrap.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Show a core cluster, add or remove nodes.
     Cluster(cluster::ClusterArgs),
     /// Load tests against a running edge and core.
@@ -54,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Chat(a) => chat::run(a).await,
         Command::Certs(a) => certs::run(a),
         Command::Cluster(a) => cluster::run(a).await,
+        Command::Deploy(c) => deploy::run(c),
         Command::Bench(b) => bench::run(b).await,
     }
 }

@@ -1,5 +1,6 @@
 //! `tern core` and `tern edge`: a TOML file, then flags (or env) on top, then validation.
 
+use crate::deploy::{self, LayoutArgs, Part};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -12,6 +13,12 @@ pub struct CoreArgs {
     /// TOML settings file (see docs/CONFIG.md).
     #[arg(long, env = "TERN_CORE_CONFIG")]
     config: Option<PathBuf>,
+    /// A deployment description (`deploy/regions/<name>`): addresses, peers, raft timings and
+    /// certificate paths of `--node-id` come from it, under the file and the flags.
+    #[arg(long, env = "TERN_DEPLOYMENT", requires = "node_id")]
+    deployment: Option<PathBuf>,
+    #[command(flatten)]
+    layout: LayoutArgs,
     #[arg(long, env = "TERN_NODE_ID")]
     node_id: Option<u64>,
     #[arg(long, env = "TERN_DATA_DIR")]
@@ -47,6 +54,12 @@ pub struct CoreArgs {
 pub struct EdgeArgs {
     #[arg(long, env = "TERN_EDGE_CONFIG")]
     config: Option<PathBuf>,
+    /// A deployment description: this edge's (`--edge-id`) listeners, region, core addresses and
+    /// certificate paths come from it, under the file and the flags.
+    #[arg(long, env = "TERN_DEPLOYMENT", requires = "edge_id")]
+    deployment: Option<PathBuf>,
+    #[command(flatten)]
+    layout: LayoutArgs,
     #[arg(long, env = "TERN_EDGE_ID")]
     edge_id: Option<String>,
     #[arg(long, env = "TERN_TCP_ADDR")]
@@ -76,7 +89,11 @@ fn announce_ready(fields: serde_json::Value) {
 }
 
 pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
-    let mut c: CoreConfig = config::load_with_overrides(a.config.as_deref(), &a.set)?;
+    let base = match (&a.deployment, a.node_id) {
+        (Some(dir), Some(id)) => deploy::base(dir, Part::Node(id), &a.layout.clone().into())?,
+        _ => toml::Table::new(),
+    };
+    let mut c: CoreConfig = config::load_layered(base, a.config.as_deref(), &a.set)?;
     set(&mut c.node_id, a.node_id);
     set(&mut c.data_dir, a.data_dir);
     set(&mut c.http_addr, a.http_addr);
@@ -106,7 +123,11 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
 }
 
 pub async fn edge(a: EdgeArgs) -> anyhow::Result<()> {
-    let mut c: EdgeConfig = config::load_with_overrides(a.config.as_deref(), &a.set)?;
+    let base = match (&a.deployment, &a.edge_id) {
+        (Some(dir), Some(id)) => deploy::base(dir, Part::Edge(id), &a.layout.clone().into())?,
+        _ => toml::Table::new(),
+    };
+    let mut c: EdgeConfig = config::load_layered(base, a.config.as_deref(), &a.set)?;
     set(&mut c.edge_id, a.edge_id);
     set(&mut c.tcp_addr, a.tcp_addr);
     set(&mut c.ws_addr, a.ws_addr);

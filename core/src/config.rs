@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use tern_shared::config::{check_addr, is_loopback, ConfigError, Validate};
+use tern_shared::config::{check_addr, check_dial_addr, is_loopback, ConfigError, Validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -201,11 +201,11 @@ impl Validate for CoreConfig {
                 if p.id == 0 {
                     return Err(ConfigError::invalid("peers", "node ids must be greater than 0"));
                 }
-                check_addr("peers.raft_addr", &p.raft_addr, false)?;
+                check_dial_addr("peers.raft_addr", &p.raft_addr)?;
             }
         }
         for p in &self.dial {
-            check_addr("dial.raft_addr", &p.raft_addr, false)?;
+            check_dial_addr("dial.raft_addr", &p.raft_addr)?;
         }
         if self.slots == 0 || self.slots > 4096 {
             return Err(ConfigError::invalid("slots", "must be between 1 and 4096"));

@@ -68,6 +68,21 @@ fn codec(c: &mut Criterion) {
             cipher.recv_msg_key(1, 2, "no", 3, "alice", "alice", 1, &p)
         })
     });
+    // A login's token check, as stored before (the token itself) and now (its hash, and the proof the
+    // edge sends with the session), side by side.
+    let (uid, token) = ("user-0001234", "a-business-issued-token-0123456789");
+    let hash = tern_shared::secret::user_token_hash(uid, token);
+    g.bench_function("login: token compared as stored before", |b| {
+        b.iter(|| tern_shared::secret::same(black_box(token.as_bytes()), black_box(token.as_bytes())))
+    });
+    g.bench_function("login: token hashed and compared", |b| {
+        b.iter(|| {
+            tern_shared::secret::same(&tern_shared::secret::user_token_hash(black_box(uid), black_box(token)), &hash)
+        })
+    });
+    g.bench_function("login: session proof", |b| {
+        b.iter(|| tern_shared::secret::session_proof(black_box(&hash), "edge-1", black_box(42), 0))
+    });
     g.finish();
 }
 

@@ -37,6 +37,16 @@ pub fn parse<T: DeserializeOwned + Validate>(path: &str, text: &str) -> Result<T
 /// (`"text"`, `42`, `true`, `["a", "b"]`; anything that is not TOML counts as a string). Not validated:
 /// callers apply their flags, then validate.
 pub fn load_with_overrides<T: DeserializeOwned>(path: Option<&Path>, overrides: &[String]) -> Result<T, ConfigError> {
+    load_layered(toml::Table::new(), path, overrides)
+}
+
+/// Like `load_with_overrides`, over `base` (what a deployment description implies): the file's keys
+/// replace the base's, table by table, and the overrides come last.
+pub fn load_layered<T: DeserializeOwned>(
+    base: toml::Table,
+    path: Option<&Path>,
+    overrides: &[String],
+) -> Result<T, ConfigError> {
     let (shown, text) = match path {
         Some(p) => {
             let shown = p.display().to_string();
@@ -47,7 +57,9 @@ pub fn load_with_overrides<T: DeserializeOwned>(path: Option<&Path>, overrides: 
         None => ("(defaults)".to_string(), String::new()),
     };
     let parse_err = |path: &str, message: String| ConfigError::Parse { path: path.into(), message };
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse_err(&shown, e.to_string()))?;
+    let file: toml::Table = toml::from_str(&text).map_err(|e| parse_err(&shown, e.to_string()))?;
+    let mut table = base;
+    merge(&mut table, file);
     for o in overrides {
         let (key, raw) = o.split_once('=').ok_or_else(|| parse_err("--set", format!("`{o}` is not key=value")))?;
         let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
@@ -59,6 +71,17 @@ pub fn load_with_overrides<T: DeserializeOwned>(path: Option<&Path>, overrides: 
     toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| parse_err(&format!("{shown} with --set"), e.to_string()))
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
 }
 
 fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
@@ -82,6 +105,25 @@ pub fn check_addr(key: &'static str, value: &str, optional: bool) -> Result<(), 
         .parse::<std::net::SocketAddr>()
         .map(|_| ())
         .map_err(|e| ConfigError::invalid(key, format!("`{value}` is not host:port ({e})")))
+}
+
+/// Checks that `value` is an address to dial: `host:port` with an IP or a DNS name (resolved at each
+/// connection, so a node's name may move to another machine).
+pub fn check_dial_addr(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let named = value.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok()
+            && !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    });
+    if named {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(key, format!("`{value}` is not host:port (an IP or a DNS name)")))
+    }
 }
 
 /// Whether `addr` (host:port) is reachable from this machine only: a loopback IP or `localhost`. Any
@@ -110,6 +152,26 @@ mod tests {
     struct Inner {
         on: bool,
         list: Vec<String>,
+    }
+
+    #[test]
+    fn dial_addresses_may_name_a_host() {
+        for ok in ["10.0.0.1:5302", "[::1]:5302", "node-1.core.example.com:5302", "core:1"] {
+            assert!(check_dial_addr("k", ok).is_ok(), "{ok}");
+        }
+        for bad in ["node-1", ":5302", "node 1:5302", "a..b:1", "host:99999", "http://x:1"] {
+            assert!(check_dial_addr("k", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_base_table_lies_under_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "port = 2\n[inner]\non = true\n").unwrap();
+        let base: toml::Table = toml::from_str("name = \"base\"\nport = 1\n[inner]\nlist = [\"x\"]\n").unwrap();
+        let s: Settings = load_layered(base, Some(&path), &["inner.list=[\"y\"]".into()]).unwrap();
+        assert_eq!((s.name.as_str(), s.port, s.inner.on, s.inner.list), ("base", 2, true, vec!["y".to_string()]));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod deployment;
 pub mod limits;
 pub mod link;
 pub mod pki;
