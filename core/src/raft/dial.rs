@@ -2,7 +2,7 @@
 //! may be told to dial some peers elsewhere (through NAT, a proxy, or a test's relay). With `raft_tls`,
 //! every connection is mutual TLS. Each raft group dials with its own `Dial`, whose requests name it.
 
-use super::peer::Peer;
+use super::peer::{Peer, Pool};
 use super::types::NodeId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,11 +15,12 @@ pub struct Dial {
     overrides: Arc<BTreeMap<NodeId, String>>,
     tls: Option<PeerTls>,
     group: u16,
+    pool: Pool,
 }
 
 impl Dial {
     pub fn new(overrides: BTreeMap<NodeId, String>, tls: Option<PeerTls>) -> Self {
-        Dial { overrides: Arc::new(overrides), tls, group: 0 }
+        Dial { overrides: Arc::new(overrides), tls, group: 0, pool: Pool::default() }
     }
 
     /// The same dialing for raft group `group`.
@@ -32,8 +33,8 @@ impl Dial {
         self.overrides.get(&id).cloned().unwrap_or_else(|| advertised.to_string())
     }
 
-    /// A connection (opened on first use) to a node at `addr`, for this group's requests.
+    /// A connection (pooled, or opened on first use) to a node at `addr`, for this group's requests.
     pub fn peer(&self, addr: String) -> Peer {
-        Peer::new(addr, self.tls.clone(), self.group)
+        Peer::new(addr, self.tls.clone(), self.group, self.pool.clone())
     }
 }

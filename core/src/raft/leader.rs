@@ -4,6 +4,8 @@ use super::dial::Dial;
 use super::peer::Peer;
 use super::proposer::ProposeError;
 use super::types::{NodeId, Raft};
+use openraft::LogId;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tern_wire::rpc::{RaftRequest, RaftResponse};
 
@@ -45,11 +47,54 @@ pub struct ReadBarrier {
     dial: Dial,
     node_id: NodeId,
     leader: tokio::sync::Mutex<LeaderConn>,
+    checks: Checks,
+}
+
+/// On the leader, one leadership check at a time serves every read that arrived before it started.
+/// Each check costs a round of heartbeats to the voters; one per read cost a round per login.
+struct Checks {
+    /// The number of the last check that started.
+    started: AtomicU64,
+    /// Held while a check runs: the last check that finished, and how.
+    done: tokio::sync::Mutex<(u64, ReadIndex)>,
+}
+
+/// Where a linearizable read must wait for this node to have applied: the leader's read log id.
+type ReadIndex = Result<Option<LogId<NodeId>>, ProposeError>;
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks { started: AtomicU64::new(0), done: tokio::sync::Mutex::new((0, Ok(None))) }
+    }
+}
+
+impl Checks {
+    async fn check(&self, raft: &Raft) -> ReadIndex {
+        // A check that started before this read arrived may have fixed its read position before a
+        // write this read must see: only a later one will do.
+        let wanted = self.started.load(Ordering::Acquire) + 1;
+        let mut done = self.done.lock().await;
+        if done.0 >= wanted {
+            return done.1.clone();
+        }
+        let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let result = raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| ProposeError::NotLeader(e.forward_to_leader().and_then(|f| f.leader_id)));
+        *done = (number, result.clone());
+        result
+    }
 }
 
 impl ReadBarrier {
     pub fn new(raft: Raft, node_id: NodeId, dial: Dial) -> Self {
-        ReadBarrier { raft, dial, node_id, leader: tokio::sync::Mutex::default() }
+        ReadBarrier { raft, dial, node_id, leader: tokio::sync::Mutex::default(), checks: Checks::default() }
+    }
+
+    /// On the leader, the read index for a follower's linearizable read (the raft port's `ReadIndex`).
+    pub async fn read_index(&self) -> ReadIndex {
+        self.checks.check(&self.raft).await
     }
 
     /// Retries while leadership is moving (a node that just lost it answers "not the leader").
@@ -68,10 +113,7 @@ impl ReadBarrier {
     async fn once(&self) -> Result<(), ProposeError> {
         let leader = await_leader(&self.raft).await.ok_or(ProposeError::NotLeader(None))?;
         if leader == self.node_id {
-            return match self.raft.ensure_linearizable().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(ProposeError::NotLeader(e.forward_to_leader().and_then(|f| f.leader_id))),
-            };
+            return self.checks.check(&self.raft).await.map(|_| ());
         }
         let (id, addr) = leader_of(&self.raft, &self.dial).ok_or(ProposeError::NotLeader(None))?;
         let index = {

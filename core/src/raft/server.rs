@@ -93,7 +93,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
                 RaftResponse::Done(Ok(()))
             }
             RaftRequest::ReadIndex => {
-                RaftResponse::ReadIndex(raft.ensure_linearizable().await.map_err(|e| e.to_string()))
+                RaftResponse::ReadIndex(group.reads.read_index().await.map_err(|e| e.to_string()))
             }
         };
         write_frame(&mut conn, &resp).await?;
