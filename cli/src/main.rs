@@ -7,6 +7,7 @@ mod cluster;
 mod deploy;
 mod dev;
 mod serve;
+mod wan;
 
 use clap::{Parser, Subcommand};
 
@@ -34,9 +35,18 @@ enum Command {
     Deploy(deploy::DeployCommand),
     /// Show a core cluster, add or remove nodes.
     Cluster(cluster::ClusterArgs),
+    /// Simulated wide-area paths: `tern wan relay` adds a round trip to one TCP path.
+    #[command(subcommand)]
+    Wan(WanCommand),
     /// Load tests against a running edge and core.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum WanCommand {
+    /// Carry TCP connections to a target with a round trip, jitter and loss added; cut and heal it.
+    Relay(wan::RelayArgs),
 }
 
 fn init_logging() {
@@ -60,5 +70,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Cluster(a) => cluster::run(a).await,
         Command::Deploy(c) => deploy::run(c),
         Command::Bench(b) => bench::run(b).await,
+        Command::Wan(WanCommand::Relay(a)) => wan::relay(a).await,
     }
 }

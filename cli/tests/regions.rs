@@ -110,3 +110,22 @@ fn rendered_configs_are_what_the_binaries_accept() {
         assert_eq!(eu["fallback"], serde_json::json!(["us-east", "ap-southeast"]));
     }
 }
+
+#[test]
+fn the_terraform_example_describes_the_shipped_example_deployment() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["deploy", "render", shipped("example").to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = |p: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let committed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/examples/three-regions/terraform.tfvars.json");
+    assert_eq!(
+        read(&committed),
+        read(&out.path().join("terraform.tfvars.json")),
+        "terraform/examples/three-regions/terraform.tfvars.json differs from deploy/regions/example: \
+         run `tern deploy render deploy/regions/example --out rendered` and copy rendered/terraform.tfvars.json"
+    );
+}

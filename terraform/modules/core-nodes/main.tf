@@ -1,0 +1,319 @@
+locals {
+  name = "${var.deployment}-${var.region_id}-core"
+
+  # Everything secret this module stores lives under this path, mirroring the files on the machine
+  # (certs/ca.pem, certs/node-<id>.pem, ...); the instance role may read nothing else.
+  param_prefix = "/${var.deployment}/${var.region_id}/core"
+
+  voters = { for v in var.voters : tostring(v.id) => v }
+
+  tags = merge(var.tags, {
+    "tern:deployment" = var.deployment
+    "tern:region"     = var.region_id
+    "tern:role"       = "core"
+  })
+
+  rules = {
+    raft = {
+      port        = var.ports.core_raft
+      cidrs       = var.peer_cidrs
+      description = "Tern raft between core nodes (mutual TLS, node certificates)"
+    }
+    link = {
+      port        = var.ports.core_link
+      cidrs       = var.peer_cidrs
+      description = "Tern edge links (mutual TLS, edge certificates)"
+    }
+    http = {
+      port        = var.ports.core_http
+      cidrs       = var.api_cidrs
+      description = "Tern business HTTP API (manager and admin tokens)"
+    }
+  }
+
+  # Security group rules take IPv4 and IPv6 blocks in separate lists.
+  ingress = { for name, rule in local.rules : name => merge(rule, {
+    ipv4 = [for c in rule.cidrs : c if !strcontains(c, ":")]
+    ipv6 = [for c in rule.cidrs : c if strcontains(c, ":")]
+  }) }
+}
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+data "aws_subnet" "this" {
+  id = var.subnet_id
+}
+
+data "aws_ssm_parameter" "al2023" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+# --- Secrets: certificates and tokens, encrypted with a key of this module's own ---------------
+
+resource "aws_kms_key" "this" {
+  description             = "Tern ${var.deployment} ${var.region_id}: core node secrets in SSM and their data volumes"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+
+  # The account statement is what lets IAM policies (the voters' role, the operators) use the key;
+  # without it only this policy could grant access.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AccountIAMPolicies"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+      Action    = "kms:*"
+      Resource  = "*"
+    }]
+  })
+
+  tags = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${replace(local.name, ".", "-")}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+resource "aws_ssm_parameter" "ca" {
+  name        = "${local.param_prefix}/certs/ca.pem"
+  description = "Tern cluster CA certificate"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = file("${var.cert_dir}/ca.pem")
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "node_cert" {
+  for_each = local.voters
+
+  name        = "${local.param_prefix}/certs/node-${each.key}.pem"
+  description = "Tern core node ${each.key} certificate"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = file("${var.cert_dir}/node-${each.key}.pem")
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "node_key" {
+  for_each = local.voters
+
+  name        = "${local.param_prefix}/certs/node-${each.key}.key"
+  description = "Tern core node ${each.key} private key"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = sensitive(file("${var.cert_dir}/node-${each.key}.key"))
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "manager_token" {
+  name        = "${local.param_prefix}/tokens/manager"
+  description = "Tern business API token (TERN_MANAGER_TOKEN)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = var.manager_token
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "admin_token" {
+  name        = "${local.param_prefix}/tokens/admin"
+  description = "Tern cluster administration token (TERN_ADMIN_TOKEN)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = var.admin_token
+  tags        = local.tags
+
+  lifecycle {
+    precondition {
+      # The core refuses to start otherwise: the business token must not open /cluster/*.
+      condition     = var.admin_token != var.manager_token
+      error_message = "admin_token must differ from manager_token."
+    }
+  }
+}
+
+# --- Instance role: read this module's parameters, nothing else --------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "secrets" {
+  statement {
+    sid       = "ReadOwnParameters"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${local.param_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptThroughSSM"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = local.name
+  description        = "Tern core voters of ${var.deployment} in ${var.region_id}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "secrets" {
+  name   = "read-tern-secrets"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.secrets.json
+}
+
+resource "aws_iam_instance_profile" "this" {
+  name = local.name
+  role = aws_iam_role.this.name
+  tags = local.tags
+}
+
+# --- Network --------------------------------------------------------------------------------
+
+resource "aws_security_group" "this" {
+  name        = local.name
+  description = "Tern core voters of ${var.deployment} in ${var.region_id}"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_security_group_rule" "ingress" {
+  for_each = local.ingress
+
+  type              = "ingress"
+  security_group_id = aws_security_group.this.id
+  description       = each.value.description
+  protocol          = "tcp"
+  from_port         = each.value.port
+  to_port           = each.value.port
+  # An empty list is left out (null) rather than sent.
+  cidr_blocks      = length(each.value.ipv4) > 0 ? each.value.ipv4 : null
+  ipv6_cidr_blocks = length(each.value.ipv6) > 0 ? each.value.ipv6 : null
+}
+
+resource "aws_security_group_rule" "egress" {
+  # checkov:skip=CKV_AWS_382: voters dial the other regions' voters on public IPs, download the release artifact from wherever it is hosted and reach the regional SSM and KMS endpoints; there is no NAT or proxy to narrow this to
+  type              = "egress"
+  security_group_id = aws_security_group.this.id
+  description       = "Peers in other regions, the release artifact, AWS APIs"
+  protocol          = "-1"
+  from_port         = 0
+  to_port           = 0
+  cidr_blocks       = ["0.0.0.0/0"]
+  ipv6_cidr_blocks  = ["::/0"]
+}
+
+# Allocated apart from the instances, so that other modules can put these addresses in their own
+# rules (and this one can take theirs) without a dependency cycle; the address also outlives any
+# replacement of its instance.
+resource "aws_eip" "voter" {
+  for_each = local.voters
+
+  domain = "vpc"
+  tags   = merge(local.tags, { Name = "${local.name}-node-${each.key}", "tern:node-id" = each.key })
+}
+
+resource "aws_eip_association" "voter" {
+  for_each = local.voters
+
+  allocation_id = aws_eip.voter[each.key].allocation_id
+  instance_id   = aws_instance.voter[each.key].id
+}
+
+# --- Voters ---------------------------------------------------------------------------------
+
+resource "aws_ebs_volume" "data" {
+  for_each = local.voters
+
+  availability_zone = data.aws_subnet.this.availability_zone
+  size              = var.data_volume_gb
+  type              = "gp3"
+  encrypted         = true
+  kms_key_id        = aws_kms_key.this.arn
+  # The raft log and state machine: keep a snapshot if the volume is ever destroyed.
+  final_snapshot = true
+
+  tags = merge(local.tags, { Name = "${local.name}-node-${each.key}-data", "tern:node-id" = each.key })
+}
+
+resource "aws_instance" "voter" {
+  for_each = local.voters
+
+  ami                  = data.aws_ssm_parameter.al2023.insecure_value
+  instance_type        = var.instance_type
+  iam_instance_profile = aws_iam_instance_profile.this.name
+  monitoring           = true
+  ebs_optimized        = true
+
+  # cloud-init acts on first boot only: a new config or release means a new instance (the data
+  # volume and the address carry over).
+  user_data_replace_on_change = true
+  user_data = templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    node_id         = each.key
+    config          = try(var.configs[each.key], "")
+    artifact_url    = var.artifact_url
+    artifact_sha256 = var.artifact_sha256
+    aws_region      = data.aws_region.current.name
+    param_prefix    = local.param_prefix
+    data_volume_id  = aws_ebs_volume.data[each.key].id
+  })
+
+  subnet_id              = var.subnet_id
+  vpc_security_group_ids = [aws_security_group.this.id]
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_gb
+    encrypted             = true
+    kms_key_id            = aws_kms_key.this.arn
+    delete_on_termination = true
+    tags                  = merge(local.tags, { Name = "${local.name}-node-${each.key}-root" })
+  }
+
+  tags = merge(local.tags, { Name = "${local.name}-node-${each.key}", "tern:node-id" = each.key })
+
+  lifecycle {
+    # A newer AMI alone is no reason to replace a voter; it is picked up at the next replacement.
+    ignore_changes = [ami]
+
+    precondition {
+      condition     = contains(keys(var.configs), each.key)
+      error_message = "configs has no entry for voter ${each.key} (core/node-${each.key}.toml of the rendering)."
+    }
+  }
+}
+
+resource "aws_volume_attachment" "data" {
+  for_each = local.voters
+
+  device_name = "/dev/sdf"
+  volume_id   = aws_ebs_volume.data[each.key].id
+  instance_id = aws_instance.voter[each.key].id
+  # Let the node stop and the filesystem unmount cleanly before the volume moves to a new instance.
+  stop_instance_before_detaching = true
+}

@@ -1,0 +1,310 @@
+locals {
+  name = "${var.deployment}-${var.region_id}-edge"
+
+  # Apart from the core's path, so an edge (the part facing the internet) cannot read the core
+  # tokens or node keys; laid out like the files on the machine.
+  param_prefix = "/${var.deployment}/${var.region_id}/edge"
+
+  edges = { for e in var.edges : e.id => e }
+  wss   = var.ports.edge_wss != 0
+
+  tags = merge(var.tags, {
+    "tern:deployment" = var.deployment
+    "tern:region"     = var.region_id
+    "tern:role"       = "edge"
+  })
+
+  listeners = {
+    tcp = var.ports.edge_tcp
+    ws  = var.ports.edge_ws
+    wss = var.ports.edge_wss
+  }
+  client_ports = { for name, port in local.listeners : name => port if port != 0 }
+
+  http_rules = {
+    health = {
+      cidrs       = var.health_check_cidrs
+      description = "Tern edge /healthz for Route 53 health checkers"
+    }
+    admin = {
+      cidrs       = var.admin_cidrs
+      description = "Tern edge HTTP (/healthz, /metrics) for operators and monitoring"
+    }
+  }
+
+  # Security group rules take IPv4 and IPv6 blocks in separate lists.
+  http_sources = { for name, rule in local.http_rules : name => merge(rule, {
+    ipv4 = [for c in rule.cidrs : c if !strcontains(c, ":")]
+    ipv6 = [for c in rule.cidrs : c if strcontains(c, ":")]
+  }) if length(rule.cidrs) > 0 }
+}
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+data "aws_ssm_parameter" "al2023" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+# --- Secrets: link certificates and the public TLS certificate ---------------------------------
+
+resource "aws_kms_key" "this" {
+  description             = "Tern ${var.deployment} ${var.region_id}: edge secrets in SSM and their volumes"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+
+  # The account statement is what lets IAM policies (the edges' role, the operators) use the key;
+  # without it only this policy could grant access.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AccountIAMPolicies"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+      Action    = "kms:*"
+      Resource  = "*"
+    }]
+  })
+
+  tags = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${replace(local.name, ".", "-")}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+resource "aws_ssm_parameter" "ca" {
+  name        = "${local.param_prefix}/certs/ca.pem"
+  description = "Tern cluster CA certificate"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = file("${var.cert_dir}/ca.pem")
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "edge_cert" {
+  for_each = local.edges
+
+  name        = "${local.param_prefix}/certs/edge-${each.key}.pem"
+  description = "Tern edge ${each.key} link certificate"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = file("${var.cert_dir}/edge-${each.key}.pem")
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "edge_key" {
+  for_each = local.edges
+
+  name        = "${local.param_prefix}/certs/edge-${each.key}.key"
+  description = "Tern edge ${each.key} link private key"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = sensitive(file("${var.cert_dir}/edge-${each.key}.key"))
+  tags        = local.tags
+}
+
+resource "aws_ssm_parameter" "tls_cert" {
+  count = local.wss ? 1 : 0
+
+  name        = "${local.param_prefix}/tls/fullchain.pem"
+  description = "Public certificate chain of the edges' wss listener"
+  type        = "SecureString"
+  # A chain with intermediates can pass the 4 KB of a standard parameter.
+  tier   = "Intelligent-Tiering"
+  key_id = aws_kms_key.this.arn
+  value  = var.tls_cert_pem
+  tags   = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.tls_cert_pem != null && var.tls_key_pem != null
+      error_message = "ports.edge_wss is set: tls_cert_pem and tls_key_pem are required."
+    }
+  }
+}
+
+resource "aws_ssm_parameter" "tls_key" {
+  count = local.wss ? 1 : 0
+
+  name        = "${local.param_prefix}/tls/privkey.pem"
+  description = "Private key of the edges' wss certificate"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = var.tls_key_pem
+  tags        = local.tags
+}
+
+# --- Instance role: read this module's parameters, nothing else --------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "secrets" {
+  statement {
+    sid       = "ReadOwnParameters"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${local.param_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptThroughSSM"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = local.name
+  description        = "Tern edges of ${var.deployment} in ${var.region_id}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "secrets" {
+  name   = "read-tern-secrets"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.secrets.json
+}
+
+resource "aws_iam_instance_profile" "this" {
+  name = local.name
+  role = aws_iam_role.this.name
+  tags = local.tags
+}
+
+# --- Network --------------------------------------------------------------------------------
+
+resource "aws_security_group" "this" {
+  name        = local.name
+  description = "Tern edges of ${var.deployment} in ${var.region_id}"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = local.name })
+}
+
+# Open to the whole internet on purpose: these are the client listeners, and every session on them
+# authenticates with its user's token (docs/SECURITY.md). Nothing else here is public.
+resource "aws_security_group_rule" "clients" {
+  for_each = local.client_ports
+
+  type              = "ingress"
+  security_group_id = aws_security_group.this.id
+  description       = "Tern client listener (${each.key}): public, every session authenticated by its user's token"
+  protocol          = "tcp"
+  from_port         = each.value
+  to_port           = each.value
+  cidr_blocks       = ["0.0.0.0/0"]
+  ipv6_cidr_blocks  = ["::/0"]
+}
+
+resource "aws_security_group_rule" "http" {
+  for_each = local.http_sources
+
+  type              = "ingress"
+  security_group_id = aws_security_group.this.id
+  description       = each.value.description
+  protocol          = "tcp"
+  from_port         = var.ports.edge_http
+  to_port           = var.ports.edge_http
+  # An empty list is left out (null) rather than sent.
+  cidr_blocks      = length(each.value.ipv4) > 0 ? each.value.ipv4 : null
+  ipv6_cidr_blocks = length(each.value.ipv6) > 0 ? each.value.ipv6 : null
+}
+
+resource "aws_security_group_rule" "egress" {
+  # checkov:skip=CKV_AWS_382: edges dial the core voters of every region on their public IPs, download the release artifact from wherever it is hosted and reach the regional SSM and KMS endpoints; there is no NAT or proxy to narrow this to
+  type              = "egress"
+  security_group_id = aws_security_group.this.id
+  description       = "Core links in every region, the release artifact, AWS APIs"
+  protocol          = "-1"
+  from_port         = 0
+  to_port           = 0
+  cidr_blocks       = ["0.0.0.0/0"]
+  ipv6_cidr_blocks  = ["::/0"]
+}
+
+# Allocated apart from the instances, so that the core modules can allow these addresses on their
+# link port without a dependency cycle; the address also outlives any replacement of its instance.
+resource "aws_eip" "edge" {
+  for_each = local.edges
+
+  domain = "vpc"
+  tags   = merge(local.tags, { Name = "${local.name}-${each.key}", "tern:edge-id" = each.key })
+}
+
+resource "aws_eip_association" "edge" {
+  for_each = local.edges
+
+  allocation_id = aws_eip.edge[each.key].allocation_id
+  instance_id   = aws_instance.edge[each.key].id
+}
+
+# --- Edges ----------------------------------------------------------------------------------
+
+resource "aws_instance" "edge" {
+  for_each = local.edges
+
+  ami                    = data.aws_ssm_parameter.al2023.insecure_value
+  instance_type          = var.instance_type
+  iam_instance_profile   = aws_iam_instance_profile.this.name
+  subnet_id              = var.subnet_id
+  vpc_security_group_ids = [aws_security_group.this.id]
+  monitoring             = true
+  ebs_optimized          = true
+
+  # cloud-init acts on first boot only: a new config or release means a new instance (the address
+  # carries over; clients reconnect, Route 53 stops sending new ones while /healthz fails).
+  user_data_replace_on_change = true
+  user_data = templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    edge_id         = each.key
+    config          = try(var.configs[each.key], "")
+    artifact_url    = var.artifact_url
+    artifact_sha256 = var.artifact_sha256
+    aws_region      = data.aws_region.current.name
+    param_prefix    = local.param_prefix
+    wss             = local.wss
+  })
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_gb
+    encrypted             = true
+    kms_key_id            = aws_kms_key.this.arn
+    delete_on_termination = true
+    tags                  = merge(local.tags, { Name = "${local.name}-${each.key}-root" })
+  }
+
+  tags = merge(local.tags, { Name = "${local.name}-${each.key}", "tern:edge-id" = each.key })
+
+  lifecycle {
+    # A newer AMI alone is no reason to replace an edge; it is picked up at the next replacement.
+    ignore_changes = [ami]
+
+    precondition {
+      condition     = contains(keys(var.configs), each.key)
+      error_message = "configs has no entry for edge ${each.key} (edge/${each.key}.toml of the rendering)."
+    }
+  }
+}
