@@ -6,7 +6,7 @@ mod common;
 use common::{connect, Api, Proc};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tern_shared::client::Incoming;
+use tern_shared::client::{Client, ClientOptions, Incoming};
 use tern_shared::deployment::Deployment;
 use tern_shared::pki::{Ca, Identity};
 
@@ -71,6 +71,48 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     match bob.recv_timeout(Duration::from_secs(10)).await {
         Some(Incoming::Message(m)) => assert_eq!(m.message_seq, ack.message_seq),
         other => panic!("bob got {other:?}"),
+    }
+    drop(procs);
+
+    // The same description under `tern dev --regions` (same addresses, so after the processes above
+    // are gone): the round trips are added between regions, and a region can be cut.
+    let data = tmp.path().join("dev");
+    let args = ["dev", "--regions", dir, "--data-dir", data.to_str().unwrap(), "--wan-admin", "127.0.0.1:0"];
+    let dev = Proc::spawn(&args, &tmp.path().join("dev.log"));
+    let admin = format!("http://{}/wan", dev.addr("wan_admin"));
+    let edge = |id: &str| dev.ready["edges"][id].as_str().unwrap().to_string();
+    let wan = || async { reqwest::get(&admin).await.unwrap().json::<serde_json::Value>().await.unwrap() };
+    // Each voter dials the two others and each edge the two voters elsewhere: 12 paths, each relayed.
+    assert_eq!(wan().await["paths"].as_array().unwrap().len(), 12);
+    let tok = |uid: &str| ClientOptions::new(edge("eu-west-1"), uid, format!("{uid}-token"));
+    let alice = Client::connect(tok("alice")).await.unwrap();
+    let mut o = tok("bob");
+    o.addr = edge("us-east-1");
+    let mut bob = Client::connect(o).await.unwrap();
+    let started = Instant::now();
+    let ack = alice.send_text("bob", 1, "over the WAN").await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(ack.reason_code, 1);
+    // A commit needs a second voter, at least 80 ms away from eu-west.
+    assert!(took >= Duration::from_millis(80), "acked after {took:?}");
+    assert!(matches!(bob.recv_timeout(Duration::from_secs(10)).await, Some(Incoming::Message(_))));
+    let carried: u64 =
+        wan().await["paths"].as_array().unwrap().iter().map(|p| p["bytes_forward"].as_u64().unwrap()).sum();
+    assert!(carried > 0);
+
+    // ap-southeast cut off: eu-west and us-east still make a majority.
+    let cut = reqwest::Client::new().post(format!("{admin}/cut/ap-southeast")).send().await.unwrap();
+    assert_eq!(cut.json::<serde_json::Value>().await.unwrap()["paths"], 8);
+    // A slot ap-southeast led is without a leader for its lease plus an election (about 6.5 s at these
+    // round trips); a client sends again until acked, as the SDKs do.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut acked = 0;
+    while acked < 3 {
+        assert!(Instant::now() < deadline, "{acked} of 3 messages acked with ap-southeast cut off");
+        let sent = tokio::time::timeout(Duration::from_secs(5), alice.send_text("bob", 1, "while cut")).await;
+        if matches!(sent, Ok(Ok(ack)) if ack.reason_code == 1) {
+            acked += 1;
+        }
     }
 }
 

@@ -35,8 +35,8 @@ pub struct Deployment {
     pub domain: String,
     #[serde(default = "default_slots")]
     pub slots: u16,
-    /// The region each slot's leader is kept in when it has a voter there, so most writes commit in
-    /// one short round trip.
+    /// The region each slot's leader should be kept in while its voter is up, so most writes commit in
+    /// one short round trip (checked; not yet acted on).
     #[serde(default)]
     pub home_region: Option<String>,
     #[serde(default)]

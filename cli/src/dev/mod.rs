@@ -1,4 +1,7 @@
-//! `tern dev`: a whole deployment in one process on loopback, with demo users to chat as.
+//! `tern dev`: a whole deployment in one process on loopback, with demo users to chat as; with
+//! `--regions`, every region of a deployment description (`regions.rs`).
+
+pub mod regions;
 
 use anyhow::Context;
 use clap::Args;
@@ -51,12 +54,23 @@ pub struct DevArgs {
     /// The edge's HTTP access layer: the core API load balanced over every node.
     #[arg(long, default_value_t = 5090)]
     proxy_port: u16,
+    /// Run every region of this deployment description (e.g. deploy/regions/local) on its own
+    /// loopback addresses, with the described round trips added between regions. The port flags
+    /// above are then unused: the description has the addresses.
+    #[arg(long)]
+    regions: Option<PathBuf>,
+    /// With --regions: the admin API (`GET /wan`, `POST /wan/cut/<region>`, `POST /wan/heal/<region>`).
+    #[arg(long, default_value = "127.0.0.1:5099")]
+    wan_admin: std::net::SocketAddr,
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
 const DEMO_GROUP: &str = "demo";
 
 pub async fn run(a: DevArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &a.regions {
+        return run_regions(&a, dir).await;
+    }
     if !(1..=5).contains(&a.nodes) {
         anyhow::bail!("--nodes must be between 1 and 5");
     }
@@ -118,15 +132,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     edge_cfg.validate()?;
     let edge = tern_edge::start(edge_cfg).await.context("starting edge")?;
 
-    for uid in DEMO_USERS {
-        for device_flag in [0, 1, 2] {
-            let cmd = Command::set_token(uid.into(), device_flag, &format!("{uid}-token"), 1);
-            core.core.groups.propose(cmd).await?;
-        }
-    }
-    let group = ChannelRecord { channel_id: DEMO_GROUP.into(), channel_type: 2, ..Default::default() };
-    let members = DEMO_USERS.iter().map(|u| u.to_string()).collect();
-    core.core.groups.propose(Command::UpsertChannel { channel: group, subscribers: members }).await?;
+    seed_demo(core).await?;
     for _ in 0..50 {
         if edge.edge.link.is_up() {
             break;
@@ -156,6 +162,52 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     println!("Try, in two terminals:");
     println!("  tern chat --addr {} --uid alice --token alice-token --to bob", show(edge.tcp_addr));
     println!("  tern chat --addr {} --uid bob --token bob-token --to alice", show(edge.tcp_addr));
+    println!("Ctrl-C stops.");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// The demo users (tokens on every device flag) and their group.
+async fn seed_demo(core: &tern_core::CoreHandle) -> anyhow::Result<()> {
+    for uid in DEMO_USERS {
+        for device_flag in [0, 1, 2] {
+            let cmd = Command::set_token(uid.into(), device_flag, &format!("{uid}-token"), 1);
+            core.core.groups.propose(cmd).await?;
+        }
+    }
+    let group = ChannelRecord { channel_id: DEMO_GROUP.into(), channel_type: 2, ..Default::default() };
+    let members = DEMO_USERS.iter().map(|u| u.to_string()).collect();
+    core.core.groups.propose(Command::UpsertChannel { channel: group, subscribers: members }).await?;
+    Ok(())
+}
+
+async fn run_regions(a: &DevArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let data = a.data_dir.join("regions").join(dir.file_name().unwrap_or_default());
+    let running = regions::start(dir, &data, &a.set, a.wan_admin).await?;
+    let first = running.cores.first().context("no voter")?;
+    // Proposals wait for the first election, which takes longer with WAN timings.
+    tokio::time::timeout(Duration::from_secs(60), seed_demo(first)).await.context("no leader within 60 s")??;
+    let edges: serde_json::Map<String, serde_json::Value> = running
+        .edges
+        .iter()
+        .map(|(id, e)| (id.clone(), serde_json::json!(e.tcp_addr.map(|a| a.to_string()).unwrap_or_default())))
+        .collect();
+    println!("TERN_READY {}", serde_json::json!({"wan_admin": running.admin.to_string(), "edges": edges}));
+    println!("Tern is running the deployment {} (data in {}).", dir.display(), data.display());
+    for c in &running.cores {
+        println!("  core node {}  http://{}", c.core.config.node_id, c.http_addr);
+    }
+    for (id, e) in &running.edges {
+        let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "  edge {id:<16} tcp {}  ws ws://{}  health http://{}/healthz",
+            show(e.tcp_addr),
+            show(e.ws_addr),
+            show(e.http_addr)
+        );
+    }
+    println!("  WAN paths  curl http://{}/wan; cut a region: curl -X POST http://{}/wan/cut/<region> (heal: /wan/heal/<region>)", running.admin, running.admin);
+    println!("Demo users: alice/alice-token, bob/bob-token, carol/carol-token; group `{DEMO_GROUP}` has all three.");
     println!("Ctrl-C stops.");
     tokio::signal::ctrl_c().await?;
     Ok(())
