@@ -96,6 +96,22 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     // A commit needs a second voter, at least 80 ms away from eu-west.
     assert!(took >= Duration::from_millis(80), "acked after {took:?}");
     assert!(matches!(bob.recv_timeout(Duration::from_secs(10)).await, Some(Incoming::Message(_))));
+    // The eu-west edge measures each link's round trip: about 80 ms to us-east's voter. Pings go
+    // every second, so wait for one past the first.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", dev.ready["edge_http"]["eu-west-1"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rtt_to_node_2: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("tern_edge_core_link_rtt_seconds{") && l.contains("node=\"2\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(!rtt_to_node_2.is_empty(), "{metrics}");
+    assert!(rtt_to_node_2.iter().all(|r| (0.078..0.5).contains(r)), "{rtt_to_node_2:?}");
     let carried: u64 =
         wan().await["paths"].as_array().unwrap().iter().map(|p| p["bytes_forward"].as_u64().unwrap()).sum();
     assert!(carried > 0);

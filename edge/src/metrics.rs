@@ -1,7 +1,8 @@
 //! Prometheus metrics of an edge, served on `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -16,6 +17,7 @@ pub struct Metrics {
     pub slow_clients_closed: IntCounter,
     pub links_up: IntGauge,
     pub links_quic: IntGauge,
+    pub link_rtt: GaugeVec,
     pub resent_sends: IntCounter,
     pub proxy_requests: IntCounterVec,
     pub proxy_request_seconds: HistogramVec,
@@ -76,7 +78,14 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("metric proxy_backend_up: {e}"));
         let _ = r.register(Box::new(proxy_backend_up.clone()));
+        let link_rtt = GaugeVec::new(
+            Opts::new("core_link_rtt_seconds", "Last ping round trip on each link to a core node"),
+            &["node", "lane"],
+        )
+        .unwrap_or_else(|e| panic!("metric core_link_rtt_seconds: {e}"));
+        let _ = r.register(Box::new(link_rtt.clone()));
         Metrics {
+            link_rtt,
             proxy_requests: vec(
                 "proxy_requests_total",
                 "Proxied HTTP requests by upstream and status class",

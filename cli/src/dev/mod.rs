@@ -192,7 +192,15 @@ async fn run_regions(a: &DevArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         .iter()
         .map(|(id, e)| (id.clone(), serde_json::json!(e.tcp_addr.map(|a| a.to_string()).unwrap_or_default())))
         .collect();
-    println!("TERN_READY {}", serde_json::json!({"wan_admin": running.admin.to_string(), "edges": edges}));
+    let edge_http: serde_json::Map<String, serde_json::Value> = running
+        .edges
+        .iter()
+        .map(|(id, e)| (id.clone(), serde_json::json!(e.http_addr.map(|a| a.to_string()).unwrap_or_default())))
+        .collect();
+    println!(
+        "TERN_READY {}",
+        serde_json::json!({"wan_admin": running.admin.to_string(), "edges": edges, "edge_http": edge_http})
+    );
     println!("Tern is running the deployment {} (data in {}).", dir.display(), data.display());
     for c in &running.cores {
         println!("  core node {}  http://{}", c.core.config.node_id, c.http_addr);

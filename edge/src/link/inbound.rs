@@ -7,7 +7,14 @@ use tern_shared::proto::{self, flag, setting, Packet};
 impl Link {
     pub(super) fn on_frame(&self, frame: LinkFrame) {
         match frame {
-            LinkFrame::Pong { leaders, .. } => *locked(&self.leaders) = leaders.into(),
+            LinkFrame::Pong { nonce, leaders } => {
+                *locked(&self.leaders) = leaders.into();
+                let (sent, at) = *locked(&self.ping);
+                if nonce == sent {
+                    let (node, lane) = (self.node_id().to_string(), self.lane.to_string());
+                    self.metrics.link_rtt.with_label_values(&[&node, &lane]).set(at.elapsed().as_secs_f64());
+                }
+            }
             LinkFrame::AuthResult { req, reason, device_level } => {
                 if let Some(tx) = locked(&self.auths).remove(&req) {
                     let _ = tx.send((reason, device_level));

@@ -82,6 +82,8 @@ pub struct Link {
     node_id: AtomicU64,
     /// Per slot, the leader of its raft group as this link's node last reported (0 = unknown).
     leaders: Mutex<Arc<[u64]>>,
+    /// The last ping's nonce and when it was sent, for the link's round trip.
+    ping: Mutex<(u64, std::time::Instant)>,
     next_req: AtomicU64,
     auths: Mutex<HashMap<u64, oneshot::Sender<(u8, u8)>>>,
     sends: Mutex<HashMap<u64, PendingSend>>,
@@ -129,6 +131,7 @@ impl Link {
             current: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             node_id: AtomicU64::new(0),
+            ping: Mutex::new((0, std::time::Instant::now())),
             leaders: Mutex::new(Arc::from([])),
             next_req: AtomicU64::new(1),
             auths: Mutex::default(),
@@ -296,11 +299,13 @@ impl Link {
         if !self.up.swap(true, Ordering::Relaxed) {
             self.metrics.links_up.inc();
         }
+        let link = self.clone();
         let pinger = tokio::spawn(async move {
             let mut n = 0u64;
             loop {
                 tokio::time::sleep(PING_EVERY).await;
                 n += 1;
+                *locked(&link.ping) = (n, std::time::Instant::now());
                 if tx.send(LinkFrame::Ping(n)).await.is_err() {
                     break;
                 }

@@ -38,8 +38,6 @@ locals {
   }) }
 }
 
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 data "aws_subnet" "this" {
@@ -50,141 +48,28 @@ data "aws_ssm_parameter" "al2023" {
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 }
 
-# --- Secrets: certificates and tokens, encrypted with a key of this module's own ---------------
+# --- Secrets: certificates and tokens in SSM, a KMS key of this module's own, the instance role --
 
-resource "aws_kms_key" "this" {
-  description             = "Tern ${var.deployment} ${var.region_id}: core node secrets in SSM and their data volumes"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "secrets" {
+  source = "../machine-secrets"
 
-  # The account statement is what lets IAM policies (the voters' role, the operators) use the key;
-  # without it only this policy could grant access.
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AccountIAMPolicies"
-      Effect    = "Allow"
-      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-      Action    = "kms:*"
-      Resource  = "*"
-    }]
-  })
+  name            = local.name
+  description     = "Tern core voters of ${var.deployment} in ${var.region_id}"
+  key_description = "Tern ${var.deployment} ${var.region_id}: core node secrets in SSM and their data volumes"
+  parameter_path  = local.param_prefix
+  tags            = local.tags
 
-  tags = merge(local.tags, { Name = local.name })
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${replace(local.name, ".", "-")}"
-  target_key_id = aws_kms_key.this.key_id
-}
-
-resource "aws_ssm_parameter" "ca" {
-  name        = "${local.param_prefix}/certs/ca.pem"
-  description = "Tern cluster CA certificate"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = file("${var.cert_dir}/ca.pem")
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "node_cert" {
-  for_each = local.voters
-
-  name        = "${local.param_prefix}/certs/node-${each.key}.pem"
-  description = "Tern core node ${each.key} certificate"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = file("${var.cert_dir}/node-${each.key}.pem")
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "node_key" {
-  for_each = local.voters
-
-  name        = "${local.param_prefix}/certs/node-${each.key}.key"
-  description = "Tern core node ${each.key} private key"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = sensitive(file("${var.cert_dir}/node-${each.key}.key"))
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "manager_token" {
-  name        = "${local.param_prefix}/tokens/manager"
-  description = "Tern business API token (TERN_MANAGER_TOKEN)"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = var.manager_token
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "admin_token" {
-  name        = "${local.param_prefix}/tokens/admin"
-  description = "Tern cluster administration token (TERN_ADMIN_TOKEN)"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = var.admin_token
-  tags        = local.tags
-
-  lifecycle {
-    precondition {
-      # The core refuses to start otherwise: the business token must not open /cluster/*.
-      condition     = var.admin_token != var.manager_token
-      error_message = "admin_token must differ from manager_token."
-    }
-  }
-}
-
-# --- Instance role: read this module's parameters, nothing else --------------------------------
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "secrets" {
-  statement {
-    sid       = "ReadOwnParameters"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
-    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${local.param_prefix}/*"]
-  }
-
-  statement {
-    sid       = "DecryptThroughSSM"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.this.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "this" {
-  name               = local.name
-  description        = "Tern core voters of ${var.deployment} in ${var.region_id}"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = local.tags
-}
-
-resource "aws_iam_role_policy" "secrets" {
-  name   = "read-tern-secrets"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.secrets.json
-}
-
-resource "aws_iam_instance_profile" "this" {
-  name = local.name
-  role = aws_iam_role.this.name
-  tags = local.tags
+  parameters = merge(
+    {
+      "certs/ca.pem"   = { description = "Tern cluster CA certificate", value = file("${var.cert_dir}/ca.pem") }
+      "tokens/manager" = { description = "Tern business API token (TERN_MANAGER_TOKEN)", value = var.manager_token }
+      "tokens/admin"   = { description = "Tern cluster administration token (TERN_ADMIN_TOKEN)", value = var.admin_token }
+    },
+    merge([for id in keys(local.voters) : {
+      "certs/node-${id}.pem" = { description = "Tern core node ${id} certificate", value = file("${var.cert_dir}/node-${id}.pem") }
+      "certs/node-${id}.key" = { description = "Tern core node ${id} private key", value = sensitive(file("${var.cert_dir}/node-${id}.key")) }
+    }]...),
+  )
 }
 
 # --- Network --------------------------------------------------------------------------------
@@ -248,7 +133,7 @@ resource "aws_ebs_volume" "data" {
   size              = var.data_volume_gb
   type              = "gp3"
   encrypted         = true
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.secrets.kms_key_arn
   # The raft log and state machine: keep a snapshot if the volume is ever destroyed.
   final_snapshot = true
 
@@ -260,7 +145,7 @@ resource "aws_instance" "voter" {
 
   ami                  = data.aws_ssm_parameter.al2023.insecure_value
   instance_type        = var.instance_type
-  iam_instance_profile = aws_iam_instance_profile.this.name
+  iam_instance_profile = module.secrets.instance_profile_name
   monitoring           = true
   ebs_optimized        = true
 
@@ -274,6 +159,7 @@ resource "aws_instance" "voter" {
     artifact_sha256 = var.artifact_sha256
     aws_region      = data.aws_region.current.name
     param_prefix    = local.param_prefix
+    fetch_functions = module.secrets.fetch_functions
     data_volume_id  = aws_ebs_volume.data[each.key].id
   })
 
@@ -290,7 +176,7 @@ resource "aws_instance" "voter" {
     volume_type           = "gp3"
     volume_size           = var.root_volume_gb
     encrypted             = true
-    kms_key_id            = aws_kms_key.this.arn
+    kms_key_id            = module.secrets.kms_key_arn
     delete_on_termination = true
     tags                  = merge(local.tags, { Name = "${local.name}-node-${each.key}-root" })
   }
@@ -304,6 +190,12 @@ resource "aws_instance" "voter" {
     precondition {
       condition     = contains(keys(var.configs), each.key)
       error_message = "configs has no entry for voter ${each.key} (core/node-${each.key}.toml of the rendering)."
+    }
+
+    precondition {
+      # The core refuses to start otherwise: the business token must not open /cluster/*.
+      condition     = var.admin_token != var.manager_token
+      error_message = "admin_token must differ from manager_token."
     }
   }
 }

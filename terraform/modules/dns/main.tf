@@ -9,45 +9,34 @@ locals {
 
   # A region without edges has nothing to answer clients with.
   serving = { for region_id, r in var.regions : region_id => r if length(r.edges) > 0 }
+
+  # Every voter's and edge's name, with the map its address is in (voter_ips, edge_ips); keyed by
+  # kind too, since a voter and an edge may share an id.
+  machines = merge(
+    { for id, v in local.voters : "voter ${id}" => { kind = "voter", id = id, name = v.name, ips = var.voter_ips } },
+    { for id, e in local.edges : "edge ${id}" => { kind = "edge", id = id, name = e.name, ips = var.edge_ips } },
+  )
 }
 
 # --- Each machine's own name ------------------------------------------------------------------
 
 # Edges and the other voters dial the voters by these names (the rendered configs' peers and
-# core_addr), so they carry no health check: raft and the links handle a voter that is down.
-resource "aws_route53_record" "voter" {
-  # checkov:skip=CKV2_AWS_23: the address is a voter's Elastic IP, allocated by the core-nodes module and kept for as long as the voter exists; the check cannot follow an address passed in through voter_ips
-  for_each = local.voters
+# core_addr), so they carry no health check: raft and the links handle a voter that is down. An
+# edge's name is what it advertises to its clients (and what its wss certificate must cover).
+resource "aws_route53_record" "machine" {
+  # checkov:skip=CKV2_AWS_23: the address is a voter's or an edge's Elastic IP, allocated by the core-nodes or edge-region module and kept for as long as the machine exists; the check cannot follow an address passed in through voter_ips or edge_ips
+  for_each = local.machines
 
   zone_id = var.zone_id
   name    = each.value.name
   type    = "A"
   ttl     = var.ttl
-  records = [var.voter_ips[each.key]]
+  records = [each.value.ips[each.value.id]]
 
   lifecycle {
     precondition {
-      condition     = contains(keys(var.voter_ips), each.key)
-      error_message = "voter_ips has no address for voter ${each.key}."
-    }
-  }
-}
-
-# The name each edge advertises to its clients (and that its wss certificate must cover).
-resource "aws_route53_record" "edge" {
-  # checkov:skip=CKV2_AWS_23: the address is an edge's Elastic IP, allocated by the edge-region module and kept for as long as the edge exists; the check cannot follow an address passed in through edge_ips
-  for_each = local.edges
-
-  zone_id = var.zone_id
-  name    = each.value.name
-  type    = "A"
-  ttl     = var.ttl
-  records = [var.edge_ips[each.key]]
-
-  lifecycle {
-    precondition {
-      condition     = contains(keys(var.edge_ips), each.key)
-      error_message = "edge_ips has no address for edge ${each.key}."
+      condition     = contains(keys(each.value.ips), each.value.id)
+      error_message = "${each.value.kind}_ips has no address for ${each.value.kind} ${each.value.id}."
     }
   }
 }

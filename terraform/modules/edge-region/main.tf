@@ -39,154 +39,37 @@ locals {
   }) if length(rule.cidrs) > 0 }
 }
 
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 data "aws_ssm_parameter" "al2023" {
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 }
 
-# --- Secrets: link certificates and the public TLS certificate ---------------------------------
+# --- Secrets: link certificates and the public TLS certificate in SSM, a KMS key, the role -----
 
-resource "aws_kms_key" "this" {
-  description             = "Tern ${var.deployment} ${var.region_id}: edge secrets in SSM and their volumes"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "secrets" {
+  source = "../machine-secrets"
 
-  # The account statement is what lets IAM policies (the edges' role, the operators) use the key;
-  # without it only this policy could grant access.
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AccountIAMPolicies"
-      Effect    = "Allow"
-      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-      Action    = "kms:*"
-      Resource  = "*"
-    }]
-  })
+  name            = local.name
+  description     = "Tern edges of ${var.deployment} in ${var.region_id}"
+  key_description = "Tern ${var.deployment} ${var.region_id}: edge secrets in SSM and their volumes"
+  parameter_path  = local.param_prefix
+  tags            = local.tags
 
-  tags = merge(local.tags, { Name = local.name })
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${replace(local.name, ".", "-")}"
-  target_key_id = aws_kms_key.this.key_id
-}
-
-resource "aws_ssm_parameter" "ca" {
-  name        = "${local.param_prefix}/certs/ca.pem"
-  description = "Tern cluster CA certificate"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = file("${var.cert_dir}/ca.pem")
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "edge_cert" {
-  for_each = local.edges
-
-  name        = "${local.param_prefix}/certs/edge-${each.key}.pem"
-  description = "Tern edge ${each.key} link certificate"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = file("${var.cert_dir}/edge-${each.key}.pem")
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "edge_key" {
-  for_each = local.edges
-
-  name        = "${local.param_prefix}/certs/edge-${each.key}.key"
-  description = "Tern edge ${each.key} link private key"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = sensitive(file("${var.cert_dir}/edge-${each.key}.key"))
-  tags        = local.tags
-}
-
-resource "aws_ssm_parameter" "tls_cert" {
-  count = local.wss ? 1 : 0
-
-  name        = "${local.param_prefix}/tls/fullchain.pem"
-  description = "Public certificate chain of the edges' wss listener"
-  type        = "SecureString"
-  # A chain with intermediates can pass the 4 KB of a standard parameter.
-  tier   = "Intelligent-Tiering"
-  key_id = aws_kms_key.this.arn
-  value  = var.tls_cert_pem
-  tags   = local.tags
-
-  lifecycle {
-    precondition {
-      condition     = var.tls_cert_pem != null && var.tls_key_pem != null
-      error_message = "ports.edge_wss is set: tls_cert_pem and tls_key_pem are required."
-    }
-  }
-}
-
-resource "aws_ssm_parameter" "tls_key" {
-  count = local.wss ? 1 : 0
-
-  name        = "${local.param_prefix}/tls/privkey.pem"
-  description = "Private key of the edges' wss certificate"
-  type        = "SecureString"
-  key_id      = aws_kms_key.this.arn
-  value       = var.tls_key_pem
-  tags        = local.tags
-}
-
-# --- Instance role: read this module's parameters, nothing else --------------------------------
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "secrets" {
-  statement {
-    sid       = "ReadOwnParameters"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
-    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${local.param_prefix}/*"]
-  }
-
-  statement {
-    sid       = "DecryptThroughSSM"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.this.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "this" {
-  name               = local.name
-  description        = "Tern edges of ${var.deployment} in ${var.region_id}"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = local.tags
-}
-
-resource "aws_iam_role_policy" "secrets" {
-  name   = "read-tern-secrets"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.secrets.json
-}
-
-resource "aws_iam_instance_profile" "this" {
-  name = local.name
-  role = aws_iam_role.this.name
-  tags = local.tags
+  parameters = merge(
+    {
+      "certs/ca.pem" = { description = "Tern cluster CA certificate", value = file("${var.cert_dir}/ca.pem") }
+    },
+    merge([for id in keys(local.edges) : {
+      "certs/edge-${id}.pem" = { description = "Tern edge ${id} link certificate", value = file("${var.cert_dir}/edge-${id}.pem") }
+      "certs/edge-${id}.key" = { description = "Tern edge ${id} link private key", value = sensitive(file("${var.cert_dir}/edge-${id}.key")) }
+    }]...),
+    local.wss ? {
+      # A chain with intermediates can pass the 4 KB of a standard parameter.
+      "tls/fullchain.pem" = { description = "Public certificate chain of the edges' wss listener", value = var.tls_cert_pem, tier = "Intelligent-Tiering" }
+      "tls/privkey.pem"   = { description = "Private key of the edges' wss certificate", value = var.tls_key_pem }
+    } : {},
+  )
 }
 
 # --- Network --------------------------------------------------------------------------------
@@ -205,7 +88,7 @@ resource "aws_security_group_rule" "clients" {
 
   type              = "ingress"
   security_group_id = aws_security_group.this.id
-  description       = "Tern client listener (${each.key}): public, every session authenticated by its user's token"
+  description       = "Tern client listener (${each.key}): public, every session authenticated by a user token"
   protocol          = "tcp"
   from_port         = each.value
   to_port           = each.value
@@ -262,7 +145,7 @@ resource "aws_instance" "edge" {
 
   ami                    = data.aws_ssm_parameter.al2023.insecure_value
   instance_type          = var.instance_type
-  iam_instance_profile   = aws_iam_instance_profile.this.name
+  iam_instance_profile   = module.secrets.instance_profile_name
   subnet_id              = var.subnet_id
   vpc_security_group_ids = [aws_security_group.this.id]
   monitoring             = true
@@ -278,6 +161,7 @@ resource "aws_instance" "edge" {
     artifact_sha256 = var.artifact_sha256
     aws_region      = data.aws_region.current.name
     param_prefix    = local.param_prefix
+    fetch_functions = module.secrets.fetch_functions
     wss             = local.wss
   })
 
@@ -291,7 +175,7 @@ resource "aws_instance" "edge" {
     volume_type           = "gp3"
     volume_size           = var.root_volume_gb
     encrypted             = true
-    kms_key_id            = aws_kms_key.this.arn
+    kms_key_id            = module.secrets.kms_key_arn
     delete_on_termination = true
     tags                  = merge(local.tags, { Name = "${local.name}-${each.key}-root" })
   }
@@ -305,6 +189,11 @@ resource "aws_instance" "edge" {
     precondition {
       condition     = contains(keys(var.configs), each.key)
       error_message = "configs has no entry for edge ${each.key} (edge/${each.key}.toml of the rendering)."
+    }
+
+    precondition {
+      condition     = !local.wss || (var.tls_cert_pem != null && var.tls_key_pem != null)
+      error_message = "ports.edge_wss is set: tls_cert_pem and tls_key_pem are required."
     }
   }
 }
