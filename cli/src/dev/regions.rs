@@ -37,6 +37,7 @@ pub struct Running {
 
 /// Starts the deployment in `dir` with its data under `data_dir`.
 pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAddr) -> anyhow::Result<Running> {
+    anyhow::ensure!(admin.ip().is_loopback(), "--wan-admin must be a loopback address: its API has no authentication");
     let d = Deployment::load(dir)?;
     for (_, v) in d.voters() {
         local(&v.listen, &format!("voter {}", v.id))?;
@@ -66,7 +67,8 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
         Some(paths.len() - 1)
     };
 
-    // Plan every cross-region path first, then start the relays.
+    // Paths are planned before any relay starts, so that each node's `dial` list and each edge's
+    // `core_addr` can name the relay (by index) that its cross-region connections go through.
     let mut node_dials = Vec::new();
     for (r, v) in d.voters() {
         let mut dials = Vec::new();

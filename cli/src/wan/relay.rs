@@ -117,7 +117,8 @@ async fn direction(
             }
         }
     };
-    let write = async {
+    // The writer owns the queue: when it stops, a reader waiting on a full queue stops too.
+    let write = async move {
         while let Some((at, chunk)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
             if to.write_all(&chunk).await.is_err() {

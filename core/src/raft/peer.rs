@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_wire::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
-use tokio::io::{AsyncRead, AsyncWrite, BufStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
 
 /// A plain or TLS stream to another node.
@@ -43,6 +43,10 @@ impl Pool {
         None
     }
 
+    fn forget(&self, addr: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(addr);
+    }
+
     fn put(&self, addr: &str, conn: Conn) {
         let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(addr.to_string()).or_default();
@@ -68,8 +72,10 @@ enum State {
     Idle,
     /// A request is partly written: the connection is unusable.
     Writing,
-    /// A request is written and its answer not yet read.
+    /// A request is written and no byte of its answer read yet.
     Awaiting,
+    /// Part of the answer is read: the connection is unusable.
+    Reading,
 }
 
 /// How long a dropped call's answer is waited for before its connection is given up.
@@ -80,9 +86,9 @@ impl Drop for Peer {
         let Some(mut conn) = self.conn.take() else { return };
         match self.state {
             State::Idle => self.pool.put(&self.addr, conn),
-            State::Writing => {}
-            // openraft drops the calls a quorum made needless (a leadership check answered by one
-            // follower of two): read the late answer off the connection, then reuse it.
+            State::Writing | State::Reading => {}
+            // A call abandoned at a caller's timeout (openraft times each RPC itself): read the late
+            // answer off the connection, then reuse it.
             State::Awaiting => {
                 let (pool, addr) = (self.pool.clone(), std::mem::take(&mut self.addr));
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -113,17 +119,30 @@ impl Peer {
         match result {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                self.conn = None;
+                self.give_up();
                 Err(e)
             }
             Err(_) => {
-                self.conn = None;
+                self.give_up();
                 Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {} within {timeout:?}", self.addr)))
             }
         }
     }
 
+    /// Drops the connection after a failure, and the idle ones to the same node: they are likely
+    /// dead too (the node restarted, or the path was cut).
+    fn give_up(&mut self) {
+        self.conn = None;
+        self.pool.forget(&self.addr);
+    }
+
     async fn exchange(&mut self, req: &RaftRequest) -> io::Result<RaftResponse> {
+        // A call dropped by its caller mid-request leaves the connection out of step with the
+        // answers: the next answer read would be the old request's.
+        if self.state != State::Idle {
+            self.conn = None;
+            self.state = State::Idle;
+        }
         if self.conn.is_none() {
             self.conn = self.pool.take(&self.addr);
         }
@@ -142,6 +161,10 @@ impl Peer {
         self.state = State::Writing;
         write_frame(conn, &(self.group, req)).await?;
         self.state = State::Awaiting;
+        // Wait for the answer's first bytes without taking any, so a call dropped until then leaves a
+        // whole answer to drain.
+        conn.fill_buf().await?;
+        self.state = State::Reading;
         let resp =
             read_frame(conn).await?.ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))?;
         self.state = State::Idle;

@@ -9,8 +9,8 @@ impl Link {
         match frame {
             LinkFrame::Pong { nonce, leaders } => {
                 *locked(&self.leaders) = leaders.into();
-                let (sent, at) = *locked(&self.ping);
-                if nonce == sent {
+                let sent = locked(&self.pings).iter().find(|(n, _)| *n == nonce).map(|(_, at)| *at);
+                if let Some(at) = sent {
                     let (node, lane) = (self.node_id().to_string(), self.lane.to_string());
                     self.metrics.link_rtt.with_label_values(&[&node, &lane]).set(at.elapsed().as_secs_f64());
                 }

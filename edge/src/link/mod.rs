@@ -82,8 +82,9 @@ pub struct Link {
     node_id: AtomicU64,
     /// Per slot, the leader of its raft group as this link's node last reported (0 = unknown).
     leaders: Mutex<Arc<[u64]>>,
-    /// The last ping's nonce and when it was sent, for the link's round trip.
-    ping: Mutex<(u64, std::time::Instant)>,
+    /// The last pings' nonces and when each was sent, for the link's round trip (one a second: eight
+    /// cover answers up to eight seconds late).
+    pings: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
     next_req: AtomicU64,
     auths: Mutex<HashMap<u64, oneshot::Sender<(u8, u8)>>>,
     sends: Mutex<HashMap<u64, PendingSend>>,
@@ -131,7 +132,7 @@ impl Link {
             current: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             node_id: AtomicU64::new(0),
-            ping: Mutex::new((0, std::time::Instant::now())),
+            pings: Mutex::default(),
             leaders: Mutex::new(Arc::from([])),
             next_req: AtomicU64::new(1),
             auths: Mutex::default(),
@@ -305,7 +306,13 @@ impl Link {
             loop {
                 tokio::time::sleep(PING_EVERY).await;
                 n += 1;
-                *locked(&link.ping) = (n, std::time::Instant::now());
+                {
+                    let mut pings = locked(&link.pings);
+                    if pings.len() == 8 {
+                        pings.pop_front();
+                    }
+                    pings.push_back((n, std::time::Instant::now()));
+                }
                 if tx.send(LinkFrame::Ping(n)).await.is_err() {
                     break;
                 }
@@ -321,6 +328,8 @@ impl Link {
         };
         pinger.abort();
         writer.abort();
+        locked(&self.pings).clear();
+        let _ = self.metrics.link_rtt.remove_label_values(&[&self.node_id().to_string(), &self.lane.to_string()]);
         result
     }
 

@@ -40,12 +40,8 @@ where
     let seen = forwarded.clone();
     let callback = move |req: &Request, resp: Response| {
         let h = req.headers();
-        let ip = h
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .or_else(|| h.get("x-real-ip").and_then(|v| v.to_str().ok()))
-            .map(|s| s.trim().to_string());
+        let ip =
+            h.get("x-forwarded-for").or_else(|| h.get("x-real-ip")).and_then(|v| v.to_str().ok()).map(str::to_string);
         *seen.lock().unwrap_or_else(|e| e.into_inner()) = ip;
         Ok(resp)
     };
@@ -77,9 +73,14 @@ where
 
 /// The address the per-address limits count a WebSocket client under. Anyone can send
 /// X-Forwarded-For: it names the client only when the connection comes from this machine (the edge's
-/// own access layer or a local proxy).
+/// own access layer or a local proxy), and then by its last entry, the one that proxy added; earlier
+/// entries are whatever the client wrote.
 fn client_ip(peer: std::net::SocketAddr, forwarded: Option<&str>) -> std::net::IpAddr {
-    forwarded.and_then(|f| f.parse().ok()).filter(|_| peer.ip().is_loopback()).unwrap_or_else(|| peer.ip())
+    forwarded
+        .and_then(|f| f.rsplit(',').next())
+        .and_then(|f| f.trim().parse().ok())
+        .filter(|_| peer.ip().is_loopback())
+        .unwrap_or_else(|| peer.ip())
 }
 
 #[cfg(test)]
@@ -92,6 +93,7 @@ mod tests {
         let remote = "198.51.100.7:4000".parse().unwrap();
         let named: std::net::IpAddr = "203.0.113.9".parse().unwrap();
         assert_eq!(client_ip(local, Some("203.0.113.9")), named);
+        assert_eq!(client_ip(local, Some("198.51.100.1, 203.0.113.9")), named, "the proxy's entry, not the client's");
         assert_eq!(client_ip("[::1]:4000".parse().unwrap(), Some("203.0.113.9")), named);
         assert_eq!(client_ip(remote, Some("203.0.113.9")), remote.ip(), "a remote client cannot pick its address");
         assert_eq!(client_ip(local, Some("not an address")), local.ip());

@@ -28,8 +28,8 @@ impl Deployment {
         if !dns_name(&self.domain) {
             return Err(top("domain", format!("`{}` is not a DNS name", self.domain)));
         }
-        if self.slots == 0 {
-            return Err(top("slots", "must be at least 1".into()));
+        if !(1..=4096).contains(&self.slots) {
+            return Err(top("slots", "must be between 1 and 4096".into()));
         }
         let p = &self.ports;
         let used: Vec<u16> = [p.core_http, p.core_link, p.core_raft].into_iter().filter(|&x| x != 0).collect();
@@ -49,6 +49,8 @@ impl Deployment {
 
         let mut voters = BTreeSet::new();
         let mut edges = BTreeSet::new();
+        // Voters share the core ports and edges the edge ports: one of each per address.
+        let (mut voter_ips, mut edge_ips) = (BTreeSet::new(), BTreeSet::new());
         let mut dns = BTreeSet::from([self.domain.clone()]);
         for r in &self.regions {
             let file = format!("{}.toml", r.id);
@@ -66,15 +68,13 @@ impl Deployment {
             }
             for (i, v) in r.voters.iter().enumerate() {
                 let key = |k: &str| format!("voter[{i}].{k}");
-                if v.id == 0 || !voters.insert(v.id) {
-                    return Err(bad(&key("id"), format!("{} must be a non-zero id no other voter has", v.id)));
+                if v.id == 0 || v.id > i64::MAX as u64 || !voters.insert(v.id) {
+                    return Err(bad(
+                        &key("id"),
+                        format!("{} must be a non-zero id (below 2^63) no other voter has", v.id),
+                    ));
                 }
-                if v.listen.parse::<IpAddr>().is_err() {
-                    return Err(bad(&key("listen"), format!("`{}` is not an IP address", v.listen)));
-                }
-                if !host(v.host()) {
-                    return Err(bad(&key("advertise"), format!("`{}` is not an IP address or DNS name", v.host())));
-                }
+                machine(&v.listen, v.advertise.as_deref(), &mut voter_ips).map_err(|(k, m)| bad(&key(k), m))?;
             }
             for (i, e) in r.edges.iter().enumerate() {
                 let key = |k: &str| format!("edge[{i}].{k}");
@@ -84,12 +84,7 @@ impl Deployment {
                         format!("`{}` must be a name (letters, digits, '.', '_', '-') no other edge has", e.id),
                     ));
                 }
-                if e.listen.parse::<IpAddr>().is_err() {
-                    return Err(bad(&key("listen"), format!("`{}` is not an IP address", e.listen)));
-                }
-                if !host(e.host()) {
-                    return Err(bad(&key("advertise"), format!("`{}` is not an IP address or DNS name", e.host())));
-                }
+                machine(&e.listen, e.advertise.as_deref(), &mut edge_ips).map_err(|(k, m)| bad(&key(k), m))?;
             }
         }
         if voters.is_empty() || edges.is_empty() {
@@ -167,6 +162,21 @@ impl Deployment {
     }
 }
 
+/// A machine's `listen` and `advertise`: the key at fault and why.
+fn machine(listen: &str, advertise: Option<&str>, taken: &mut BTreeSet<IpAddr>) -> Result<(), (&'static str, String)> {
+    let ip: IpAddr = listen.parse().map_err(|_| ("listen", format!("`{listen}` is not an IP address")))?;
+    if !ip.is_unspecified() && !taken.insert(ip) {
+        return Err(("listen", format!("{ip} is taken by another machine of the same kind: their ports would clash")));
+    }
+    match advertise {
+        None if ip.is_unspecified() => {
+            Err(("advertise", format!("required with listen = \"{listen}\": it is what the others dial")))
+        }
+        Some(a) if !host(a) => Err(("advertise", format!("`{a}` is not an IP address or DNS name"))),
+        _ => Ok(()),
+    }
+}
+
 fn dns_name(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|label| {
@@ -238,7 +248,8 @@ mod tests {
             move |d: &mut Deployment| {
                 let v = d.regions[1].voters[0].clone();
                 for id in 10..10 + n {
-                    d.regions[1].voters.push(crate::deployment::Voter { id, ..v.clone() });
+                    let listen = format!("127.0.1.{}", 100 + id);
+                    d.regions[1].voters.push(crate::deployment::Voter { id, listen, ..v.clone() });
                 }
             }
         };
@@ -259,6 +270,16 @@ mod tests {
             owned("eu-west.toml", "voter[0].listen")
         );
         assert_eq!(refused(|d| d.home_region = Some("mars".into())), owned(FILE, "home_region"));
+        assert_eq!(
+            refused(|d| d.regions[1].voters[0].listen = "0.0.0.0".into()),
+            owned("eu-west.toml", "voter[0].advertise")
+        );
+        assert_eq!(
+            refused(|d| d.regions[0].edges[0].listen = d.regions[1].edges[0].listen.clone()),
+            owned("eu-west.toml", "edge[0].listen"),
+            "two edges on one address"
+        );
+        assert_eq!(refused(|d| d.slots = 5000), owned(FILE, "slots"));
         assert_eq!(
             refused(|d| d.regions[0].clients.push("127.0.3.0/33".into())),
             owned("ap-southeast.toml", "clients[1]")
