@@ -47,11 +47,16 @@ pub struct ReadBarrier {
     dial: Dial,
     node_id: NodeId,
     leader: tokio::sync::Mutex<LeaderConn>,
+    /// Leadership checks run as the leader.
     checks: Checks,
+    /// Read indexes asked of the leader as a follower.
+    asks: Checks,
 }
 
-/// On the leader, one leadership check at a time serves every read that arrived before it started.
-/// Each check costs a round of heartbeats to the voters; one per read cost a round per login.
+/// One read index at a time serves every read that arrived before it was asked for: on the leader a
+/// leadership check (a round of heartbeats to the voters; one per read cost a round per login), on a
+/// follower a `ReadIndex` request to the leader (one per read would cap a slot's reads at one per
+/// round trip).
 struct Checks {
     /// The number of the last check that started.
     started: AtomicU64,
@@ -69,19 +74,17 @@ impl Default for Checks {
 }
 
 impl Checks {
-    async fn check(&self, raft: &Raft) -> ReadIndex {
-        // A check that started before this read arrived may have fixed its read position before a
-        // write this read must see: only a later one will do.
+    /// The read index `ask` finds, asked no earlier than this call.
+    async fn run<F: std::future::Future<Output = ReadIndex>>(&self, ask: impl FnOnce() -> F) -> ReadIndex {
+        // An index asked for before this read arrived may predate a write this read must see: only
+        // a later one will do.
         let wanted = self.started.load(Ordering::Acquire) + 1;
         let mut done = self.done.lock().await;
         if done.0 >= wanted {
             return done.1.clone();
         }
         let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
-        let result = raft
-            .ensure_linearizable()
-            .await
-            .map_err(|e| ProposeError::NotLeader(e.forward_to_leader().and_then(|f| f.leader_id)));
+        let result = ask().await;
         *done = (number, result.clone());
         result
     }
@@ -89,12 +92,36 @@ impl Checks {
 
 impl ReadBarrier {
     pub fn new(raft: Raft, node_id: NodeId, dial: Dial) -> Self {
-        ReadBarrier { raft, dial, node_id, leader: tokio::sync::Mutex::default(), checks: Checks::default() }
+        let leader = tokio::sync::Mutex::default();
+        ReadBarrier { raft, dial, node_id, leader, checks: Checks::default(), asks: Checks::default() }
     }
 
     /// On the leader, the read index for a follower's linearizable read (the raft port's `ReadIndex`).
     pub async fn read_index(&self) -> ReadIndex {
-        self.checks.check(&self.raft).await
+        self.checks.run(|| self.check_leadership()).await
+    }
+
+    async fn check_leadership(&self) -> ReadIndex {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| ProposeError::NotLeader(e.forward_to_leader().and_then(|f| f.leader_id)))
+    }
+
+    /// As a follower, the leader's read index.
+    async fn ask_leader(&self) -> ReadIndex {
+        let (id, addr) = leader_of(&self.raft, &self.dial).ok_or(ProposeError::NotLeader(None))?;
+        let mut conn = self.leader.lock().await;
+        match conn.to(id, addr, &self.dial).call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
+            Ok(RaftResponse::ReadIndex(Ok(log_id))) => Ok(log_id),
+            // The node we asked no longer leads: ask again once the new leader is known.
+            Ok(RaftResponse::ReadIndex(Err(_))) => Err(ProposeError::NotLeader(None)),
+            Ok(other) => Err(ProposeError::Fatal(format!("read index: unexpected {other:?}"))),
+            Err(e) => {
+                tracing::debug!(leader = id, error = %e, "read index: leader unreachable");
+                Err(ProposeError::NotLeader(None))
+            }
+        }
     }
 
     /// Retries while leadership is moving (a node that just lost it answers "not the leader").
@@ -113,22 +140,9 @@ impl ReadBarrier {
     async fn once(&self) -> Result<(), ProposeError> {
         let leader = await_leader(&self.raft).await.ok_or(ProposeError::NotLeader(None))?;
         if leader == self.node_id {
-            return self.checks.check(&self.raft).await.map(|_| ());
+            return self.read_index().await.map(|_| ());
         }
-        let (id, addr) = leader_of(&self.raft, &self.dial).ok_or(ProposeError::NotLeader(None))?;
-        let index = {
-            let mut conn = self.leader.lock().await;
-            match conn.to(id, addr, &self.dial).call(&RaftRequest::ReadIndex, RPC_TIMEOUT).await {
-                Ok(RaftResponse::ReadIndex(Ok(log_id))) => log_id.map(|l| l.index),
-                // The node we asked no longer leads: ask again once the new leader is known.
-                Ok(RaftResponse::ReadIndex(Err(_))) => return Err(ProposeError::NotLeader(None)),
-                Ok(other) => return Err(ProposeError::Fatal(format!("read index: unexpected {other:?}"))),
-                Err(e) => {
-                    tracing::debug!(leader = id, error = %e, "read index: leader unreachable");
-                    return Err(ProposeError::NotLeader(None));
-                }
-            }
-        };
+        let index = self.asks.run(|| self.ask_leader()).await?.map(|l| l.index);
         self.raft
             .wait(Some(RPC_TIMEOUT))
             .applied_index_at_least(index, "catch up to the read index")
