@@ -2,13 +2,10 @@
 //! may be told to dial some peers elsewhere (through NAT, a proxy, or a test's relay). With `raft_tls`,
 //! every connection is mutual TLS. Each raft group dials with its own `Dial`, whose requests name it.
 
-use super::peer::{Peer, Pool};
+use super::peer::{Peer, PeerTls, Pool};
 use super::types::NodeId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// What a node presents to, and expects of, the node it dials.
-pub type PeerTls = (tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>);
 
 #[derive(Clone, Default)]
 pub struct Dial {

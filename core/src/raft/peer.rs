@@ -1,7 +1,6 @@
 //! A connection to another core node, taken from the node's pool or opened on first use, dropped after
 //! any failure and given back to the pool when the `Peer` is done with it.
 
-use super::dial::PeerTls;
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -9,6 +8,9 @@ use std::time::{Duration, Instant};
 use tern_wire::rpc::{read_frame, write_frame, RaftRequest, RaftResponse};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
+
+/// What a node presents to, and expects of, the node it dials.
+pub type PeerTls = (tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>);
 
 /// A plain or TLS stream to another node.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
