@@ -116,16 +116,17 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
         wan().await["paths"].as_array().unwrap().iter().map(|p| p["bytes_forward"].as_u64().unwrap()).sum();
     assert!(carried > 0);
 
-    // ap-southeast cut off: eu-west and us-east still make a majority.
-    let cut = reqwest::Client::new().post(format!("{admin}/cut/ap-southeast")).send().await.unwrap();
+    // ap-southeast partitioned off (its connections stay open, nothing passes, only timeouts notice):
+    // eu-west and us-east still make a majority.
+    let cut = reqwest::Client::new().post(format!("{admin}/partition/ap-southeast")).send().await.unwrap();
     assert_eq!(cut.json::<serde_json::Value>().await.unwrap()["paths"], 8);
     // A slot ap-southeast led is without a leader for its lease plus an election (about 6.5 s at these
     // round trips); a client sends again until acked, as the SDKs do.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut acked = 0;
     while acked < 3 {
-        assert!(Instant::now() < deadline, "{acked} of 3 messages acked with ap-southeast cut off");
-        let sent = tokio::time::timeout(Duration::from_secs(5), alice.send_text("bob", 1, "while cut")).await;
+        assert!(Instant::now() < deadline, "{acked} of 3 messages acked with ap-southeast partitioned off");
+        let sent = tokio::time::timeout(Duration::from_secs(5), alice.send_text("bob", 1, "partitioned")).await;
         if matches!(sent, Ok(Ok(ack)) if ack.reason_code == 1) {
             acked += 1;
         }

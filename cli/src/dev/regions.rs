@@ -1,6 +1,6 @@
 //! `tern dev --regions DIR`: every region of a deployment description on its own loopback addresses,
 //! in one process, with a WAN relay (`wan/`) on every cross-region path, raft and edge links alike. An
-//! admin API shows the paths and cuts or heals a region.
+//! admin API shows the paths and cuts, partitions or heals a region.
 
 use crate::deploy::configs::{self, Layout};
 use crate::wan::pace::Shape;
@@ -135,8 +135,9 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
     let paths: Paths = Arc::new(relays);
     let app = Router::new()
         .route("/wan", get(status))
-        .route("/wan/cut/{region}", post(|s, r| cut(s, r, true)))
-        .route("/wan/heal/{region}", post(|s, r| cut(s, r, false)))
+        .route("/wan/cut/{region}", post(|s, r| steer(s, r, Some(true), None)))
+        .route("/wan/partition/{region}", post(|s, r| steer(s, r, None, Some(true))))
+        .route("/wan/heal/{region}", post(|s, r| steer(s, r, Some(false), Some(false))))
         .with_state(paths);
     let listener = tokio::net::TcpListener::bind(admin).await.with_context(|| format!("the admin API on {admin}"))?;
     let admin = listener.local_addr()?;
@@ -168,18 +169,28 @@ async fn status(State(paths): State<Paths>) -> Json<serde_json::Value> {
         .map(|p| {
             let (forward, back) = p.relay.bytes();
             json!({"from": p.from, "to": p.to, "via": p.relay.addr.to_string(), "target": p.relay.target(),
-                   "cut": p.relay.is_cut(), "bytes_forward": forward, "bytes_back": back})
+                   "cut": p.relay.is_cut(), "partitioned": p.relay.is_partitioned(), "bytes_forward": forward, "bytes_back": back})
         })
         .collect();
     Json(json!({ "paths": list }))
 }
 
-/// Cuts (or heals) every path into and out of `region`.
-async fn cut(State(paths): State<Paths>, UrlPath(region): UrlPath<String>, cut: bool) -> Json<serde_json::Value> {
+/// Cuts, partitions or heals every path into and out of `region`.
+async fn steer(
+    State(paths): State<Paths>,
+    UrlPath(region): UrlPath<String>,
+    cut: Option<bool>,
+    partitioned: Option<bool>,
+) -> Json<serde_json::Value> {
     let mut n = 0;
     for p in paths.iter().filter(|p| p.from == region || p.to == region) {
-        p.relay.set_cut(cut);
+        if let Some(c) = cut {
+            p.relay.set_cut(c);
+        }
+        if let Some(h) = partitioned {
+            p.relay.set_partitioned(h);
+        }
         n += 1;
     }
-    Json(json!({ "region": region, "cut": cut, "paths": n }))
+    Json(json!({ "region": region, "paths": n }))
 }

@@ -30,7 +30,8 @@ pub struct RelayArgs {
     /// Share of chunks delayed by a retransmission timeout (0 ≤ loss < 1).
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
-    /// Admin API: `GET /` (bytes carried, cut or not), `POST /cut`, `POST /heal`. Loopback only.
+    /// Admin API: `GET /` (bytes carried, cut or partitioned), `POST /cut`, `POST /partition`,
+    /// `POST /heal`. Loopback only.
     #[arg(long, default_value = "127.0.0.1:0")]
     admin: SocketAddr,
 }
@@ -48,7 +49,14 @@ pub async fn relay(a: RelayArgs) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/", get(status))
         .route("/cut", post(|State(r): State<Arc<Relay>>| async move { r.set_cut(true) }))
-        .route("/heal", post(|State(r): State<Arc<Relay>>| async move { r.set_cut(false) }))
+        .route("/partition", post(|State(r): State<Arc<Relay>>| async move { r.set_partitioned(true) }))
+        .route(
+            "/heal",
+            post(|State(r): State<Arc<Relay>>| async move {
+                r.set_cut(false);
+                r.set_partitioned(false);
+            }),
+        )
         .with_state(relay.clone());
     let admin = tokio::net::TcpListener::bind(a.admin).await?;
     println!(
@@ -64,5 +72,6 @@ pub async fn relay(a: RelayArgs) -> anyhow::Result<()> {
 
 async fn status(State(r): State<Arc<Relay>>) -> Json<serde_json::Value> {
     let (forward, back) = r.bytes();
-    Json(serde_json::json!({"to": r.target(), "cut": r.is_cut(), "bytes_forward": forward, "bytes_back": back}))
+    Json(serde_json::json!({"to": r.target(), "cut": r.is_cut(), "partitioned": r.is_partitioned(),
+                            "bytes_forward": forward, "bytes_back": back}))
 }

@@ -1,6 +1,7 @@
 //! A user-space WAN path (the kernel's netem is not available everywhere): a TCP relay that holds each
 //! chunk for the path's delay (`pace.rs`), counts the bytes it carries, and can be cut (its connections
-//! dropped, new ones refused) and healed.
+//! dropped, new ones refused, as when a host is gone), partitioned (nothing passes, connections stay
+//! open, as when a link is down: only timeouts notice) and healed.
 
 use super::pace::{Pace, Shape};
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ struct Shared {
     target: String,
     shape: Shape,
     cut: watch::Sender<bool>,
+    partitioned: watch::Sender<bool>,
     /// Bytes carried towards the target, and back.
     forward: AtomicU64,
     back: AtomicU64,
@@ -35,10 +37,12 @@ impl Relay {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (cut, _) = watch::channel(false);
+        let (partitioned, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             target,
             shape,
             cut,
+            partitioned,
             forward: AtomicU64::new(0),
             back: AtomicU64::new(0),
             seed: AtomicU64::new(u64::from(addr.port())),
@@ -70,6 +74,15 @@ impl Relay {
         *self.shared.cut.borrow()
     }
 
+    /// Holds every byte on the path (connections stay open) or lets them through again.
+    pub fn set_partitioned(&self, partitioned: bool) {
+        self.shared.partitioned.send_replace(partitioned);
+    }
+
+    pub fn is_partitioned(&self) -> bool {
+        *self.shared.partitioned.borrow()
+    }
+
     /// Bytes carried so far towards the target and back.
     pub fn bytes(&self) -> (u64, u64) {
         (self.shared.forward.load(Ordering::Relaxed), self.shared.back.load(Ordering::Relaxed))
@@ -87,8 +100,9 @@ async fn carry(inbound: TcpStream, shared: Arc<Shared>) {
     let (in_read, in_write) = inbound.into_split();
     let (out_read, out_write) = outbound.into_split();
     let seed = shared.seed.fetch_add(2, Ordering::Relaxed);
-    let forward = direction(in_read, out_write, Pace::new(shared.shape, seed), &shared.forward);
-    let back = direction(out_read, in_write, Pace::new(shared.shape, seed + 1), &shared.back);
+    let held = || shared.partitioned.subscribe();
+    let forward = direction(in_read, out_write, Pace::new(shared.shape, seed), &shared.forward, held());
+    let back = direction(out_read, in_write, Pace::new(shared.shape, seed + 1), &shared.back, held());
     tokio::select! {
         _ = async { tokio::join!(forward, back) } => {}
         _ = cut.wait_for(|c| *c) => {}
@@ -101,6 +115,7 @@ async fn direction(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut pace: Pace,
     counter: &AtomicU64,
+    mut partitioned: watch::Receiver<bool>,
 ) {
     let (tx, mut rx) = mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(CHUNKS_IN_FLIGHT);
     let read = async move {
@@ -121,6 +136,9 @@ async fn direction(
     let write = async move {
         while let Some((at, chunk)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
+            if partitioned.wait_for(|p| !*p).await.is_err() {
+                break;
+            }
             if to.write_all(&chunk).await.is_err() {
                 break;
             }
@@ -188,5 +206,19 @@ mod tests {
         healed.write_all(b"y").await.unwrap();
         healed.read_exact(&mut one).await.unwrap();
         assert_eq!(&one, b"y");
+    }
+
+    #[tokio::test]
+    async fn a_partitioned_path_holds_its_bytes_until_healed() {
+        let relay = Relay::start("127.0.0.1:0".parse().unwrap(), echo().await.to_string(), rtt(2)).await.unwrap();
+        let mut s = TcpStream::connect(relay.addr).await.unwrap();
+        relay.set_partitioned(true);
+        s.write_all(b"held").await.unwrap();
+        let mut four = [0u8; 4];
+        let early = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut four)).await;
+        assert!(early.is_err(), "nothing passes a partition");
+        relay.set_partitioned(false);
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut four)).await.unwrap().unwrap();
+        assert_eq!(&four, b"held", "the connection survived and the bytes arrive after healing");
     }
 }
