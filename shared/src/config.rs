@@ -113,17 +113,23 @@ pub fn check_dial_addr(key: &'static str, value: &str) -> Result<(), ConfigError
     if value.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(());
     }
-    let named = value.rsplit_once(':').is_some_and(|(host, port)| {
-        port.parse::<u16>().is_ok()
-            && !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    });
+    let named = value.rsplit_once(':').is_some_and(|(host, port)| port.parse::<u16>().is_ok() && is_dns_name(host));
     if named {
         Ok(())
     } else {
         Err(ConfigError::invalid(key, format!("`{value}` is not host:port (an IP or a DNS name)")))
     }
+}
+
+/// Whether `s` is a DNS name: dot-separated labels of 1-63 letters, digits and inner hyphens.
+pub fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// Whether `addr` (host:port) is reachable from this machine only: a loopback IP or `localhost`. Any

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tern_shared::deployment::{join, Deployment};
+use tern_shared::deployment::{join, Deployment, Edge};
 
 /// Where an installed node keeps what the deployment does not describe.
 #[derive(Debug, Clone)]
@@ -71,6 +71,16 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
     }))
 }
 
+/// What clients are given to reach edge `e`, by transport (those the deployment turns on).
+pub fn client_addrs(d: &Deployment, e: &Edge) -> serde_json::Map<String, serde_json::Value> {
+    let p = &d.ports;
+    [("tcp", "", p.edge_tcp), ("ws", "ws://", p.edge_ws), ("wss", "wss://", p.edge_wss)]
+        .into_iter()
+        .filter(|&(_, _, port)| port != 0)
+        .map(|(transport, scheme, port)| (transport.to_string(), json!(format!("{scheme}{}", join(e.host(), port)))))
+        .collect()
+}
+
 /// Edge `id`'s settings: it links to every voter.
 pub fn edge(d: &Deployment, id: &str, layout: &Layout) -> anyhow::Result<toml::Table> {
     let (region, e) = d
@@ -79,7 +89,6 @@ pub fn edge(d: &Deployment, id: &str, layout: &Layout) -> anyhow::Result<toml::T
         .ok_or_else(|| anyhow::anyhow!("the deployment `{}` has no edge `{id}`", d.name))?;
     let p = &d.ports;
     let cores: Vec<String> = d.voters().map(|(_, v)| join(v.host(), p.core_link)).collect();
-    let scheme = |s: &str, port: u16| if port == 0 { String::new() } else { format!("{s}{}", join(e.host(), port)) };
     let mut value = json!({
         "edge_id": id,
         "region": region.id,
@@ -89,7 +98,7 @@ pub fn edge(d: &Deployment, id: &str, layout: &Layout) -> anyhow::Result<toml::T
         "http_addr": join(&e.listen, p.edge_http),
         "core_addr": cores.join(","),
         "link_tls": mtls(&layout.cert_dir, &format!("edge-{id}")),
-        "advertise": {"tcp": scheme("", p.edge_tcp), "ws": scheme("ws://", p.edge_ws), "wss": scheme("wss://", p.edge_wss)},
+        "advertise": client_addrs(d, e),
     });
     if p.edge_wss != 0 {
         value["certs"] =

@@ -2,7 +2,7 @@
 //! `terraform/examples/three-regions` and the bootstrap list a client ships with.
 
 use serde_json::{json, Value};
-use tern_shared::deployment::{join, Deployment};
+use tern_shared::deployment::Deployment;
 
 /// `terraform.tfvars.json`: every region with its cloud region, DNS names, voters and edges.
 pub fn tfvars(d: &Deployment) -> Value {
@@ -35,27 +35,13 @@ pub fn tfvars(d: &Deployment) -> Value {
 /// `bootstrap.json`: for each region its edges' addresses by transport and the other regions to try,
 /// nearest first. A client resolves `domain` first and walks its region's fallback list when that fails.
 pub fn bootstrap(d: &Deployment) -> Value {
-    let p = &d.ports;
     let regions: Vec<Value> = d
         .regions
         .iter()
         .filter(|r| !r.edges.is_empty())
         .map(|r| {
-            let edges: Vec<Value> = r
-                .edges
-                .iter()
-                .map(|e| {
-                    let mut addrs = serde_json::Map::new();
-                    for (transport, scheme, port) in
-                        [("tcp", "", p.edge_tcp), ("ws", "ws://", p.edge_ws), ("wss", "wss://", p.edge_wss)]
-                    {
-                        if port != 0 {
-                            addrs.insert(transport.into(), json!(format!("{scheme}{}", join(e.host(), port))));
-                        }
-                    }
-                    json!({"id": e.id, "addrs": addrs})
-                })
-                .collect();
+            let edges: Vec<Value> =
+                r.edges.iter().map(|e| json!({"id": e.id, "addrs": super::configs::client_addrs(d, e)})).collect();
             json!({"id": r.id, "dns_name": r.dns_name, "edges": edges, "fallback": d.fallback(&r.id)})
         })
         .collect();

@@ -187,16 +187,12 @@ async fn run_regions(a: &DevArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let first = running.cores.first().context("no voter")?;
     // Proposals wait for the first election, which takes longer with WAN timings.
     tokio::time::timeout(Duration::from_secs(60), seed_demo(first)).await.context("no leader within 60 s")??;
-    let edges: serde_json::Map<String, serde_json::Value> = running
-        .edges
-        .iter()
-        .map(|(id, e)| (id.clone(), serde_json::json!(e.tcp_addr.map(|a| a.to_string()).unwrap_or_default())))
-        .collect();
-    let edge_http: serde_json::Map<String, serde_json::Value> = running
-        .edges
-        .iter()
-        .map(|(id, e)| (id.clone(), serde_json::json!(e.http_addr.map(|a| a.to_string()).unwrap_or_default())))
-        .collect();
+    let (mut edges, mut edge_http) = (serde_json::Map::new(), serde_json::Map::new());
+    for (id, e) in &running.edges {
+        let show = |a: Option<std::net::SocketAddr>| serde_json::json!(a.map(|a| a.to_string()).unwrap_or_default());
+        edges.insert(id.clone(), show(e.tcp_addr));
+        edge_http.insert(id.clone(), show(e.http_addr));
+    }
     println!(
         "TERN_READY {}",
         serde_json::json!({"wan_admin": running.admin.to_string(), "edges": edges, "edge_http": edge_http})

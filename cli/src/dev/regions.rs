@@ -48,69 +48,26 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
     let certs = data_dir.join("certs");
     let ca = Ca::open_or_init(&certs, "Tern dev CA").with_context(|| format!("the CA in {}", certs.display()))?;
     let layout = |data: &Path| Layout { cert_dir: certs.clone(), tls_dir: data_dir.join("tls"), data_dir: data.into() };
-    let mut paths = Vec::new();
-    let shape = |a: &str, b: &str| {
-        let p = d.path(a, b);
-        Shape {
-            rtt: Duration::from_millis(p.map_or(0, |p| u64::from(p.rtt_ms))),
-            jitter: Duration::from_millis(p.map_or(0, |p| u64::from(p.jitter_ms))),
-            loss: p.map_or(0.0, |p| p.loss),
-        }
-    };
-    // A connection from `from` (bound at `local_ip`) to `target` in region `to`: direct within a
-    // region, through a relay bound in the source region across regions.
-    let mut route = |from: &str, local_ip: &str, to: &str, target: String| -> Option<usize> {
-        if from == to {
-            return None;
-        }
-        paths.push((from.to_string(), to.to_string(), local_ip.to_string(), target, shape(from, to)));
-        Some(paths.len() - 1)
-    };
-
-    // Paths are planned before any relay starts, so that each node's `dial` list and each edge's
-    // `core_addr` can name the relay (by index) that its cross-region connections go through.
-    let mut node_dials = Vec::new();
-    for (r, v) in d.voters() {
-        let mut dials = Vec::new();
-        for (w_region, w) in d.voters() {
-            let target = join(&w.listen, d.ports.core_raft);
-            if let Some(i) = route(&r.id, &v.listen, &w_region.id, target) {
-                dials.push((w.id, i));
-            }
-        }
-        node_dials.push((v.id, dials));
-    }
-    let mut edge_links = Vec::new();
-    for (r, e) in d.edges() {
-        let mut links = Vec::new();
-        for (w_region, w) in d.voters() {
-            let target = join(&w.listen, d.ports.core_link);
-            links.push(route(&r.id, &e.listen, &w_region.id, target.clone()).ok_or(target));
-        }
-        edge_links.push((e.id.clone(), links));
-    }
-    let mut relays = Vec::new();
-    for (from, to, ip, target, shape) in paths {
-        let listen: SocketAddr = format!("{}:0", join_ip(&ip)).parse()?;
-        let relay = Relay::start(listen, target, shape).await.with_context(|| format!("a relay on {ip}"))?;
-        relays.push(Crossing { from, to, relay });
-    }
+    let mut wan = Vec::new();
 
     let mut cores = Vec::new();
     // The lowest id creates the cluster and campaigns at once: the others start first.
-    for (v_id, dials) in node_dials.iter().rev() {
-        let v = d.voters().find(|(_, v)| v.id == *v_id).map(|(_, v)| v.clone()).context("voter")?;
+    let mut voters: Vec<_> = d.voters().collect();
+    voters.reverse();
+    for &(r, v) in &voters {
         ca.issue(&Identity::Node(v.id), std::slice::from_ref(&v.listen), 365)?;
         let mut base = configs::core(&d, v.id, &layout(&data_dir.join(format!("node-{}", v.id))))?;
-        let dial: Vec<toml::Value> = dials
-            .iter()
-            .map(|(id, i)| {
+        let mut dial = Vec::new();
+        for &(w_region, w) in &voters {
+            if w_region.id != r.id {
+                let relay =
+                    cross(&mut wan, &d, &r.id, &v.listen, &w_region.id, join(&w.listen, d.ports.core_raft)).await?;
                 let mut t = toml::Table::new();
-                t.insert("id".into(), toml::Value::Integer(*id as i64));
-                t.insert("raft_addr".into(), toml::Value::String(relays[*i].relay.addr.to_string()));
-                toml::Value::Table(t)
-            })
-            .collect();
+                t.insert("id".into(), toml::Value::Integer(w.id as i64));
+                t.insert("raft_addr".into(), toml::Value::String(relay));
+                dial.push(toml::Value::Table(t));
+            }
+        }
         base.insert("dial".into(), toml::Value::Array(dial));
         let cfg: CoreConfig = tern_shared::config::load_layered(base, None, set)?;
         cfg.validate()?;
@@ -118,21 +75,26 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
     }
     cores.reverse();
     let mut edges = Vec::new();
-    for (id, links) in &edge_links {
-        let (region, _) = d.edges().find(|(_, e)| &e.id == id).context("edge")?;
+    for (region, e) in d.edges() {
+        let id = &e.id;
         ca.issue(&Identity::Edge { id: id.clone(), region: Some(region.id.clone()) }, &[], 365)?;
         let mut base = configs::edge(&d, id, &layout(data_dir))?;
-        let cores: Vec<String> = links
-            .iter()
-            .map(|l| l.as_ref().map_or_else(|direct| direct.clone(), |i| relays[*i].relay.addr.to_string()))
-            .collect();
+        let mut cores = Vec::new();
+        for (w_region, w) in d.voters() {
+            let target = join(&w.listen, d.ports.core_link);
+            cores.push(if w_region.id == region.id {
+                target
+            } else {
+                cross(&mut wan, &d, &region.id, &e.listen, &w_region.id, target).await?
+            });
+        }
         base.insert("core_addr".into(), toml::Value::String(cores.join(",")));
         let cfg: EdgeConfig = tern_shared::config::load_layered(base, None, &[])?;
         cfg.validate()?;
         edges.push((id.clone(), tern_edge::start(cfg).await.with_context(|| format!("starting edge {id}"))?));
     }
 
-    let paths: Paths = Arc::new(relays);
+    let paths: Paths = Arc::new(wan);
     let app = Router::new()
         .route("/wan", get(status))
         .route("/wan/cut/{region}", post(|s, r| steer(s, r, Some(true), None)))
@@ -147,6 +109,29 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
         }
     });
     Ok(Running { cores, edges, admin })
+}
+
+/// A relay, bound at `local_ip` in region `from`, on the path to `target` in region `to`; the address
+/// to dial instead of `target`.
+async fn cross(
+    wan: &mut Vec<Crossing>,
+    d: &Deployment,
+    from: &str,
+    local_ip: &str,
+    to: &str,
+    target: String,
+) -> anyhow::Result<String> {
+    let p = d.path(from, to);
+    let shape = Shape {
+        rtt: Duration::from_millis(p.map_or(0, |p| u64::from(p.rtt_ms))),
+        jitter: Duration::from_millis(p.map_or(0, |p| u64::from(p.jitter_ms))),
+        loss: p.map_or(0.0, |p| p.loss),
+    };
+    let listen: SocketAddr = format!("{}:0", join_ip(local_ip)).parse()?;
+    let relay = Relay::start(listen, target, shape).await.with_context(|| format!("a relay on {local_ip}"))?;
+    let addr = relay.addr.to_string();
+    wan.push(Crossing { from: from.into(), to: to.into(), relay });
+    Ok(addr)
 }
 
 fn local(ip: &str, what: &str) -> anyhow::Result<()> {
@@ -167,9 +152,10 @@ async fn status(State(paths): State<Paths>) -> Json<serde_json::Value> {
     let list: Vec<_> = paths
         .iter()
         .map(|p| {
-            let (forward, back) = p.relay.bytes();
-            json!({"from": p.from, "to": p.to, "via": p.relay.addr.to_string(), "target": p.relay.target(),
-                   "cut": p.relay.is_cut(), "partitioned": p.relay.is_partitioned(), "bytes_forward": forward, "bytes_back": back})
+            let mut status = p.relay.status();
+            status["from"] = json!(p.from);
+            status["to"] = json!(p.to);
+            status
         })
         .collect();
     Json(json!({ "paths": list }))

@@ -71,7 +71,5 @@ pub async fn relay(a: RelayArgs) -> anyhow::Result<()> {
 }
 
 async fn status(State(r): State<Arc<Relay>>) -> Json<serde_json::Value> {
-    let (forward, back) = r.bytes();
-    Json(serde_json::json!({"to": r.target(), "cut": r.is_cut(), "partitioned": r.is_partitioned(),
-                            "bytes_forward": forward, "bytes_back": back}))
+    Json(r.status())
 }

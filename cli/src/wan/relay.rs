@@ -88,8 +88,14 @@ impl Relay {
         (self.shared.forward.load(Ordering::Relaxed), self.shared.back.load(Ordering::Relaxed))
     }
 
-    pub fn target(&self) -> &str {
-        &self.shared.target
+    /// Where the relay listens and leads, whether it is cut or partitioned, and the bytes it carried,
+    /// for the admin APIs.
+    pub fn status(&self) -> serde_json::Value {
+        let (forward, back) = self.bytes();
+        serde_json::json!({
+            "via": self.addr.to_string(), "target": self.shared.target, "cut": self.is_cut(),
+            "partitioned": self.is_partitioned(), "bytes_forward": forward, "bytes_back": back,
+        })
     }
 }
 

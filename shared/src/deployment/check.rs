@@ -3,6 +3,7 @@
 //! that suit the round trips.
 
 use super::{Deployment, DeploymentError, FILE};
+use crate::config::is_dns_name;
 use crate::pki::valid_name;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -25,7 +26,7 @@ impl Deployment {
         if !valid_name(&self.name) {
             return Err(top("name", "must be 1-64 letters, digits, '.', '_' or '-'".into()));
         }
-        if !dns_name(&self.domain) {
+        if !is_dns_name(&self.domain) {
             return Err(top("domain", format!("`{}` is not a DNS name", self.domain)));
         }
         if !(1..=4096).contains(&self.slots) {
@@ -58,7 +59,7 @@ impl Deployment {
             if !valid_name(&r.id) {
                 return Err(bad("(file name)", "a region id must be 1-64 letters, digits, '.', '_' or '-'".into()));
             }
-            if !dns_name(&r.dns_name) || !dns.insert(r.dns_name.clone()) {
+            if !is_dns_name(&r.dns_name) || !dns.insert(r.dns_name.clone()) {
                 return Err(bad("dns_name", format!("`{}` is not a DNS name of its own", r.dns_name)));
             }
             for (i, net) in r.clients.iter().enumerate() {
@@ -177,18 +178,8 @@ fn machine(listen: &str, advertise: Option<&str>, taken: &mut BTreeSet<IpAddr>) 
     }
 }
 
-fn dns_name(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
 fn host(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok() || dns_name(s)
+    s.parse::<IpAddr>().is_ok() || is_dns_name(s)
 }
 
 /// `address/prefix` as the network and prefix length.
