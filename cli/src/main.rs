@@ -6,6 +6,7 @@ mod chat;
 mod cluster;
 mod deploy;
 mod dev;
+mod dns;
 mod serve;
 mod wan;
 

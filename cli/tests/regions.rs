@@ -77,13 +77,17 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     // The same description under `tern dev --regions` (same addresses, so after the processes above
     // are gone): the round trips are added between regions, and a region can be cut.
     let data = tmp.path().join("dev");
-    let args = ["dev", "--regions", dir, "--data-dir", data.to_str().unwrap(), "--wan-admin", "127.0.0.1:0"];
+    let data = data.to_str().unwrap();
+    let args = ["dev", "--regions", dir, "--data-dir", data, "--wan-admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
     let dev = Proc::spawn(&args, &tmp.path().join("dev.log"));
     let admin = format!("http://{}/wan", dev.addr("wan_admin"));
     let edge = |id: &str| dev.ready["edges"][id].as_str().unwrap().to_string();
     let wan = || async { reqwest::get(&admin).await.unwrap().json::<serde_json::Value>().await.unwrap() };
-    // Each voter dials the two others and each edge the two voters elsewhere: 12 paths, each relayed.
-    assert_eq!(wan().await["paths"].as_array().unwrap().len(), 12);
+    // Each voter dials the two others and each edge the two voters elsewhere: 12 paths, each relayed;
+    // and each region's clients reach every edge's three ports through a relay of their own.
+    let paths = wan().await["paths"].as_array().unwrap().clone();
+    assert_eq!(paths.iter().filter(|p| p["front"] == false).count(), 12);
+    assert_eq!(paths.iter().filter(|p| p["front"] == true).count(), 27);
     let tok = |uid: &str| ClientOptions::new(edge("eu-west-1"), uid, format!("{uid}-token"));
     let alice = Client::connect(tok("alice")).await.unwrap();
     let mut o = tok("bob");
@@ -119,7 +123,7 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     // ap-southeast partitioned off (its connections stay open, nothing passes, only timeouts notice):
     // eu-west and us-east still make a majority.
     let cut = reqwest::Client::new().post(format!("{admin}/partition/ap-southeast")).send().await.unwrap();
-    assert_eq!(cut.json::<serde_json::Value>().await.unwrap()["paths"], 8);
+    assert_eq!(cut.json::<serde_json::Value>().await.unwrap()["paths"], 8 + 9);
     // A slot ap-southeast led is without a leader for its lease plus an election (about 6.5 s at these
     // round trips); a client sends again until acked, as the SDKs do.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -187,4 +191,212 @@ fn the_terraform_example_describes_the_shipped_example_deployment() {
         "terraform/examples/three-regions/terraform.tfvars.json differs from deploy/regions/example: \
          run `tern deploy render deploy/regions/example --out rendered` and copy rendered/terraform.tfvars.json"
     );
+}
+
+/// Three regions 80 ms apart, on loopback addresses no other test uses, for `tern dev --regions`.
+fn drill_description(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut top = String::from("name = \"drill\"\ndomain = \"im.drill.test\"\n");
+    let regions = [("eu-west", 11), ("us-east", 12), ("ap-southeast", 13)];
+    for (i, (a, _)) in regions.iter().enumerate() {
+        for (b, _) in &regions[i + 1..] {
+            top += &format!("[[path]]\nbetween = [\"{a}\", \"{b}\"]\nrtt_ms = 80\n");
+        }
+    }
+    std::fs::write(dir.join("deployment.toml"), top).unwrap();
+    for (i, (id, net)) in regions.iter().enumerate() {
+        let region = format!(
+            "dns_name = \"{id}.im.drill.test\"\nclients = [\"127.0.{net}.0/24\"]\n[[voter]]\nid = {}\nlisten = \"127.0.{net}.10\"\n[[edge]]\nid = \"{id}-1\"\nlisten = \"127.0.{net}.1\"\n",
+            i + 1
+        );
+        std::fs::write(dir.join(format!("{id}.toml")), region).unwrap();
+    }
+}
+
+/// One client's acked sends: (channel id, channel type, client_msg_no, seq, when sent, when acked,
+/// reconnects so far).
+type Acked = Vec<(String, u8, String, u32, Instant, Instant, u32)>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message_is_lost() {
+    use tern_shared::client::roam::{Bootstrap, RoamOptions, Roaming};
+    let tmp = tempfile::tempdir().unwrap();
+    let desc = tmp.path().join("drill");
+    drill_description(&desc);
+    let d = Deployment::load(&desc).unwrap();
+    let data = tmp.path().join("dev");
+    let (desc_s, data_s) = (desc.to_str().unwrap(), data.to_str().unwrap());
+    let args = ["dev", "--regions", desc_s, "--data-dir", data_s, "--wan-admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
+    let dev = Proc::spawn(&args, &tmp.path().join("dev.log"));
+    let admin = format!("http://{}", dev.addr("wan_admin"));
+    let dns: std::net::SocketAddr = dev.addr("dns").parse().unwrap();
+    let apis: Vec<String> = d.voters().map(|(_, v)| format!("http://{}:{}", v.listen, d.ports.core_http)).collect();
+    let api = Api::new(apis[0].trim_start_matches("http://"));
+
+    // Users in every region (four each; TERN_DRILL_USERS for a larger run), each in the group and
+    // writing to one user of the next region.
+    let per_region: u8 = std::env::var("TERN_DRILL_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let regions: Vec<(String, u8)> = vec![("eu-west".into(), 11), ("us-east".into(), 12), ("ap-southeast".into(), 13)];
+    let mut users = Vec::new();
+    for (r, net) in &regions {
+        for k in 0..per_region {
+            users.push((format!("{r}-{k}"), r.clone(), *net, k));
+        }
+    }
+    for (uid, ..) in &users {
+        api.user(uid, 0).await;
+    }
+    let members: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
+    api.group("everywhere", &members).await;
+    let bootstrap: Bootstrap = serde_json::from_value(serde_json::json!({
+        "domain": d.domain,
+        "regions": d.regions.iter().map(|r| serde_json::json!({"id": r.id, "dns_name": r.dns_name, "fallback": d.fallback(&r.id)})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, (uid, region, net, k)) in users.iter().cloned().enumerate() {
+        let peer = users[(i + usize::from(per_region)) % users.len()].0.clone();
+        let mut client = ClientOptions::new("", &uid, format!("{uid}-tok"));
+        client.source = Some(format!("127.0.{net}.{}", 100 + k).parse().unwrap());
+        client.timeout = Duration::from_secs(3);
+        let mut o = RoamOptions::new(bootstrap.clone(), d.ports.edge_tcp, client);
+        o.dns = Some(dns);
+        o.api = apis.clone();
+        o.give_up = Duration::from_secs(30);
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Roaming::connect(o).await.unwrap_or_else(|e| panic!("{uid} could not connect: {e}"));
+            let home = c.edge().unwrap();
+            let mut acked: Acked = Vec::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (channel, kind) =
+                    if n.is_multiple_of(2) { ("everywhere".to_string(), 2) } else { (peer.clone(), 1) };
+                let text = format!("{uid} #{n}");
+                let payload = serde_json::json!({"type": 1, "content": text}).to_string().into_bytes();
+                let msg = tern_shared::client::Outgoing {
+                    channel_id: channel.clone(),
+                    channel_type: kind,
+                    payload,
+                    ..Default::default()
+                };
+                let no = tern_shared::client::random_msg_no();
+                let sent = Instant::now();
+                let ack = c.send(tern_shared::client::Outgoing { client_msg_no: no.clone(), ..msg }).await;
+                let ack = ack.unwrap_or_else(|e| panic!("{uid}: {e}"));
+                assert_eq!(ack.reason_code, 1, "{uid}");
+                acked.push((channel, kind, no, ack.message_seq, sent, Instant::now(), c.reconnects()));
+                n += 1;
+                while c.recv(Duration::ZERO).await.is_some() {}
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (uid, region, home, acked)
+        }));
+    }
+    let post = |path: String| async move { reqwest::Client::new().post(path).send().await.unwrap() };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cut_at = Instant::now();
+    assert_eq!(post(format!("{admin}/wan/cut/ap-southeast")).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    post(format!("{admin}/wan/heal/ap-southeast")).await;
+    let healed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(tokio::time::timeout(Duration::from_secs(60), t).await.expect("a client hung").unwrap());
+    }
+
+    // Every client of the lost region sent again, through another region, soon after the cut.
+    let mut resumed: Vec<Duration> = Vec::new();
+    for (uid, region, home, acked) in &results {
+        if region != "ap-southeast" {
+            continue;
+        }
+        let after = acked.iter().find(|a| a.5 > cut_at && a.6 > 0);
+        let after = after.unwrap_or_else(|| panic!("{uid} (edge {home}) never sent again after the cut"));
+        resumed.push(after.5 - cut_at);
+    }
+    resumed.sort();
+    let at = |q: f64| resumed[((resumed.len() - 1) as f64 * q).round() as usize];
+    eprintln!(
+        "region cut -> its {} clients acked again after p50 {:?}, p99 {:?}, max {:?}",
+        resumed.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    assert!(at(0.99) < Duration::from_secs(5), "{resumed:?}");
+    // The returning voter does not unseat the leaders (it did not campaign while cut off): sends
+    // after the heal are acked as quickly as before the cut.
+    let slowest = |from: Instant, to: Instant| {
+        let sends = results.iter().flat_map(|r| r.3.iter()).filter(|a| a.4 >= from && a.4 < to);
+        sends.map(|a| a.5 - a.4).max().unwrap_or_default()
+    };
+    let (before, after) =
+        (slowest(cut_at - Duration::from_secs(2), cut_at), slowest(healed_at, healed_at + Duration::from_secs(3)));
+    eprintln!("slowest send in the 2 s before the cut {before:?}, in the 3 s after the heal {after:?}");
+    // An election at these timings takes the lease (1.2 s) and an election timeout (0.8-1.2 s).
+    assert!(after < Duration::from_secs(2), "a send took {after:?} after the heal: the leaders were unseated");
+
+    // Reading every channel back shows every acked message once, at its acked seq, in order.
+    let mut by_channel: std::collections::HashMap<(String, u8, String), Vec<(String, u32)>> = Default::default();
+    for (uid, _, _, acked) in &results {
+        for (channel, kind, no, seq, ..) in acked {
+            // A person channel is read as its sender sees it.
+            let login = if *kind == 1 { uid.clone() } else { users[0].0.clone() };
+            by_channel.entry((channel.clone(), *kind, login)).or_default().push((no.clone(), *seq));
+        }
+    }
+    let total: usize = by_channel.values().map(Vec::len).sum();
+    for ((channel, kind, login), sent) in by_channel {
+        let stored = api.sync_all(&login, &channel, kind).await;
+        let seqs: Vec<u64> = stored.iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{channel}: seqs out of order");
+        for (no, seq) in sent {
+            let found: Vec<_> = stored.iter().filter(|m| m["client_msg_no"] == no.as_str()).collect();
+            assert_eq!(found.len(), 1, "{channel}: {no} stored {} times", found.len());
+            assert_eq!(found[0]["message_seq"].as_u64(), Some(u64::from(seq)), "{channel}: {no}");
+        }
+    }
+    eprintln!("{total} acked messages read back once each, in order");
+
+    // Healed: ap-southeast's voter catches up with the others, and DNS sends its clients home again.
+    let applied = |node: usize| {
+        let url = format!("{}/metrics", apis[node]);
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let mut by_slot: Vec<(String, u64)> = text
+                .lines()
+                .filter(|l| l.starts_with("tern_core_raft_last_applied{"))
+                .filter_map(|l| Some((l.split(' ').next()?.to_string(), l.rsplit(' ').next()?.parse().ok()?)))
+                .collect();
+            by_slot.sort();
+            by_slot
+        }
+    };
+    let leaders = applied(0).await;
+    assert_eq!(leaders.len(), usize::from(d.slots));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let behind: Vec<_> = applied(2).await.into_iter().zip(&leaders).filter(|(a, b)| a.1 < b.1).collect();
+        if behind.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ap-southeast's voter still behind: {behind:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut client = ClientOptions::new("", "ap-southeast-0", "ap-southeast-0-tok");
+    client.source = Some("127.0.13.200".parse().unwrap());
+    let mut o = RoamOptions::new(bootstrap, d.ports.edge_tcp, client);
+    o.dns = Some(dns);
+    let home: std::net::IpAddr =
+        dev.ready["fronts"]["ap-southeast"]["ap-southeast-1"].as_str().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Roaming::connect(o.clone()).await.unwrap().edge().unwrap().ip() != home {
+        assert!(Instant::now() < deadline, "DNS never sent ap-southeast's new clients home");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

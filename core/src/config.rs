@@ -51,6 +51,18 @@ pub struct CoreConfig {
     /// Payload bytes of one link's SENDs waiting for their commit; past it the link is not read until
     /// some are answered.
     pub link_send_budget: usize,
+    /// The deployment's regions, for `/route`'s fallback order (rendered from `deploy/regions`).
+    pub regions: Vec<RouteRegion>,
+}
+
+/// A region as `/route` names it: its stable DNS name and the other regions nearest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRegion {
+    pub id: String,
+    pub dns_name: String,
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +159,7 @@ impl Default for CoreConfig {
             http: HttpLimits::default(),
             link_queue: 16 * 1024,
             link_send_budget: 64 << 20,
+            regions: Vec::new(),
         }
     }
 }

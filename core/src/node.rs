@@ -182,6 +182,11 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
                 .map_err(|e| StartError::Raft(e.to_string()))?;
         }
     }
+    {
+        let every = Duration::from_millis(config.raft.heartbeat_ms);
+        let grace = Duration::from_millis(config.raft.election_min_ms);
+        tokio::spawn(crate::raft::quorum::run(groups.clone(), config.node_id, every, grace));
+    }
     if config.raft.balance_interval_ms > 0 {
         let every = Duration::from_millis(config.raft.balance_interval_ms);
         let lease = Duration::from_millis(config.raft.election_max_ms);

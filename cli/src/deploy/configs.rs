@@ -57,6 +57,12 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
         d.voters().map(|(_, v)| json!({"id": v.id, "raft_addr": join(v.host(), p.core_raft)})).collect();
     let t = d.raft_timings();
     let tls = mtls(&layout.cert_dir, &format!("node-{id}"));
+    let regions: Vec<_> = d
+        .regions
+        .iter()
+        .filter(|r| !r.edges.is_empty())
+        .map(|r| json!({"id": r.id, "dns_name": r.dns_name, "fallback": d.fallback(&r.id)}))
+        .collect();
     table(json!({
         "node_id": id,
         "data_dir": layout.data_dir,
@@ -68,6 +74,7 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
         "raft_tls": tls,
         "link_tls": tls,
         "raft": {"heartbeat_ms": t.heartbeat_ms, "election_min_ms": t.election_min_ms, "election_max_ms": t.election_max_ms},
+        "regions": regions,
     }))
 }
 

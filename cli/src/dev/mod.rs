@@ -62,6 +62,9 @@ pub struct DevArgs {
     /// With --regions: the admin API (`GET /wan`, `POST /wan/cut/<region>`, `POST /wan/heal/<region>`).
     #[arg(long, default_value = "127.0.0.1:5099")]
     wan_admin: std::net::SocketAddr,
+    /// With --regions: the DNS server answering the deployment's names by the asking address's region.
+    #[arg(long, default_value = "127.0.0.1:5053")]
+    dns: std::net::SocketAddr,
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -183,7 +186,7 @@ async fn seed_demo(core: &tern_core::CoreHandle) -> anyhow::Result<()> {
 
 async fn run_regions(a: &DevArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let data = a.data_dir.join("regions").join(dir.file_name().unwrap_or_default());
-    let running = regions::start(dir, &data, &a.set, a.wan_admin).await?;
+    let running = regions::start(dir, &data, &a.set, a.wan_admin, a.dns).await?;
     let first = running.cores.first().context("no voter")?;
     // Proposals wait for the first election, which takes longer with WAN timings.
     tokio::time::timeout(Duration::from_secs(60), seed_demo(first)).await.context("no leader within 60 s")??;
@@ -195,7 +198,10 @@ async fn run_regions(a: &DevArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     }
     println!(
         "TERN_READY {}",
-        serde_json::json!({"wan_admin": running.admin.to_string(), "edges": edges, "edge_http": edge_http})
+        serde_json::json!({
+            "wan_admin": running.admin.to_string(), "dns": running.dns.addr.to_string(), "edges": edges,
+            "edge_http": edge_http, "fronts": running.fronts,
+        })
     );
     println!("Tern is running the deployment {} (data in {}).", dir.display(), data.display());
     for c in &running.cores {
@@ -210,6 +216,12 @@ async fn run_regions(a: &DevArgs, dir: &std::path::Path) -> anyhow::Result<()> {
             show(e.http_addr)
         );
     }
+    println!(
+        "  DNS        dig @{} -p {} {} -b <an address in a region's clients>",
+        running.dns.addr.ip(),
+        running.dns.addr.port(),
+        running.domain
+    );
     println!("  WAN paths  curl http://{}/wan; cut a region: curl -X POST http://{}/wan/cut/<region> (heal: /wan/heal/<region>)", running.admin, running.admin);
     println!("Demo users: alice/alice-token, bob/bob-token, carol/carol-token; group `{DEMO_GROUP}` has all three.");
     println!("Ctrl-C stops.");

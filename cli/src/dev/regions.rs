@@ -1,6 +1,12 @@
 //! `tern dev --regions DIR`: every region of a deployment description on its own loopback addresses,
 //! in one process, with a WAN relay (`wan/`) on every cross-region path, raft and edge links alike. An
 //! admin API shows the paths and cuts, partitions or heals a region.
+//!
+//! Clients reach edges through relays too: the clients of the i-th region (by id) see the edge that
+//! listens on 127.a.b.c at 127.(200+i).b.c, on the edge's ports, with the round trip between the two
+//! regions added (none within a region). The DNS server (`dns/`) answers with those addresses by the
+//! asking address's region, so a client that resolves the domain pays the round trip to the region it
+//! is sent to, and cutting a region cuts every client off its edges.
 
 use crate::deploy::configs::{self, Layout};
 use crate::wan::pace::Shape;
@@ -10,7 +16,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +31,9 @@ use tern_shared::pki::{Ca, Identity};
 struct Crossing {
     from: String,
     to: String,
+    /// A client's path to an edge: cut with the edge's region only (the clients themselves are outside
+    /// every data centre).
+    front: bool,
     relay: Relay,
 }
 
@@ -33,11 +43,22 @@ pub struct Running {
     pub cores: Vec<tern_core::CoreHandle>,
     pub edges: Vec<(String, tern_edge::EdgeHandle)>,
     pub admin: SocketAddr,
+    pub dns: crate::dns::Dns,
+    pub domain: String,
+    /// Per region, the address its clients dial for each edge.
+    pub fronts: BTreeMap<String, BTreeMap<String, IpAddr>>,
 }
 
 /// Starts the deployment in `dir` with its data under `data_dir`.
-pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAddr) -> anyhow::Result<Running> {
+pub async fn start(
+    dir: &Path,
+    data_dir: &Path,
+    set: &[String],
+    admin: SocketAddr,
+    dns: SocketAddr,
+) -> anyhow::Result<Running> {
     anyhow::ensure!(admin.ip().is_loopback(), "--wan-admin must be a loopback address: its API has no authentication");
+    anyhow::ensure!(dns.ip().is_loopback(), "--dns must be a loopback address");
     let d = Deployment::load(dir)?;
     for (_, v) in d.voters() {
         local(&v.listen, &format!("voter {}", v.id))?;
@@ -60,8 +81,9 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
         let mut dial = Vec::new();
         for &(w_region, w) in &voters {
             if w_region.id != r.id {
-                let relay =
-                    cross(&mut wan, &d, &r.id, &v.listen, &w_region.id, join(&w.listen, d.ports.core_raft)).await?;
+                let path = cross(&d, &r.id, &w_region.id, &v.listen, 0, join(&w.listen, d.ports.core_raft)).await?;
+                let relay = path.relay.addr.to_string();
+                wan.push(path);
                 let mut t = toml::Table::new();
                 t.insert("id".into(), toml::Value::Integer(w.id as i64));
                 t.insert("raft_addr".into(), toml::Value::String(relay));
@@ -85,7 +107,10 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
             cores.push(if w_region.id == region.id {
                 target
             } else {
-                cross(&mut wan, &d, &region.id, &e.listen, &w_region.id, target).await?
+                let path = cross(&d, &region.id, &w_region.id, &e.listen, 0, target).await?;
+                let relay = path.relay.addr.to_string();
+                wan.push(path);
+                relay
             });
         }
         base.insert("core_addr".into(), toml::Value::String(cores.join(",")));
@@ -94,9 +119,13 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
         edges.push((id.clone(), tern_edge::start(cfg).await.with_context(|| format!("starting edge {id}"))?));
     }
 
+    let fronts = fronts(&mut wan, &d).await?;
+    let dns = serve_dns(dns, &d, &fronts).await?;
     let paths: Paths = Arc::new(wan);
+    let checked = (dns.clone(), d.edges().map(|(_, e)| e.id.clone()).collect::<Vec<_>>());
     let app = Router::new()
         .route("/wan", get(status))
+        .route("/dns", get(move || dns_status(checked.clone())))
         .route("/wan/cut/{region}", post(|s, r| steer(s, r, Some(true), None)))
         .route("/wan/partition/{region}", post(|s, r| steer(s, r, None, Some(true))))
         .route("/wan/heal/{region}", post(|s, r| steer(s, r, Some(false), Some(false))))
@@ -108,30 +137,88 @@ pub async fn start(dir: &Path, data_dir: &Path, set: &[String], admin: SocketAdd
             tracing::warn!(error = %e, "dev admin API stopped");
         }
     });
-    Ok(Running { cores, edges, admin })
+    Ok(Running { cores, edges, admin, dns, domain: d.domain.clone(), fronts })
 }
 
-/// A relay, bound at `local_ip` in region `from`, on the path to `target` in region `to`; the address
-/// to dial instead of `target`.
+/// The relays between every region's clients and every edge (see the module's comment).
+async fn fronts(wan: &mut Vec<Crossing>, d: &Deployment) -> anyhow::Result<BTreeMap<String, BTreeMap<String, IpAddr>>> {
+    let taken: Vec<&str> =
+        d.voters().map(|(_, v)| v.listen.as_str()).chain(d.edges().map(|(_, e)| e.listen.as_str())).collect();
+    let ports: Vec<u16> =
+        [d.ports.edge_tcp, d.ports.edge_ws, d.ports.edge_http].into_iter().filter(|p| *p != 0).collect();
+    let mut all = BTreeMap::new();
+    for (i, client) in d.regions.iter().enumerate() {
+        let mut seen = BTreeMap::new();
+        for (region, e) in d.edges() {
+            let ip = front_ip(i, &e.listen)?;
+            anyhow::ensure!(
+                !taken.contains(&ip.to_string().as_str()) && !seen.values().any(|v| *v == ip),
+                "edge {} would be reached at {ip}, an address already in use: give the edges distinct last two octets",
+                e.id
+            );
+            for &port in &ports {
+                let path = cross(d, &client.id, &region.id, &ip.to_string(), port, join(&e.listen, port)).await?;
+                wan.push(Crossing { front: true, ..path });
+            }
+            seen.insert(e.id.clone(), ip);
+        }
+        all.insert(client.id.clone(), seen);
+    }
+    Ok(all)
+}
+
+/// Where the clients of the region at `index` reach an edge listening on `listen` (127.a.b.c).
+fn front_ip(index: usize, listen: &str) -> anyhow::Result<IpAddr> {
+    let ip: Ipv4Addr =
+        listen.parse().map_err(|_| anyhow::anyhow!("edge address {listen}: `tern dev --regions` needs IPv4 edges"))?;
+    let [_, _, b, c] = ip.octets();
+    let a = u8::try_from(200 + index).map_err(|_| anyhow::anyhow!("`tern dev --regions` runs at most 55 regions"))?;
+    Ok(IpAddr::V4(Ipv4Addr::new(127, a, b, c)))
+}
+
+async fn serve_dns(
+    bind: SocketAddr,
+    d: &Deployment,
+    fronts: &BTreeMap<String, BTreeMap<String, IpAddr>>,
+) -> anyhow::Result<crate::dns::Dns> {
+    let region_of: BTreeMap<&str, &str> = d.edges().map(|(r, e)| (e.id.as_str(), r.id.as_str())).collect();
+    // Health checks reach each edge the way its own region's clients do, so a cut region fails them.
+    let checks = if d.ports.edge_http == 0 {
+        Vec::new()
+    } else {
+        fronts
+            .iter()
+            .flat_map(|(client, edges)| edges.iter().map(move |(e, ip)| (client, e, ip)))
+            .filter(|(client, e, _)| region_of.get(e.as_str()) == Some(&client.as_str()))
+            .map(|(_, e, ip)| (e.clone(), format!("http://{}/healthz", SocketAddr::new(*ip, d.ports.edge_http))))
+            .collect()
+    };
+    let table = fronts.clone();
+    let addr_of: crate::dns::AddrOf =
+        Arc::new(move |client: &str, edge: &str| table.get(client).and_then(|m| m.get(edge)).copied());
+    crate::dns::serve(bind, Arc::new(d.clone()), addr_of, checks, Default::default())
+        .await
+        .with_context(|| format!("the DNS server on {bind}"))
+}
+
+/// A relay on `local_ip:port` in region `from`, on the path to `target` in region `to`.
 async fn cross(
-    wan: &mut Vec<Crossing>,
     d: &Deployment,
     from: &str,
-    local_ip: &str,
     to: &str,
+    local_ip: &str,
+    port: u16,
     target: String,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Crossing> {
     let p = d.path(from, to);
     let shape = Shape {
         rtt: Duration::from_millis(p.map_or(0, |p| u64::from(p.rtt_ms))),
         jitter: Duration::from_millis(p.map_or(0, |p| u64::from(p.jitter_ms))),
         loss: p.map_or(0.0, |p| p.loss),
     };
-    let listen: SocketAddr = format!("{}:0", join_ip(local_ip)).parse()?;
-    let relay = Relay::start(listen, target, shape).await.with_context(|| format!("a relay on {local_ip}"))?;
-    let addr = relay.addr.to_string();
-    wan.push(Crossing { from: from.into(), to: to.into(), relay });
-    Ok(addr)
+    let listen: SocketAddr = join(local_ip, port).parse()?;
+    let relay = Relay::start(listen, target, shape).await.with_context(|| format!("a relay on {listen}"))?;
+    Ok(Crossing { from: from.into(), to: to.into(), front: false, relay })
 }
 
 fn local(ip: &str, what: &str) -> anyhow::Result<()> {
@@ -140,12 +227,10 @@ fn local(ip: &str, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn join_ip(ip: &str) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]")
-    } else {
-        ip.to_string()
-    }
+/// Each edge's health as the DNS server sees it.
+async fn dns_status((dns, edges): (crate::dns::Dns, Vec<String>)) -> Json<serde_json::Value> {
+    let healthy: serde_json::Map<_, _> = edges.into_iter().map(|e| (e.clone(), json!(dns.healthy(&e)))).collect();
+    Json(json!({ "addr": dns.addr.to_string(), "healthy": healthy }))
 }
 
 async fn status(State(paths): State<Paths>) -> Json<serde_json::Value> {
@@ -155,13 +240,14 @@ async fn status(State(paths): State<Paths>) -> Json<serde_json::Value> {
             let mut status = p.relay.status();
             status["from"] = json!(p.from);
             status["to"] = json!(p.to);
+            status["front"] = json!(p.front);
             status
         })
         .collect();
     Json(json!({ "paths": list }))
 }
 
-/// Cuts, partitions or heals every path into and out of `region`.
+/// Cuts, partitions or heals every path into and out of `region` (clients' paths: into it only).
 async fn steer(
     State(paths): State<Paths>,
     UrlPath(region): UrlPath<String>,
@@ -169,7 +255,7 @@ async fn steer(
     partitioned: Option<bool>,
 ) -> Json<serde_json::Value> {
     let mut n = 0;
-    for p in paths.iter().filter(|p| p.from == region || p.to == region) {
+    for p in paths.iter().filter(|p| p.to == region || (p.from == region && !p.front)) {
         if let Some(c) = cut {
             p.relay.set_cut(c);
         }

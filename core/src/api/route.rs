@@ -1,4 +1,5 @@
 use super::{ApiError, ApiJson, AppState};
+use crate::config::RouteRegion;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -13,15 +14,23 @@ pub struct RouteQuery {
 }
 
 /// WuKongIM's fields (`tcp_addr`, `ws_addr`, `wss_addr`) for the chosen edge, Tern's `tls_addr` and
-/// `quic_addr`, and the other edges to try in order.
+/// `quic_addr`, the other edges to try in order, and the other regions by their stable DNS names,
+/// nearest first (a client resolves those when the edges it was given are gone).
 #[derive(Serialize)]
 pub struct Route {
     #[serde(flatten)]
     primary: EdgeRoute,
     fallback: Vec<EdgeRoute>,
+    fallback_regions: Vec<RegionRoute>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub struct RegionRoute {
+    region: String,
+    dns_name: String,
+}
+
+#[derive(Serialize, Debug)]
 pub struct EdgeRoute {
     tcp_addr: String,
     ws_addr: String,
@@ -48,21 +57,39 @@ impl From<EdgeAddrs> for EdgeRoute {
 const VIA_EDGE: &str = "x-tern-edge";
 
 /// Picks an edge for `uid` among the connected ones: the edge the request came through, else one
-/// stable per uid; the rest as fallbacks, those of the chosen edge's region first.
+/// stable per uid.
 fn route_for(core: &AppState, uid: &str, via: Option<&str>) -> Result<Route, ApiError> {
-    let mut edges = core.presence.edge_addrs();
+    let edges = core.presence.edge_addrs();
     if edges.is_empty() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no edge is connected to this core"));
     }
     let nearest = via.and_then(|id| edges.iter().position(|(e, _)| e == id));
     let first = nearest.unwrap_or(tern_shared::channel::crc(uid) as usize % edges.len());
+    arrange(edges, first, &core.config.regions).ok_or_else(|| ApiError::internal("no edge"))
+}
+
+/// Edge `first` and the rest as fallbacks: those of its region, then the other regions' nearest first
+/// (regions the deployment does not list last); within each region in a rotation starting at `first`,
+/// so each uid spreads differently.
+fn arrange(mut edges: Vec<(String, EdgeAddrs)>, first: usize, regions: &[RouteRegion]) -> Option<Route> {
     edges.rotate_left(first);
     let mut it = edges.into_iter().map(|(_, a)| EdgeRoute::from(a));
-    let primary = it.next().ok_or_else(|| ApiError::internal("no edge"))?;
+    let primary = it.next()?;
+    let fallback_regions: Vec<RegionRoute> = regions
+        .iter()
+        .find(|r| r.id == primary.region)
+        .map(|r| r.fallback.iter().filter_map(|id| regions.iter().find(|x| &x.id == id)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RegionRoute { region: r.id.clone(), dns_name: r.dns_name.clone() })
+        .collect();
+    let rank = |region: &str| match region == primary.region {
+        true => 0,
+        false => fallback_regions.iter().position(|r| r.region == region).map_or(usize::MAX, |i| i + 1),
+    };
     let mut fallback: Vec<EdgeRoute> = it.collect();
-    // Stable: within each group the per-uid rotation stays.
-    fallback.sort_by_key(|e| e.region != primary.region);
-    Ok(Route { primary, fallback })
+    fallback.sort_by_key(|e| rank(&e.region)); // stable: the rotation stays within each region
+    Some(Route { primary, fallback, fallback_regions })
 }
 
 fn via(headers: &HeaderMap) -> Option<&str> {
@@ -141,4 +168,42 @@ pub async fn metrics(State(core): State<AppState>) -> impl IntoResponse {
     let (_, sessions) = core.presence.counts();
     gm.online_sessions.set(sessions as i64);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], gm.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(id: &str, region: &str) -> (String, EdgeAddrs) {
+        (id.into(), EdgeAddrs { tcp: format!("{id}:5100"), region: region.into(), ..Default::default() })
+    }
+
+    #[test]
+    fn fallbacks_go_by_region_nearest_first() {
+        let regions: Vec<RouteRegion> = [("eu", ["us", "ap"]), ("us", ["eu", "ap"]), ("ap", ["eu", "us"])]
+            .into_iter()
+            .map(|(id, fallback)| RouteRegion {
+                id: id.into(),
+                dns_name: format!("{id}.im.example"),
+                fallback: fallback.iter().map(|f| f.to_string()).collect(),
+            })
+            .collect();
+        let edges =
+            vec![edge("ap-1", "ap"), edge("us-1", "us"), edge("eu-1", "eu"), edge("x-1", "x"), edge("eu-2", "eu")];
+        let r = arrange(edges.clone(), 0, &regions).unwrap();
+        assert_eq!(r.primary.tcp_addr, "ap-1:5100");
+        let order: Vec<&str> = r.fallback.iter().map(|e| e.tcp_addr.as_str()).collect();
+        assert_eq!(order, ["eu-1:5100", "eu-2:5100", "us-1:5100", "x-1:5100"]);
+        let names: Vec<&str> = r.fallback_regions.iter().map(|r| r.dns_name.as_str()).collect();
+        assert_eq!(names, ["eu.im.example", "us.im.example"]);
+
+        let r = arrange(edges.clone(), 4, &regions).unwrap();
+        let order: Vec<&str> = r.fallback.iter().map(|e| e.tcp_addr.as_str()).collect();
+        assert_eq!(order, ["eu-1:5100", "us-1:5100", "ap-1:5100", "x-1:5100"]);
+
+        // Without regions (a deployment not described in deploy/regions): same region first, nothing else.
+        let r = arrange(edges, 2, &[]).unwrap();
+        assert_eq!(r.fallback[0].tcp_addr, "eu-2:5100");
+        assert!(r.fallback_regions.is_empty());
+    }
 }

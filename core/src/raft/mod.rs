@@ -9,6 +9,7 @@ pub mod membership;
 pub mod network;
 pub mod peer;
 pub mod proposer;
+pub mod quorum;
 pub mod rebalance;
 pub mod server;
 pub mod transfer;

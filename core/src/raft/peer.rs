@@ -80,29 +80,44 @@ enum State {
     Reading,
 }
 
+/// How long a connection may take to open (TCP and TLS handshakes), whatever the call's timeout.
+const CONNECT_FOR: Duration = Duration::from_secs(5);
+
+async fn connect(addr: &str, tls: Option<PeerTls>) -> io::Result<Conn> {
+    let s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let stream: Box<dyn Io> = match tls {
+        None => Box::new(s),
+        Some((connector, name)) => Box::new(connector.connect(name, s).await?),
+    };
+    Ok(BufStream::new(stream))
+}
+
 /// How long a dropped call's answer is waited for before its connection is given up.
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else { return };
+        let Some(conn) = self.conn.take() else { return };
         match self.state {
             State::Idle => self.pool.put(&self.addr, conn),
             State::Writing | State::Reading => {}
-            // A call abandoned at a caller's timeout (openraft times each RPC itself): read the late
-            // answer off the connection, then reuse it.
-            State::Awaiting => {
-                let (pool, addr) = (self.pool.clone(), std::mem::take(&mut self.addr));
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    rt.spawn(async move {
-                        let late = tokio::time::timeout(DRAIN_FOR, read_frame::<_, RaftResponse>(&mut conn)).await;
-                        if matches!(late, Ok(Ok(Some(_)))) {
-                            pool.put(&addr, conn);
-                        }
-                    });
-                }
-            }
+            // A call abandoned at a caller's timeout (openraft times each RPC itself).
+            State::Awaiting => drain(conn, self.pool.clone(), std::mem::take(&mut self.addr)),
         }
+    }
+}
+
+/// Reads a late answer off `conn`, then gives it to the pool: across a long round trip a slow answer is
+/// common, and dropping its connection would make the next call pay for a new handshake.
+fn drain(mut conn: Conn, pool: Pool, addr: String) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let late = tokio::time::timeout(DRAIN_FOR, read_frame::<_, RaftResponse>(&mut conn)).await;
+            if matches!(late, Ok(Ok(Some(_)))) {
+                pool.put(&addr, conn);
+            }
+        });
     }
 }
 
@@ -115,8 +130,33 @@ impl Peer {
         &self.addr
     }
 
-    /// One request, one response, within `timeout`.
+    /// One request, one response, within `timeout`; opening a connection first may take twice as long
+    /// again (TLS's handshake is a round trip of its own, and `timeout` allows about two).
     pub async fn call(&mut self, req: &RaftRequest, timeout: Duration) -> io::Result<RaftResponse> {
+        if self.state != State::Idle {
+            // A call dropped by its caller mid-request leaves the connection out of step with the
+            // answers: the next answer read would be the old request's.
+            self.conn = None;
+            self.state = State::Idle;
+        }
+        if self.conn.is_none() {
+            self.conn = self.pool.take(&self.addr);
+        }
+        if self.conn.is_none() {
+            match tokio::time::timeout(timeout * 2, self.open()).await {
+                Ok(Ok(conn)) => self.conn = Some(conn),
+                Ok(Err(e)) => {
+                    self.give_up();
+                    return Err(e);
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no connection to {} within {:?}", self.addr, timeout * 2),
+                    ))
+                }
+            }
+        }
         let result = tokio::time::timeout(timeout, self.exchange(req)).await;
         match result {
             Ok(Ok(resp)) => Ok(resp),
@@ -125,10 +165,36 @@ impl Peer {
                 Err(e)
             }
             Err(_) => {
-                self.give_up();
+                match (self.state, self.conn.take()) {
+                    (State::Awaiting, Some(conn)) => drain(conn, self.pool.clone(), self.addr.clone()),
+                    _ => self.give_up(),
+                }
+                self.state = State::Idle;
                 Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {} within {timeout:?}", self.addr)))
             }
         }
+    }
+
+    /// A new connection. It is opened in a task of its own: when the caller's timeout ends the call first
+    /// (a handshake takes a round trip, and the request another: across a 217 ms path that is all of a
+    /// 434 ms RPC timeout), the connection still completes and waits in the pool for the next call, rather
+    /// than every attempt starting a handshake that never finishes in time.
+    async fn open(&self) -> io::Result<Conn> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (addr, tls, pool) = (self.addr.clone(), self.tls.clone(), self.pool.clone());
+        tokio::spawn(async move {
+            let opened = match tokio::time::timeout(CONNECT_FOR, connect(&addr, tls)).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection to {addr} within {CONNECT_FOR:?}"),
+                )),
+            };
+            if let Err(Ok(conn)) = tx.send(opened) {
+                pool.put(&addr, conn);
+            }
+        });
+        rx.await.map_err(|_| io::Error::other("connecting task stopped"))?
     }
 
     /// Drops the connection after a failure, and the idle ones to the same node: they are likely
@@ -139,27 +205,7 @@ impl Peer {
     }
 
     async fn exchange(&mut self, req: &RaftRequest) -> io::Result<RaftResponse> {
-        // A call dropped by its caller mid-request leaves the connection out of step with the
-        // answers: the next answer read would be the old request's.
-        if self.state != State::Idle {
-            self.conn = None;
-            self.state = State::Idle;
-        }
-        if self.conn.is_none() {
-            self.conn = self.pool.take(&self.addr);
-        }
-        let conn = match &mut self.conn {
-            Some(c) => c,
-            None => {
-                let s = TcpStream::connect(&self.addr).await?;
-                s.set_nodelay(true)?;
-                let stream: Box<dyn Io> = match &self.tls {
-                    None => Box::new(s),
-                    Some((connector, name)) => Box::new(connector.connect(name.clone(), s).await?),
-                };
-                self.conn.insert(BufStream::new(stream))
-            }
-        };
+        let conn = self.conn.as_mut().ok_or_else(|| io::Error::other("no connection"))?;
         self.state = State::Writing;
         write_frame(conn, &(self.group, req)).await?;
         self.state = State::Awaiting;

@@ -1,5 +1,6 @@
 //! Raft timings for voters a round trip apart. openraft gives each AppendEntries one heartbeat
-//! interval to answer, so the heartbeat must exceed the round trip with room for large appends; etcd's
+//! interval to answer, so the heartbeat must exceed the round trip with room for large appends, and
+//! for a new connection's TLS handshake (a round trip of its own) before it: three round trips. etcd's
 //! tuning guide puts the election timeout at ten round trips or more. Within one region the LAN
 //! defaults stand.
 
@@ -17,7 +18,7 @@ impl RaftTimings {
     /// The timings for voters at most `rtt_ms` apart.
     pub fn derive(rtt_ms: u32) -> RaftTimings {
         let rtt = u64::from(rtt_ms);
-        let heartbeat_ms = (2 * rtt).max(100);
+        let heartbeat_ms = (3 * rtt).max(100);
         let election_min_ms = (10 * rtt).max(2 * heartbeat_ms);
         RaftTimings { heartbeat_ms, election_min_ms, election_max_ms: election_min_ms + (election_min_ms / 2).max(150) }
     }
@@ -53,7 +54,7 @@ mod tests {
         );
         assert_eq!(
             RaftTimings::derive(80),
-            RaftTimings { heartbeat_ms: 160, election_min_ms: 800, election_max_ms: 1200 }
+            RaftTimings { heartbeat_ms: 240, election_min_ms: 800, election_max_ms: 1200 }
         );
         for rtt in [0, 1, 20, 80, 217, 400] {
             assert_eq!(RaftTimings::derive(rtt).unsuited(rtt), None, "{rtt} ms");

@@ -100,7 +100,14 @@ pub struct Outgoing {
     pub setting: u8,
 }
 
-type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<proto::Sendack>>>>;
+/// SENDs waiting for their SENDACK, and whether the connection is gone (then no SENDACK will come).
+#[derive(Default)]
+struct PendingSends {
+    waiting: HashMap<u32, oneshot::Sender<proto::Sendack>>,
+    closed: bool,
+}
+
+type Pending = Arc<Mutex<PendingSends>>;
 
 pub struct Client {
     out: mpsc::Sender<Bytes>,
@@ -353,7 +360,15 @@ impl Client {
             ..Default::default()
         });
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(client_seq, tx);
+        {
+            // A SEND written after the reader saw the connection end would wait out its timeout: the
+            // writer only learns of the loss on a later write.
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.closed {
+                return Err(ClientError::Closed);
+            }
+            pending.waiting.insert(client_seq, tx);
+        }
         self.out.send(encode(&send, self.version)?).await.map_err(|_| ClientError::Closed)?;
         Ok(rx)
     }
@@ -410,7 +425,7 @@ async fn read_loop(
     while let Ok(packet) = reader.next().await {
         match packet {
             Packet::Sendack(ack) => {
-                if let Some(tx) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&ack.client_seq) {
+                if let Some(tx) = pending.lock().unwrap_or_else(|e| e.into_inner()).waiting.remove(&ack.client_seq) {
                     let _ = tx.send(ack);
                 }
             }
@@ -460,9 +475,14 @@ async fn read_loop(
             _ => {}
         }
     }
-    pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+    pending.closed = true;
+    pending.waiting.clear();
 }
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+pub mod backoff;
+pub mod roam;
