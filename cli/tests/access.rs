@@ -1,5 +1,5 @@
 //! Behind a load balancer: the PROXY protocol gives the edge each client's real address, and sessions
-//! per address are limited.
+//! per address are limited. A reconnect storm is admitted at a bounded rate.
 
 mod common;
 
@@ -59,4 +59,31 @@ async fn proxy_protocol_addresses_and_per_address_limits() {
     let metrics = reqwest::get(format!("http://{}/metrics", cl.edge.addr("http"))).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tern_edge_connect_rejected_total{reason=\"per_ip\"} 1"), "{metrics}");
     assert!(metrics.contains("tern_edge_connect_rejected_total{reason=\"proxy\"} 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_storm_is_admitted_at_the_configured_rate_and_only_the_far_end_refused() {
+    // 20 logins a second, none waiting over 2 s: of 80 at once, 20 go at once, about 40 wait their turn
+    // (up to 2 s), and the rest are refused with a retryable reason.
+    let cl = Cluster::start("logins_per_sec = 20\nconnect_timeout_ms = 2000").await;
+    for i in 0..80 {
+        cl.api.user(&format!("storm-{i}"), 0).await;
+    }
+    let started = std::time::Instant::now();
+    let logins = (0..80).map(|i| {
+        let edge = cl.tcp();
+        async move {
+            let (reason, _s) = login(&edge, &[], &format!("storm-{i}")).await;
+            (reason, started.elapsed())
+        }
+    });
+    let results = futures_util::future::join_all(logins).await;
+    let ok: Vec<Duration> = results.iter().filter(|(r, _)| *r == Some(1)).map(|(_, t)| *t).collect();
+    let busy = results.iter().filter(|(r, _)| *r == Some(proto::Reason::SystemError.code())).count();
+    assert_eq!(ok.len() + busy, 80, "{results:?}");
+    assert!((55..=65).contains(&ok.len()), "{} admitted", ok.len());
+    let last = ok.iter().max().unwrap();
+    assert!(*last >= Duration::from_millis(1800) && *last < Duration::from_secs(4), "last admitted after {last:?}");
+    let paced = common::metric(&cl.edge.addr("http"), "tern_edge_logins_paced_total").await.unwrap();
+    assert!(paced >= 35.0, "{paced} logins waited");
 }

@@ -105,8 +105,12 @@ async fn each_bad_connection_is_closed_alone_with_a_reason() {
         let packets = raw_exchange(&addr, &bytes).await;
         assert!(matches!(packets.first(), Some(Packet::Connack(a)) if a.reason_code == 1), "{packets:?}");
         assert!(disconnect_reason(&packets).contains("malformed frame"));
-        // Bob's second login (same device) replaced his first session: reconnect him.
+        // Bob's second login (same device) replaced his first session: reconnect him. The edge
+        // announces sessions on its first link and alice's SEND may take another: wait until the core
+        // counts bob's new session (alice and bob), or the message can overtake the announcement.
         bob = connect(&addr, "bob", 0).await;
+        let http = cl.core.addr("http");
+        common::wait_metric(&http, "tern_core_online_sessions", Duration::from_secs(5), |n| n == 2.0).await;
         still_works(&alice, &mut bob, 6 + i).await;
     }
 

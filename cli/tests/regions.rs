@@ -86,8 +86,8 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     // Each voter dials the two others and each edge the two voters elsewhere: 12 paths, each relayed;
     // and each region's clients reach every edge's three ports through a relay of their own.
     let paths = wan().await["paths"].as_array().unwrap().clone();
-    assert_eq!(paths.iter().filter(|p| p["front"] == false).count(), 12);
-    assert_eq!(paths.iter().filter(|p| p["front"] == true).count(), 27);
+    let kind = |k: &str| paths.iter().filter(|p| p["kind"] == k).count();
+    assert_eq!((kind("raft"), kind("link"), kind("client")), (6, 6, 27));
     let tok = |uid: &str| ClientOptions::new(edge("eu-west-1"), uid, format!("{uid}-token"));
     let alice = Client::connect(tok("alice")).await.unwrap();
     let mut o = tok("bob");
@@ -119,6 +119,19 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     let carried: u64 =
         wan().await["paths"].as_array().unwrap().iter().map(|p| p["bytes_forward"].as_u64().unwrap()).sum();
     assert!(carried > 0);
+
+    // home_region = "eu-west": the balancer hands every slot's leadership to its voter (node 1), so
+    // writes commit in one round trip from there.
+    let health = format!("http://{}/health", apis[0]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let h: serde_json::Value = reqwest::get(&health).await.unwrap().json().await.unwrap();
+        if h["leading"] == h["slots"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 1 leads {} of {} slots", h["leading"], h["slots"]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // ap-southeast partitioned off (its connections stay open, nothing passes, only timeouts notice):
     // eu-west and us-east still make a majority.
@@ -193,11 +206,11 @@ fn the_terraform_example_describes_the_shipped_example_deployment() {
     );
 }
 
-/// Three regions 80 ms apart, on loopback addresses no other test uses, for `tern dev --regions`.
-fn drill_description(dir: &Path) {
+/// Three regions 80 ms apart on 127.0.`nets`.x, addresses no other test uses, for `tern dev --regions`.
+fn drill_description(dir: &Path, nets: [u8; 3]) {
     std::fs::create_dir_all(dir).unwrap();
     let mut top = String::from("name = \"drill\"\ndomain = \"im.drill.test\"\n");
-    let regions = [("eu-west", 11), ("us-east", 12), ("ap-southeast", 13)];
+    let regions = [("eu-west", nets[0]), ("us-east", nets[1]), ("ap-southeast", nets[2])];
     for (i, (a, _)) in regions.iter().enumerate() {
         for (b, _) in &regions[i + 1..] {
             top += &format!("[[path]]\nbetween = [\"{a}\", \"{b}\"]\nrtt_ms = 80\n");
@@ -213,6 +226,16 @@ fn drill_description(dir: &Path) {
     }
 }
 
+/// `drill_description` under `tern dev --regions`, in `dir`.
+fn run_drill_description(dir: &Path, nets: [u8; 3]) -> (Deployment, Proc) {
+    let desc = dir.join("description");
+    drill_description(&desc, nets);
+    let data = dir.join("dev");
+    let (desc_s, data_s) = (desc.to_str().unwrap(), data.to_str().unwrap());
+    let args = ["dev", "--regions", desc_s, "--data-dir", data_s, "--wan-admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
+    (Deployment::load(&desc).unwrap(), Proc::spawn(&args, &dir.join("dev.log")))
+}
+
 /// One client's acked sends: (channel id, channel type, client_msg_no, seq, when sent, when acked,
 /// reconnects so far).
 type Acked = Vec<(String, u8, String, u32, Instant, Instant, u32)>;
@@ -221,13 +244,7 @@ type Acked = Vec<(String, u8, String, u32, Instant, Instant, u32)>;
 async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message_is_lost() {
     use tern_shared::client::roam::{Bootstrap, RoamOptions, Roaming};
     let tmp = tempfile::tempdir().unwrap();
-    let desc = tmp.path().join("drill");
-    drill_description(&desc);
-    let d = Deployment::load(&desc).unwrap();
-    let data = tmp.path().join("dev");
-    let (desc_s, data_s) = (desc.to_str().unwrap(), data.to_str().unwrap());
-    let args = ["dev", "--regions", desc_s, "--data-dir", data_s, "--wan-admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
-    let dev = Proc::spawn(&args, &tmp.path().join("dev.log"));
+    let (d, dev) = run_drill_description(tmp.path(), [11, 12, 13]);
     let admin = format!("http://{}", dev.addr("wan_admin"));
     let dns: std::net::SocketAddr = dev.addr("dns").parse().unwrap();
     let apis: Vec<String> = d.voters().map(|(_, v)| format!("http://{}:{}", v.listen, d.ports.core_http)).collect();
@@ -399,4 +416,88 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
         assert!(Instant::now() < deadline, "DNS never sent ap-southeast's new clients home");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, dev) = run_drill_description(tmp.path(), [21, 22, 23]);
+    let wan = format!("http://{}/wan", dev.addr("wan_admin"));
+    let api_addr = d.voters().next().map(|(_, v)| format!("{}:{}", v.listen, d.ports.core_http)).unwrap();
+    let api = Api::new(&api_addr);
+    // Bytes core nodes sent down edge links into each region (the edges' links dial out of their region).
+    let link_bytes = || async {
+        let status: serde_json::Value = reqwest::get(&wan).await.unwrap().json().await.unwrap();
+        let mut by_region = std::collections::BTreeMap::<String, u64>::new();
+        for p in status["paths"].as_array().unwrap().iter().filter(|p| p["kind"] == "link") {
+            *by_region.entry(p["from"].as_str().unwrap().to_string()).or_default() += p["bytes_back"].as_u64().unwrap();
+        }
+        by_region
+    };
+    // Members connect to their region's edge directly, not through the client relays: the bytes that
+    // count are the links', and 10,000 members through relays would need more descriptors than a
+    // process may hold here.
+    let front = |region: &str| {
+        let edge = &d.region(region).unwrap().edges[0].id;
+        dev.ready["edges"][edge].as_str().unwrap().to_string()
+    };
+    let sizes: Vec<usize> = std::env::var("TERN_COPY_MEMBERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8]);
+    const MESSAGES: usize = 20;
+    let mut per_message = Vec::new();
+    for &n in &sizes {
+        let group = format!("copies-{n}");
+        let sender = format!("sender-{n}");
+        let mut uids = vec![sender.clone()];
+        for r in &d.regions {
+            uids.extend((0..n).map(|k| format!("{}-{n}-{k}", r.id)));
+        }
+        for chunk in uids.chunks(50) {
+            futures_util::future::join_all(chunk.iter().map(|u| api.user(u, 0))).await;
+        }
+        let members: Vec<&str> = uids.iter().map(String::as_str).collect();
+        api.group(&group, &members).await;
+        // Logins check tokens at each uid's slot leader, a WAN round trip away: log in 200 at a time.
+        let logins: Vec<ClientOptions> = d
+            .regions
+            .iter()
+            .flat_map(|r| (0..n).map(move |k| (r, format!("{}-{n}-{k}", r.id))))
+            .map(|(r, uid)| ClientOptions::new(front(&r.id), &uid, format!("{uid}-tok")))
+            .collect();
+        let mut receivers = Vec::new();
+        for chunk in logins.chunks(200) {
+            let connected = futures_util::future::join_all(chunk.iter().cloned().map(Client::connect)).await;
+            receivers.extend(connected.into_iter().map(|c| c.expect("member login")));
+        }
+        let from =
+            Client::connect(ClientOptions::new(front("eu-west"), &sender, format!("{sender}-tok"))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = link_bytes().await;
+        let text = "x".repeat(1000);
+        for _ in 0..MESSAGES {
+            assert_eq!(from.send_text(&group, 2, &text).await.unwrap().reason_code, 1);
+        }
+        for c in &mut receivers {
+            for i in 0..MESSAGES {
+                let got = c.recv_timeout(Duration::from_secs(10)).await;
+                assert!(matches!(got, Some(Incoming::Message(_))), "message {i} of group {group}: {got:?}");
+            }
+        }
+        let after = link_bytes().await;
+        let into: Vec<(String, u64)> = after
+            .iter()
+            .map(|(r, b)| (r.clone(), (b - before.get(r).copied().unwrap_or(0)) / MESSAGES as u64))
+            .collect();
+        eprintln!("group of {} members ({n} per region): link bytes into each region per message {into:?}", 3 * n + 1);
+        per_message.push(into.iter().map(|(_, b)| *b).sum::<u64>());
+    }
+    // The regions that do not hold the group's leader get one copy per edge whatever the member count:
+    // the total stays about the same as members grow, where one copy per member would grow with them.
+    let (small, large) = (per_message[0], *per_message.last().unwrap());
+    let growth = *sizes.last().unwrap() as f64 / sizes[0] as f64;
+    eprintln!("cross-region link bytes per message: {per_message:?} for {sizes:?} members per region");
+    assert!(small >= 1000, "a 1000-byte message crossed no region: {small} bytes");
+    assert!((large as f64) < small as f64 * 1.5, "{large} bytes with {growth}x the members, {small} before");
 }

@@ -106,6 +106,9 @@ pub struct RaftSettings {
     /// How often a node checks whether it leads more groups than its share and hands one over
     /// (0: never; leadership then moves only on failures and `POST /cluster/leader/balance`).
     pub balance_interval_ms: u64,
+    /// Voters that should lead every slot while one of them is up (the deployment's home region's):
+    /// the balancer hands them leadership from the others (empty: spread over all voters).
+    pub preferred_leaders: Vec<u64>,
 }
 
 /// `[http]` in the core's settings.
@@ -178,6 +181,7 @@ impl Default for RaftSettings {
             keep_logs: 1000,
             commit_timeout_ms: 10_000,
             balance_interval_ms: 10_000,
+            preferred_leaders: Vec::new(),
         }
     }
 }

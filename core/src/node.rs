@@ -190,7 +190,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     if config.raft.balance_interval_ms > 0 {
         let every = Duration::from_millis(config.raft.balance_interval_ms);
         let lease = Duration::from_millis(config.raft.election_max_ms);
-        tokio::spawn(crate::raft::rebalance::run(groups.clone(), config.node_id, lease, every));
+        let preferred = config.raft.preferred_leaders.clone();
+        tokio::spawn(crate::raft::rebalance::run(groups.clone(), config.node_id, preferred, lease, every));
     }
     let claims = Arc::default();
     let core = Arc::new(Core { config, db, groups, presence, claims, metrics });

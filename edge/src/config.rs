@@ -71,6 +71,10 @@ pub struct EdgeConfig {
     /// Failed logins one uid may take per window; past it, addresses that failed are refused for that uid
     /// while the others still log in (0: no limit).
     pub login_failures_per_uid: u32,
+    /// Logins (token checks at the core) per second, a second's worth at once; more wait their turn, up
+    /// to `connect_timeout_ms`, and only past that are refused (0: no limit). A reconnect storm, such as
+    /// a failed region's clients arriving, is admitted at this rate rather than refused.
+    pub logins_per_sec: u32,
     /// On SIGTERM: how long to wait for sessions to close before exiting.
     pub drain_timeout_ms: u64,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
@@ -124,6 +128,7 @@ impl Default for EdgeConfig {
             max_sessions_per_ip: 10_000,
             accept_backlog: 4096,
             login_window_ms: 60_000,
+            logins_per_sec: 5_000,
             login_failures_per_addr: 100,
             login_failures_per_uid: 10,
             http_proxy: Default::default(),

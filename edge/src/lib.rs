@@ -36,6 +36,7 @@ pub struct Edge {
     draining: std::sync::atomic::AtomicBool,
     per_ip: listeners::admit::PerIp,
     logins: std::sync::Mutex<session::login_limit::LoginLimiter>,
+    login_pace: std::sync::Mutex<session::login_pace::LoginPace>,
     /// Tells pingora's services (the HTTP access layer and its health checks) to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -43,6 +44,11 @@ pub struct Edge {
 impl Edge {
     fn logins(&self) -> std::sync::MutexGuard<'_, session::login_limit::LoginLimiter> {
         self.logins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When a login arriving now may ask the core, or `None` when its turn is too far away.
+    fn login_turn(&self) -> Option<std::time::Instant> {
+        self.login_pace.lock().unwrap_or_else(|e| e.into_inner()).admit(std::time::Instant::now())
     }
 
     pub fn draining(&self) -> bool {
@@ -187,6 +193,10 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         config.login_failures_per_addr,
         config.login_failures_per_uid,
     );
+    let login_pace = session::login_pace::LoginPace::new(
+        config.logins_per_sec,
+        std::time::Duration::from_millis(config.connect_timeout_ms),
+    );
     let edge = Arc::new(Edge {
         config,
         link,
@@ -196,6 +206,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         draining: std::sync::atomic::AtomicBool::new(false),
         per_ip: listeners::admit::PerIp::default(),
         logins: std::sync::Mutex::new(logins),
+        login_pace: std::sync::Mutex::new(login_pace),
         shutdown,
     });
     let resender = edge.clone();

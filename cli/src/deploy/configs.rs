@@ -57,6 +57,8 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
         d.voters().map(|(_, v)| json!({"id": v.id, "raft_addr": join(v.host(), p.core_raft)})).collect();
     let t = d.raft_timings();
     let tls = mtls(&layout.cert_dir, &format!("node-{id}"));
+    let home = d.home_region.as_deref().and_then(|h| d.region(h));
+    let preferred: Vec<u64> = home.map(|r| r.voters.iter().map(|v| v.id).collect()).unwrap_or_default();
     let regions: Vec<_> = d
         .regions
         .iter()
@@ -73,7 +75,10 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
         "peers": peers,
         "raft_tls": tls,
         "link_tls": tls,
-        "raft": {"heartbeat_ms": t.heartbeat_ms, "election_min_ms": t.election_min_ms, "election_max_ms": t.election_max_ms},
+        "raft": {
+            "heartbeat_ms": t.heartbeat_ms, "election_min_ms": t.election_min_ms, "election_max_ms": t.election_max_ms,
+            "preferred_leaders": preferred,
+        },
         "regions": regions,
     }))
 }

@@ -145,7 +145,10 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
 
     // Groups elect whichever node campaigns first; spread their leadership so every node takes writes.
     let lease = Duration::from_millis(core.core.config.raft.election_max_ms);
-    if let Err(e) = tern_core::raft::transfer::balance(&core.core.groups, core.core.config.node_id, lease).await {
+    let preferred = &core.core.config.raft.preferred_leaders;
+    if let Err(e) =
+        tern_core::raft::transfer::balance(&core.core.groups, core.core.config.node_id, preferred, lease).await
+    {
         tracing::warn!(error = %e, "could not spread raft leadership");
     }
 

@@ -31,9 +31,9 @@ use tern_shared::pki::{Ca, Identity};
 struct Crossing {
     from: String,
     to: String,
-    /// A client's path to an edge: cut with the edge's region only (the clients themselves are outside
-    /// every data centre).
-    front: bool,
+    /// `raft` (node to node), `link` (edge to core node) or `client` (a region's clients to an edge; cut
+    /// with the edge's region only: the clients themselves are outside every data centre).
+    kind: &'static str,
     relay: Relay,
 }
 
@@ -81,7 +81,8 @@ pub async fn start(
         let mut dial = Vec::new();
         for &(w_region, w) in &voters {
             if w_region.id != r.id {
-                let path = cross(&d, &r.id, &w_region.id, &v.listen, 0, join(&w.listen, d.ports.core_raft)).await?;
+                let target = join(&w.listen, d.ports.core_raft);
+                let path = cross("raft", &d, &r.id, &w_region.id, &v.listen, 0, target).await?;
                 let relay = path.relay.addr.to_string();
                 wan.push(path);
                 let mut t = toml::Table::new();
@@ -107,7 +108,7 @@ pub async fn start(
             cores.push(if w_region.id == region.id {
                 target
             } else {
-                let path = cross(&d, &region.id, &w_region.id, &e.listen, 0, target).await?;
+                let path = cross("link", &d, &region.id, &w_region.id, &e.listen, 0, target).await?;
                 let relay = path.relay.addr.to_string();
                 wan.push(path);
                 relay
@@ -157,8 +158,8 @@ async fn fronts(wan: &mut Vec<Crossing>, d: &Deployment) -> anyhow::Result<BTree
                 e.id
             );
             for &port in &ports {
-                let path = cross(d, &client.id, &region.id, &ip.to_string(), port, join(&e.listen, port)).await?;
-                wan.push(Crossing { front: true, ..path });
+                let target = join(&e.listen, port);
+                wan.push(cross("client", d, &client.id, &region.id, &ip.to_string(), port, target).await?);
             }
             seen.insert(e.id.clone(), ip);
         }
@@ -201,8 +202,9 @@ async fn serve_dns(
         .with_context(|| format!("the DNS server on {bind}"))
 }
 
-/// A relay on `local_ip:port` in region `from`, on the path to `target` in region `to`.
+/// A `kind` relay on `local_ip:port` in region `from`, on the path to `target` in region `to`.
 async fn cross(
+    kind: &'static str,
     d: &Deployment,
     from: &str,
     to: &str,
@@ -218,7 +220,7 @@ async fn cross(
     };
     let listen: SocketAddr = join(local_ip, port).parse()?;
     let relay = Relay::start(listen, target, shape).await.with_context(|| format!("a relay on {listen}"))?;
-    Ok(Crossing { from: from.into(), to: to.into(), front: false, relay })
+    Ok(Crossing { from: from.into(), to: to.into(), kind, relay })
 }
 
 fn local(ip: &str, what: &str) -> anyhow::Result<()> {
@@ -240,7 +242,7 @@ async fn status(State(paths): State<Paths>) -> Json<serde_json::Value> {
             let mut status = p.relay.status();
             status["from"] = json!(p.from);
             status["to"] = json!(p.to);
-            status["front"] = json!(p.front);
+            status["kind"] = json!(p.kind);
             status
         })
         .collect();
@@ -255,7 +257,7 @@ async fn steer(
     partitioned: Option<bool>,
 ) -> Json<serde_json::Value> {
     let mut n = 0;
-    for p in paths.iter().filter(|p| p.to == region || (p.from == region && !p.front)) {
+    for p in paths.iter().filter(|p| p.to == region || (p.from == region && p.kind != "client")) {
         if let Some(c) = cut {
             p.relay.set_cut(c);
         }

@@ -142,9 +142,11 @@ pub async fn transfer(State(core): State<AppState>, ApiJson(req): ApiJson<Transf
     Ok(ok())
 }
 
-/// Spreads leadership evenly over the voters; answers with where each group's leadership went.
+/// Spreads leadership evenly over the voters (the preferred leaders, when set and up); answers with
+/// where each group's leadership went.
 pub async fn balance(State(core): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let moved = crate::raft::transfer::balance(&core.groups, core.config.node_id, lease(&core))
+    let preferred = &core.config.raft.preferred_leaders;
+    let moved = crate::raft::transfer::balance(&core.groups, core.config.node_id, preferred, lease(&core))
         .await
         .map_err(transfer_failed)?;
     let moved: BTreeMap<String, u64> = moved.into_iter().map(|(slot, to)| (slot.to_string(), to)).collect();

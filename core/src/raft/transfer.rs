@@ -124,12 +124,21 @@ pub async fn transfer(group: &Group, node_id: NodeId, target: NodeId, lease: Dur
 
 /// Spreads leadership evenly: group `slot` goes to the voter at `slot % voters` (in id order). Returns
 /// where each group's leadership went.
-pub async fn balance(groups: &Groups, node_id: NodeId, lease: Duration) -> Result<Vec<(u16, NodeId)>, String> {
+pub async fn balance(
+    groups: &Groups,
+    node_id: NodeId,
+    preferred: &[NodeId],
+    lease: Duration,
+) -> Result<Vec<(u16, NodeId)>, String> {
     let plan: Vec<(&Group, NodeId)> = groups
         .all()
         .iter()
         .filter_map(|g| {
-            let voters: Vec<NodeId> = g.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+            let mut voters: Vec<NodeId> =
+                g.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+            if voters.iter().any(|v| preferred.contains(v)) {
+                voters.retain(|v| preferred.contains(v));
+            }
             (!voters.is_empty()).then(|| (g, voters[usize::from(g.slot) % voters.len()]))
         })
         .collect();

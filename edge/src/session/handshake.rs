@@ -72,6 +72,17 @@ pub(super) async fn accept<W: Wire>(
         let close = refuse(tx, Reason::AuthFail, "too many failed logins".into(), version).await;
         return Err(Close { label: Some(limit.label()), ..close });
     }
+    match edge.login_turn() {
+        Some(at) if at > Instant::now() => {
+            edge.metrics.logins_paced.inc();
+            tokio::time::sleep_until(at.into()).await;
+        }
+        Some(_) => {}
+        None => {
+            let close = refuse(tx, Reason::SystemError, "edge busy with logins: try again later".into(), version).await;
+            return Err(Close { label: Some("login_rate"), ..close });
+        }
+    }
     let (reason, device_level) = match edge.link.auth(&c.uid, c.device_flag, &c.token).await {
         Ok(r) => r,
         Err(e) => return Err(refuse(tx, Reason::SystemError, e.to_string(), version).await),

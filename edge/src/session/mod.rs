@@ -3,6 +3,7 @@
 
 mod handshake;
 pub mod login_limit;
+pub mod login_pace;
 pub mod outbox;
 pub mod registry;
 pub mod wire;

@@ -36,7 +36,7 @@ pub struct Deployment {
     #[serde(default = "default_slots")]
     pub slots: u16,
     /// The region each slot's leader should be kept in while its voter is up, so most writes commit in
-    /// one short round trip (checked; not yet acted on).
+    /// one short round trip (its voters become the core's `raft.preferred_leaders`).
     #[serde(default)]
     pub home_region: Option<String>,
     #[serde(default)]
