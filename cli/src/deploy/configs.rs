@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tern_shared::deployment::{join, Deployment, Edge};
+use tern_shared::deployment::{join, Deployment, Edge, Region};
 
 /// Where an installed node keeps what the deployment does not describe.
 #[derive(Debug, Clone)]
@@ -59,12 +59,6 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
     let tls = mtls(&layout.cert_dir, &format!("node-{id}"));
     let home = d.home_region.as_deref().and_then(|h| d.region(h));
     let preferred: Vec<u64> = home.map(|r| r.voters.iter().map(|v| v.id).collect()).unwrap_or_default();
-    let regions: Vec<_> = d
-        .regions
-        .iter()
-        .filter(|r| !r.edges.is_empty())
-        .map(|r| json!({"id": r.id, "dns_name": r.dns_name, "fallback": d.fallback(&r.id)}))
-        .collect();
     table(json!({
         "node_id": id,
         "data_dir": layout.data_dir,
@@ -79,8 +73,19 @@ pub fn core(d: &Deployment, id: u64, layout: &Layout) -> anyhow::Result<toml::Ta
             "heartbeat_ms": t.heartbeat_ms, "election_min_ms": t.election_min_ms, "election_max_ms": t.election_max_ms,
             "preferred_leaders": preferred,
         },
-        "regions": regions,
+        "regions": served(d).map(|r| region_route(d, r)).collect::<Vec<_>>(),
     }))
+}
+
+/// A region clients are sent to (one with edges), with its stable name and the other regions nearest
+/// first: an entry of the core's `regions` (for `/route`) and of the clients' bootstrap list.
+pub fn region_route(d: &Deployment, r: &Region) -> serde_json::Value {
+    json!({"id": r.id, "dns_name": r.dns_name, "fallback": d.fallback(&r.id)})
+}
+
+/// The regions that have edges.
+pub fn served(d: &Deployment) -> impl Iterator<Item = &Region> {
+    d.regions.iter().filter(|r| !r.edges.is_empty())
 }
 
 /// What clients are given to reach edge `e`, by transport (those the deployment turns on).

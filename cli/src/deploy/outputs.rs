@@ -35,14 +35,13 @@ pub fn tfvars(d: &Deployment) -> Value {
 /// `bootstrap.json`: for each region its edges' addresses by transport and the other regions to try,
 /// nearest first. A client resolves `domain` first and walks its region's fallback list when that fails.
 pub fn bootstrap(d: &Deployment) -> Value {
-    let regions: Vec<Value> = d
-        .regions
-        .iter()
-        .filter(|r| !r.edges.is_empty())
+    let regions: Vec<Value> = super::configs::served(d)
         .map(|r| {
             let edges: Vec<Value> =
                 r.edges.iter().map(|e| json!({"id": e.id, "addrs": super::configs::client_addrs(d, e)})).collect();
-            json!({"id": r.id, "dns_name": r.dns_name, "edges": edges, "fallback": d.fallback(&r.id)})
+            let mut route = super::configs::region_route(d, r);
+            route["edges"] = json!(edges);
+            route
         })
         .collect();
     json!({"deployment": d.name, "domain": d.domain, "regions": regions})

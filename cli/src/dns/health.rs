@@ -34,6 +34,11 @@ impl Health {
     pub fn healthy(&self, edge: &str) -> bool {
         self.edges.get(edge).is_some_and(|(h, _)| *h)
     }
+
+    /// Every edge and whether it is healthy.
+    pub fn all(&self) -> std::collections::BTreeMap<String, bool> {
+        self.edges.iter().map(|(e, (h, _))| (e.clone(), *h)).collect()
+    }
 }
 
 #[cfg(test)]

@@ -49,9 +49,9 @@ pub struct Dns {
 }
 
 impl Dns {
-    /// Whether the edge passes its health checks now.
-    pub fn healthy(&self, edge: &str) -> bool {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).healthy(edge)
+    /// Every edge and whether it passes its health checks now.
+    pub fn healthy(&self) -> std::collections::BTreeMap<String, bool> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).all()
     }
 }
 

@@ -176,9 +176,9 @@ impl Peer {
     }
 
     /// A new connection. It is opened in a task of its own: when the caller's timeout ends the call first
-    /// (a handshake takes a round trip, and the request another: across a 217 ms path that is all of a
-    /// 434 ms RPC timeout), the connection still completes and waits in the pool for the next call, rather
-    /// than every attempt starting a handshake that never finishes in time.
+    /// (a TLS handshake takes a round trip and the request another, which across a WAN can be all of
+    /// openraft's time limit), the connection still completes and waits in the pool for the next call,
+    /// rather than every attempt starting a handshake that never finishes in time.
     async fn open(&self) -> io::Result<Conn> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (addr, tls, pool) = (self.addr.clone(), self.tls.clone(), self.pool.clone());

@@ -271,10 +271,16 @@ impl Roaming {
     /// Edges to try after losing `lost`: down the plan for its region, `lost` itself last.
     async fn candidates(&self, lost: Option<SocketAddr>) -> Vec<SocketAddr> {
         let b = &self.opts.bootstrap;
+        // Each name is asked once a round: finding the lost edge's region resolves the region names
+        // the plan then walks.
+        let mut answers: HashMap<&str, Vec<IpAddr>> = HashMap::new();
         let mut region = None;
         if let Some(lost) = lost {
             for r in &b.regions {
-                if self.resolve(&r.dns_name).await.contains(&lost.ip()) {
+                let ips = self.resolve(&r.dns_name).await;
+                let found = ips.contains(&lost.ip());
+                answers.insert(&r.dns_name, ips);
+                if found {
                     region = Some(r.id.as_str());
                     break;
                 }
@@ -282,7 +288,11 @@ impl Roaming {
         }
         let mut out: Vec<SocketAddr> = Vec::new();
         for name in plan(b, region) {
-            for ip in self.resolve(name).await {
+            let ips = match answers.remove(name) {
+                Some(ips) => ips,
+                None => self.resolve(name).await,
+            };
+            for ip in ips {
                 let addr = SocketAddr::new(ip, self.opts.port);
                 if Some(addr) != lost && !out.contains(&addr) {
                     out.push(addr);
