@@ -31,11 +31,6 @@ locals {
     }
   }
 
-  # Security group rules take IPv4 and IPv6 blocks in separate lists.
-  ingress = { for name, rule in local.rules : name => merge(rule, {
-    ipv4 = [for c in rule.cidrs : c if !strcontains(c, ":")]
-    ipv6 = [for c in rule.cidrs : c if strcontains(c, ":")]
-  }) }
 }
 
 data "aws_region" "current" {}
@@ -74,37 +69,15 @@ module "secrets" {
 
 # --- Network --------------------------------------------------------------------------------
 
-resource "aws_security_group" "this" {
-  name        = local.name
-  description = "Tern core voters of ${var.deployment} in ${var.region_id}"
-  vpc_id      = var.vpc_id
-  tags        = merge(local.tags, { Name = local.name })
-}
+module "firewall" {
+  source = "../machine-firewall"
 
-resource "aws_security_group_rule" "ingress" {
-  for_each = local.ingress
-
-  type              = "ingress"
-  security_group_id = aws_security_group.this.id
-  description       = each.value.description
-  protocol          = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
-  # An empty list is left out (null) rather than sent.
-  cidr_blocks      = length(each.value.ipv4) > 0 ? each.value.ipv4 : null
-  ipv6_cidr_blocks = length(each.value.ipv6) > 0 ? each.value.ipv6 : null
-}
-
-resource "aws_security_group_rule" "egress" {
-  # checkov:skip=CKV_AWS_382: voters dial the other regions' voters on public IPs, download the release artifact from wherever it is hosted and reach the regional SSM and KMS endpoints; there is no NAT or proxy to narrow this to
-  type              = "egress"
-  security_group_id = aws_security_group.this.id
-  description       = "Peers in other regions, the release artifact, AWS APIs"
-  protocol          = "-1"
-  from_port         = 0
-  to_port           = 0
-  cidr_blocks       = ["0.0.0.0/0"]
-  ipv6_cidr_blocks  = ["::/0"]
+  name               = local.name
+  description        = "Tern core voters of ${var.deployment} in ${var.region_id}"
+  vpc_id             = var.vpc_id
+  rules              = local.rules
+  egress_description = "Peers in other regions, the release artifact, AWS APIs"
+  tags               = local.tags
 }
 
 # Allocated apart from the instances, so that other modules can put these addresses in their own
@@ -164,7 +137,7 @@ resource "aws_instance" "voter" {
   })
 
   subnet_id              = var.subnet_id
-  vpc_security_group_ids = [aws_security_group.this.id]
+  vpc_security_group_ids = [module.firewall.security_group_id]
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -19,24 +19,27 @@ locals {
     ws  = var.ports.edge_ws
     wss = var.ports.edge_wss
   }
-  client_ports = { for name, port in local.listeners : name => port if port != 0 }
+
+  # The client listeners are open to the whole internet on purpose: every session on them
+  # authenticates with its user's token (docs/SECURITY.md). Nothing else here is public.
+  client_rules = { for name, port in local.listeners : name => {
+    port        = port
+    cidrs       = ["0.0.0.0/0", "::/0"]
+    description = "Tern client listener (${name}): public, every session authenticated by a user token"
+  } if port != 0 }
 
   http_rules = {
     health = {
+      port        = var.ports.edge_http
       cidrs       = var.health_check_cidrs
       description = "Tern edge /healthz for Route 53 health checkers"
     }
     admin = {
+      port        = var.ports.edge_http
       cidrs       = var.admin_cidrs
       description = "Tern edge HTTP (/healthz, /metrics) for operators and monitoring"
     }
   }
-
-  # Security group rules take IPv4 and IPv6 blocks in separate lists.
-  http_sources = { for name, rule in local.http_rules : name => merge(rule, {
-    ipv4 = [for c in rule.cidrs : c if !strcontains(c, ":")]
-    ipv6 = [for c in rule.cidrs : c if strcontains(c, ":")]
-  }) if length(rule.cidrs) > 0 }
 }
 
 data "aws_region" "current" {}
@@ -74,52 +77,15 @@ module "secrets" {
 
 # --- Network --------------------------------------------------------------------------------
 
-resource "aws_security_group" "this" {
-  name        = local.name
-  description = "Tern edges of ${var.deployment} in ${var.region_id}"
-  vpc_id      = var.vpc_id
-  tags        = merge(local.tags, { Name = local.name })
-}
+module "firewall" {
+  source = "../machine-firewall"
 
-# Open to the whole internet on purpose: these are the client listeners, and every session on them
-# authenticates with its user's token (docs/SECURITY.md). Nothing else here is public.
-resource "aws_security_group_rule" "clients" {
-  for_each = local.client_ports
-
-  type              = "ingress"
-  security_group_id = aws_security_group.this.id
-  description       = "Tern client listener (${each.key}): public, every session authenticated by a user token"
-  protocol          = "tcp"
-  from_port         = each.value
-  to_port           = each.value
-  cidr_blocks       = ["0.0.0.0/0"]
-  ipv6_cidr_blocks  = ["::/0"]
-}
-
-resource "aws_security_group_rule" "http" {
-  for_each = local.http_sources
-
-  type              = "ingress"
-  security_group_id = aws_security_group.this.id
-  description       = each.value.description
-  protocol          = "tcp"
-  from_port         = var.ports.edge_http
-  to_port           = var.ports.edge_http
-  # An empty list is left out (null) rather than sent.
-  cidr_blocks      = length(each.value.ipv4) > 0 ? each.value.ipv4 : null
-  ipv6_cidr_blocks = length(each.value.ipv6) > 0 ? each.value.ipv6 : null
-}
-
-resource "aws_security_group_rule" "egress" {
-  # checkov:skip=CKV_AWS_382: edges dial the core voters of every region on their public IPs, download the release artifact from wherever it is hosted and reach the regional SSM and KMS endpoints; there is no NAT or proxy to narrow this to
-  type              = "egress"
-  security_group_id = aws_security_group.this.id
-  description       = "Core links in every region, the release artifact, AWS APIs"
-  protocol          = "-1"
-  from_port         = 0
-  to_port           = 0
-  cidr_blocks       = ["0.0.0.0/0"]
-  ipv6_cidr_blocks  = ["::/0"]
+  name               = local.name
+  description        = "Tern edges of ${var.deployment} in ${var.region_id}"
+  vpc_id             = var.vpc_id
+  rules              = merge(local.client_rules, local.http_rules)
+  egress_description = "Core links in every region, the release artifact, AWS APIs"
+  tags               = local.tags
 }
 
 # Allocated apart from the instances, so that the core modules can allow these addresses on their
@@ -147,7 +113,7 @@ resource "aws_instance" "edge" {
   instance_type          = var.instance_type
   iam_instance_profile   = module.secrets.instance_profile_name
   subnet_id              = var.subnet_id
-  vpc_security_group_ids = [aws_security_group.this.id]
+  vpc_security_group_ids = [module.firewall.security_group_id]
   monitoring             = true
   ebs_optimized          = true
 

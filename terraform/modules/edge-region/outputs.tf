@@ -15,7 +15,7 @@ output "private_ips" {
 
 output "security_group_id" {
   description = "Id of the edges' security group."
-  value       = aws_security_group.this.id
+  value       = module.firewall.security_group_id
 }
 
 output "parameter_path" {
