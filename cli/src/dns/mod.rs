@@ -65,9 +65,8 @@ pub async fn serve(
     opts: DnsOptions,
 ) -> std::io::Result<Dns> {
     let health = Arc::new(Mutex::new(Health::new(d.edges().map(|(_, e)| e.id.as_str()), opts.threshold)));
-    let udp = tokio::net::UdpSocket::bind(bind).await?;
+    let (udp, tcp) = bind_both(bind).await?;
     let addr = udp.local_addr()?;
-    let tcp = tokio::net::TcpListener::bind(addr).await?;
     let handler = Handler { d, health: health.clone(), addr_of, ttl: opts.ttl };
     let mut server = hickory_server::ServerFuture::new(handler);
     server.register_socket(udp);
@@ -79,6 +78,20 @@ pub async fn serve(
     });
     tokio::spawn(check_loop(checks, health.clone(), opts));
     Ok(Dns { addr, health })
+}
+
+/// A UDP socket and a TCP listener on one port. For port 0 the port the kernel gave UDP may be taken for
+/// TCP (by any process's outgoing connection), so a few ports are tried.
+async fn bind_both(bind: SocketAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(bind).await?;
+        match tokio::net::TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if bind.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn check_loop(checks: Vec<(String, String)>, health: Arc<Mutex<Health>>, opts: DnsOptions) {
@@ -156,5 +169,19 @@ impl RequestHandler for Handler {
             h.set_response_code(ResponseCode::ServFail);
             h.into()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind_both;
+
+    #[tokio::test]
+    async fn udp_and_tcp_share_a_port_and_a_taken_fixed_port_is_an_error() {
+        let (udp, tcp) = bind_both("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert_eq!(udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+        let held = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = bind_both(held.local_addr().unwrap()).await.err().map(|e| e.kind());
+        assert_eq!(err, Some(std::io::ErrorKind::AddrInUse));
     }
 }

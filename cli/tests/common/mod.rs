@@ -38,8 +38,13 @@ impl Proc {
             }
         });
         let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
-            panic!("{args:?} did not become ready; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            // The end of the log says why; its start is every node's startup chatter.
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!("{args:?} did not become ready (exit: {exited:?}); last lines of its log:\n{}", tail.join("\n"));
         };
         Proc { child, ready: serde_json::from_str(&line).expect("ready json") }
     }
