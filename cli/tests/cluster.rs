@@ -170,6 +170,102 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     assert!(seen.values().all(|n| *n == PER_SENDER), "{seen:?}");
 }
 
+/// p50 and p99 of `times`.
+fn p50_p99(mut times: Vec<Duration>) -> (Duration, Duration) {
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Voters in three regions `TERN_WAN_RTT_MS` (default 80) apart, with the raft timings derived for that
+/// round trip (`tern deploy` does the same), and the leader of every slot killed during a send storm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_leading_voter_across_a_wan_costs_one_election() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let rtt: u32 = std::env::var("TERN_WAN_RTT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(80);
+    let t = tern_shared::deployment::RaftTimings::derive(rtt);
+    // No balancing during the drill: it would move leaders off the node the test kills.
+    let toml = format!(
+        "[raft]\nheartbeat_ms = {}\nelection_min_ms = {}\nelection_max_ms = {}\nbalance_interval_ms = 600000\n",
+        t.heartbeat_ms, t.election_min_ms, t.election_max_ms
+    );
+    let mut cl = Cluster3::start_across_wan(&toml, rtt).await;
+    let leader = cl.leader_of(0).await;
+    cl.api(leader).ok("/cluster/leader/transfer", serde_json::json!({"node_id": leader + 1})).await;
+    let api = cl.api((leader + 1) % 3);
+    storm_users(&api, SENDERS).await;
+    let tcp = cl.edge.addr("tcp");
+    wait_metric(&cl.edge.addr("http"), "tern_edge_core_links_up", Duration::from_secs(10), |v| v == 6.0).await;
+    // Pongs (every second) tell the edge which node leads.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A lone sender: each commit needs the leader's entry on one more voter, one round trip away.
+    // (openraft 0.9 then takes a second one: right after a commit it sends every follower the new
+    // commit index, and a follower has one request in flight at a time, so the next entry waits.)
+    api.user("lone", 0).await;
+    let lone = connect(&tcp, "lone", 0).await;
+    let mut times = Vec::new();
+    for i in 0..20 {
+        let started = Instant::now();
+        assert_eq!(lone.send(to_bob(&format!("lone-{i}"))).await.unwrap().reason_code, 1);
+        times.push(started.elapsed());
+    }
+    drop(lone);
+    let (lone_p50, lone_p99) = p50_p99(times);
+    let one_rtt = Duration::from_millis(u64::from(rtt));
+    eprintln!("lone sender, voters {rtt} ms apart: send to ack p50 {lone_p50:?}, p99 {lone_p99:?}");
+    assert!(lone_p50 >= one_rtt, "acked in {lone_p50:?}, faster than one round trip");
+    let acks = Acks::default();
+    let tasks = storm_under_way(&tcp, SENDERS, &acks).await;
+    let killed_at = Instant::now();
+    cl.kill(leader);
+    // When a survivor first names a new leader of slot 0.
+    let survivor = cl.api((leader + 1) % 3);
+    let elected = tokio::spawn(async move {
+        loop {
+            let h = survivor.ok_get("/cluster").await;
+            if h["groups"][0]["leader"].as_u64().is_some_and(|l| l != leader as u64 + 1) {
+                return killed_at.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let elected = elected.await.unwrap();
+
+    let before: Vec<Duration> =
+        acks.lock().unwrap().iter().filter(|(_, acked)| *acked < killed_at).map(|(at, acked)| *acked - *at).collect();
+    let (p50, p99) = p50_p99(before);
+    eprintln!("{SENDERS} senders, voters {rtt} ms apart: send to ack p50 {p50:?}, p99 {p99:?}");
+    assert!(p50 >= one_rtt, "acked in {p50:?}, faster than one round trip");
+
+    // A follower that knew a leader campaigns once the leader's lease (election_max_ms in openraft)
+    // and then a random election timeout (below election_max_ms) have passed since it last heard from
+    // it, checked every 1.5 heartbeats; then one round trip to win the vote, one to commit the new
+    // term's first entry and one for the resent SEND. Allow 500 ms more for a loaded machine.
+    let first_after = acks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(attempt, _)| *attempt > killed_at)
+        .map(|(_, acked)| *acked)
+        .min()
+        .expect("acks after the kill");
+    let gap = first_after - killed_at;
+    let bound = Duration::from_millis(2 * t.election_max_ms + t.heartbeat_ms * 3 / 2 + 3 * u64::from(rtt) + 500);
+    eprintln!("a new leader {elected:?} and writes {gap:?} after the leader was killed (bound {bound:?})");
+    assert!(gap < bound, "writes resumed only after {gap:?}");
+
+    for node in (0..3).filter(|n| *n != leader) {
+        for (k, acked) in results.iter().enumerate() {
+            let stored = common::numbered(&cl.api(node).sync_all("bob", &format!("alice{k}"), 1).await);
+            assert_eq!(&stored, acked, "node {} channel alice{k}", node + 1);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_cluster_killed_during_a_storm_keeps_every_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
@@ -316,7 +412,7 @@ async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
     };
     cl.api(old).ok("/message/send", send("before")).await;
 
-    cl.isolate(old, true);
+    cl.isolate(old, true).await;
     // The minority side cannot commit: its write fails (after the commit timeout) rather than being acked.
     let (status, body) = cl.api(old).post("/message/send", send("minority")).await;
     assert_eq!(status, 503, "{body}");
@@ -342,7 +438,7 @@ async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
     assert_eq!(sent["message_seq"], 2);
 
     // Healed, the old leader follows the new one and holds the majority's history, not its own attempt.
-    cl.isolate(old, false);
+    cl.isolate(old, false).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let h = cl.api(old).ok_get("/cluster").await;

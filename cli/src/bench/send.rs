@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern_shared::channel::kind;
+use tern_shared::client::roam::{Bootstrap, RoamOptions, Roaming};
 use tern_shared::client::{Client, ClientOptions, Outgoing};
 
 #[derive(Args, Clone)]
@@ -40,6 +41,44 @@ pub struct SendArgs {
     /// Stop after this many seconds even if messages remain.
     #[arg(long, default_value_t = 60)]
     max_seconds: u64,
+    /// Find edges through a deployment's DNS instead of --addr: the client bootstrap list that `tern
+    /// deploy render` writes. A sender that loses its edge reconnects down its region's fallback list
+    /// and resends (same client_msg_no) as the client library does; a send counts as failed only when
+    /// no edge takes it within 60 s.
+    #[arg(long)]
+    bootstrap: Option<std::path::PathBuf>,
+    /// With --bootstrap: the DNS server to ask (the system's resolvers if unset).
+    #[arg(long)]
+    dns: Option<std::net::SocketAddr>,
+    /// With --bootstrap: the edges' client TCP port (`ports.edge_tcp`).
+    #[arg(long, default_value_t = 5100)]
+    edge_port: u16,
+    /// Source address of the senders' connections (and DNS queries: DNS picks the region by it).
+    #[arg(long)]
+    source: Option<std::net::IpAddr>,
+}
+
+/// A sender's connection: to one edge, or through DNS to whichever edge answers.
+enum Sender {
+    Direct(Client),
+    Roaming(Box<Roaming>),
+}
+
+impl Sender {
+    /// The SENDACK's reason code, or `None` when the send failed.
+    async fn send(&mut self, msg: Outgoing) -> Option<u8> {
+        match self {
+            Sender::Direct(c) => c.send(msg).await.ok().map(|a| a.reason_code),
+            Sender::Roaming(r) => r.send(msg).await.ok().map(|a| a.reason_code),
+        }
+    }
+
+    fn reconnects(&self) -> u32 {
+        match self {
+            Sender::Direct(_) => 0,
+            Sender::Roaming(r) => r.reconnects(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -54,6 +93,8 @@ struct Summary {
     p99_ms: f64,
     p999_ms: f64,
     max_ms: f64,
+    /// Connections made after each sender's first (with --bootstrap).
+    reconnects: u64,
 }
 
 pub async fn run(a: SendArgs) -> anyhow::Result<()> {
@@ -67,6 +108,13 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
         None if a.addr.starts_with("wss://") || a.addr.starts_with("tls://") => bail!("{} needs --ca", a.addr),
         None => None,
     };
+    let bootstrap: Option<Bootstrap> = match &a.bootstrap {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("reading --bootstrap {}", path.display()))?;
+            Some(serde_json::from_slice(&text).with_context(|| format!("--bootstrap {}", path.display()))?)
+        }
+        None => None,
+    };
     let mut clients = Vec::new();
     for i in 0..a.senders {
         let uid = format!("bench-{tag}-{i}");
@@ -74,7 +122,15 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
         let mut o = ClientOptions::new(a.addr.clone(), uid, "t");
         o.tls = tls.clone();
         o.server_name = Some(a.server_name.clone());
-        clients.push(Client::connect(o).await?);
+        o.source = a.source;
+        clients.push(match &bootstrap {
+            Some(b) => {
+                let mut r = RoamOptions::new(b.clone(), a.edge_port, o);
+                r.dns = a.dns;
+                Sender::Roaming(Box::new(Roaming::connect(r).await?))
+            }
+            None => Sender::Direct(Client::connect(o).await?),
+        });
     }
     // Each sender's share of --rate, as the gap between its sends.
     let gap = (a.rate > 0).then(|| Duration::from_secs_f64(a.senders as f64 / a.rate as f64));
@@ -85,7 +141,7 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
     let bar = progress(a.messages, "acked");
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (i, client) in clients.into_iter().enumerate() {
+    for (i, mut client) in clients.into_iter().enumerate() {
         let (remaining, stop, failed, bar, payload) =
             (remaining.clone(), stop.clone(), failed.clone(), bar.clone(), payload.clone());
         let peer = format!("bench-{tag}-peer-{i}");
@@ -109,17 +165,14 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
                     payload: payload.clone(),
                     ..Default::default()
                 };
-                match client.send(msg).await {
-                    Ok(ack) if ack.reason_code == 1 => {
-                        let _ = hist.record(t.elapsed().as_micros() as u64);
-                        bar.inc(1);
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
+                if client.send(msg).await == Some(1) {
+                    let _ = hist.record(t.elapsed().as_micros() as u64);
+                    bar.inc(1);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            hist
+            (hist, client.reconnects())
         }));
     }
     let timer = {
@@ -131,8 +184,11 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
         })
     };
     let mut hist = Histogram::<u64>::new(3)?;
+    let mut reconnects = 0;
     for t in tasks {
-        hist.add(t.await?)?;
+        let (h, r) = t.await?;
+        hist.add(h)?;
+        reconnects += u64::from(r);
     }
     timer.abort();
     bar.finish_and_clear();
@@ -148,6 +204,7 @@ pub async fn run(a: SendArgs) -> anyhow::Result<()> {
         p99_ms: ms(&hist, 0.99),
         p999_ms: ms(&hist, 0.999),
         max_ms: hist.max() as f64 / 1000.0,
+        reconnects,
     };
     a.api.report("bench send", &s)
 }

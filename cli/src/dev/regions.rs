@@ -126,6 +126,7 @@ pub async fn start(
     let checked = dns.clone();
     let app = Router::new()
         .route("/wan", get(status))
+        .route("/metrics", get(metrics))
         .route("/dns", get(move || dns_status(checked.clone())))
         .route("/wan/cut/{region}", post(|s, r| steer(s, r, Some(true), None)))
         .route("/wan/partition/{region}", post(|s, r| steer(s, r, None, Some(true))))
@@ -246,6 +247,28 @@ async fn status(State(paths): State<Paths>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!({ "paths": list }))
+}
+
+/// The bytes every kind of path carried between two regions, for Prometheus.
+async fn metrics(State(paths): State<Paths>) -> String {
+    use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+    let opts = Opts::new(
+        "tern_wan_bytes_total",
+        "Bytes carried by the simulated WAN paths from one region to another (forward: towards the target)",
+    );
+    let labels = ["from", "to", "kind", "direction"];
+    let Ok(bytes) = IntCounterVec::new(opts, &labels) else { return String::new() };
+    for p in paths.iter() {
+        let (forward, back) = p.relay.bytes();
+        bytes.with_label_values(&[p.from.as_str(), p.to.as_str(), p.kind, "forward"]).inc_by(forward);
+        bytes.with_label_values(&[p.from.as_str(), p.to.as_str(), p.kind, "back"]).inc_by(back);
+    }
+    let registry = Registry::new();
+    let mut out = Vec::new();
+    if registry.register(Box::new(bytes)).is_ok() {
+        let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Cuts, partitions or heals every path into and out of `region` (clients' paths: into it only).

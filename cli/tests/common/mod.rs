@@ -397,24 +397,31 @@ impl Drop for Cluster3 {
 impl Cluster3 {
     /// `core_toml`: settings every node loads (its `--config` file).
     pub async fn start(core_toml: &str) -> Cluster3 {
-        Self::start_inner(core_toml, false).await
+        Self::start_inner(core_toml, None).await
     }
 
     /// Like `start`, but every node reaches every other through a relay the test can cut.
     pub async fn start_with_relays(core_toml: &str) -> Cluster3 {
-        Self::start_inner(core_toml, true).await
+        Self::start_inner(core_toml, Some(0)).await
     }
 
-    async fn start_inner(core_toml: &str, with_relays: bool) -> Cluster3 {
+    /// Like `start_with_relays`, with `rtt_ms` added on every path between two nodes: voters in three
+    /// regions that far apart (the edge's links stay local).
+    pub async fn start_across_wan(core_toml: &str, rtt_ms: u32) -> Cluster3 {
+        Self::start_inner(core_toml, Some(rtt_ms)).await
+    }
+
+    async fn start_inner(core_toml: &str, relay_rtt_ms: Option<u32>) -> Cluster3 {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = free_ports(9);
         let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
         let mut relays: Vec<Vec<Option<Relay>>> = (0..3).map(|_| (0..3).map(|_| None).collect()).collect();
-        if with_relays {
+        if let Some(rtt) = relay_rtt_ms {
             for (i, row) in relays.iter_mut().enumerate() {
                 for (j, slot) in row.iter_mut().enumerate() {
                     if i != j {
-                        *slot = Some(Relay::start(format!("127.0.0.1:{}", ports[j][2])).await);
+                        let log = dir.path().join(format!("relay-{}-{}.log", i + 1, j + 1));
+                        *slot = Some(Relay::start(&format!("127.0.0.1:{}", ports[j][2]), rtt, &log));
                     }
                 }
             }
@@ -514,12 +521,12 @@ impl Cluster3 {
     }
 
     /// Cuts node `i` off from the other nodes (both directions), or heals it.
-    pub fn isolate(&self, i: usize, cut: bool) {
+    pub async fn isolate(&self, i: usize, cut: bool) {
         for (a, row) in self.relays.iter().enumerate() {
             for (b, relay) in row.iter().enumerate() {
                 if a == i || b == i {
                     if let Some(r) = relay {
-                        r.set_cut(cut);
+                        r.set_cut(cut).await;
                     }
                 }
             }
@@ -593,36 +600,25 @@ fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32, join: b
 }
 
 /// A TCP relay a test can cut: while cut it drops its connections and refuses new ones.
+/// A `tern wan relay` process: the path to `target` with `rtt_ms` added, cut and healed through its admin
+/// API.
 pub struct Relay {
     pub addr: String,
-    cut: tokio::sync::watch::Sender<bool>,
+    admin: String,
+    _proc: Proc,
 }
 
 impl Relay {
-    pub async fn start(target: String) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("relay bind");
-        let addr = listener.local_addr().expect("relay addr").to_string();
-        let (cut, watch) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut watch = watch.clone();
-                if *watch.borrow() {
-                    continue;
-                }
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watch.wait_for(|cut| *cut) => {}
-                    }
-                });
-            }
-        });
-        Relay { addr, cut }
+    pub fn start(target: &str, rtt_ms: u32, log: &Path) -> Relay {
+        let rtt = rtt_ms.to_string();
+        let proc = Proc::spawn(&["wan", "relay", "--listen", "127.0.0.1:0", "--to", target, "--rtt-ms", &rtt], log);
+        Relay { addr: proc.addr("relay"), admin: proc.addr("admin"), _proc: proc }
     }
 
-    pub fn set_cut(&self, cut: bool) {
-        self.cut.send_replace(cut);
+    /// Cuts the path (its connections dropped, new ones refused) or heals it.
+    pub async fn set_cut(&self, cut: bool) {
+        let url = format!("http://{}/{}", self.admin, if cut { "cut" } else { "heal" });
+        let r = reqwest::Client::new().post(url).send().await.expect("relay admin");
+        assert!(r.status().is_success(), "relay admin: {}", r.status());
     }
 }
