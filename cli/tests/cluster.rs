@@ -123,16 +123,7 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         results.push(t.await.unwrap());
     }
 
-    // Writes resumed soon after the kill: the first ack of an attempt made after it (which needs a leader).
-    let first_after = acks
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(attempt, _)| *attempt > killed_at)
-        .map(|(_, acked)| *acked)
-        .min()
-        .expect("acks after the kill");
-    let gap = first_after - killed_at;
+    let gap = resumed_after(&acks, killed_at);
     eprintln!("writes resumed {gap:?} after the leader was killed");
     assert!(gap < Duration::from_secs(2), "writes resumed only after {gap:?}");
     // SENDs in flight on the killed node's links went to another node instead of failing.
@@ -168,6 +159,13 @@ async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
         seen.insert(k, api.sync_all("bob", &format!("alice{k}"), 1).await.len());
     }
     assert!(seen.values().all(|n| *n == PER_SENDER), "{seen:?}");
+}
+
+/// How soon writes resumed after `killed_at`: the first ack of an attempt made after it (which needs a
+/// leader).
+fn resumed_after(acks: &Acks, killed_at: Instant) -> Duration {
+    let first = acks.lock().unwrap().iter().filter(|(attempt, _)| *attempt > killed_at).map(|(_, acked)| *acked).min();
+    first.expect("acks after the kill") - killed_at
 }
 
 /// p50 and p99 of `times`.
@@ -245,15 +243,7 @@ async fn a_lost_leading_voter_across_a_wan_costs_one_election() {
     // and then a random election timeout (below election_max_ms) have passed since it last heard from
     // it, checked every 1.5 heartbeats; then one round trip to win the vote, one to commit the new
     // term's first entry and one for the resent SEND. Allow 500 ms more for a loaded machine.
-    let first_after = acks
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(attempt, _)| *attempt > killed_at)
-        .map(|(_, acked)| *acked)
-        .min()
-        .expect("acks after the kill");
-    let gap = first_after - killed_at;
+    let gap = resumed_after(&acks, killed_at);
     let bound = Duration::from_millis(2 * t.election_max_ms + t.heartbeat_ms * 3 / 2 + 3 * u64::from(rtt) + 500);
     eprintln!("a new leader {elected:?} and writes {gap:?} after the leader was killed (bound {bound:?})");
     assert!(gap < bound, "writes resumed only after {gap:?}");

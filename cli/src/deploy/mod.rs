@@ -23,7 +23,8 @@ pub enum DeployCommand {
 #[derive(Args)]
 pub struct RenderArgs {
     dir: PathBuf,
-    /// Where to write (created; files in it are replaced).
+    /// Where to write (created; files in it are replaced, and node configs an earlier rendering wrote
+    /// for machines no longer described are removed).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -79,22 +80,52 @@ pub fn run(c: DeployCommand) -> anyhow::Result<()> {
         DeployCommand::Render(a) => {
             let d = Deployment::load(&a.dir)?;
             let files = render(&d, &a.layout.into())?;
-            for (name, text) in &files {
-                let path = a.out.join(name);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-                }
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            }
-            println!("{} files in {}", files.len(), a.out.display());
-            Ok(())
+            write(&a.out, &files)
         }
     }
 }
 
+/// Writes a rendering into `out`, and removes the node configs an earlier one wrote there for machines
+/// since taken out of the description: left in place, they would be deployed as if current.
+fn write(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+    for path in stale(out, files) {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        println!("removed {} (no longer in the description)", path.display());
+    }
+    for (name, text) in files {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{} files in {}", files.len(), out.display());
+    Ok(())
+}
+
+/// Node configs in `out` that carry the rendering's header and are not among `files`. Files without
+/// the header are someone else's and stay.
+fn stale(out: &Path, files: &[(String, String)]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for dir in ["core", "edge"] {
+        let Ok(entries) = std::fs::read_dir(out.join(dir)) else { continue };
+        for entry in entries.flatten() {
+            let name = format!("{dir}/{}", entry.file_name().to_string_lossy());
+            let ours = std::fs::read_to_string(entry.path()).is_ok_and(|t| t.starts_with(HEADER));
+            if ours && !files.iter().any(|(n, _)| *n == name) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// How every rendered node config begins.
+const HEADER: &str = "# Rendered from the deployment `";
+
 /// Every file of a rendering, by relative path.
 pub fn render(d: &Deployment, layout: &configs::Layout) -> anyhow::Result<Vec<(String, String)>> {
-    let header = format!("# Rendered from the deployment `{}` by `tern deploy render`; edit that instead.\n", d.name);
+    let header = format!("{HEADER}{}` by `tern deploy render`; edit that instead.\n", d.name);
     let mut files = Vec::new();
     for (_, v) in d.voters() {
         let table = configs::core(d, v.id, layout)?;
@@ -121,4 +152,25 @@ pub fn base(dir: &Path, part: Part<'_>, layout: &configs::Layout) -> anyhow::Res
 pub enum Part<'a> {
     Node(u64),
     Edge(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_rendering_removes_configs_of_machines_it_no_longer_has_and_nothing_else() {
+        let out = tempfile::tempdir().unwrap();
+        let d = Deployment::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/regions/local")).unwrap();
+        let files = render(&d, &configs::Layout::default()).unwrap();
+        write(out.path(), &files).unwrap();
+        let gone = out.path().join("core/node-9.toml");
+        std::fs::write(&gone, format!("{HEADER}old` by `tern deploy render`\n")).unwrap();
+        let mine = out.path().join("edge/notes.toml");
+        std::fs::write(&mine, "# an operator's file\n").unwrap();
+        write(out.path(), &files).unwrap();
+        assert!(!gone.exists());
+        assert!(mine.exists());
+        assert!(files.iter().all(|(name, _)| out.path().join(name).exists()));
+    }
 }
