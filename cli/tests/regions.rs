@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::regions::DevRegions;
 use common::{connect, Api, Proc};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -76,16 +77,11 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
 
     // The same description under `tern dev --regions` (same addresses, so after the processes above
     // are gone): the round trips are added between regions, and a region can be cut.
-    let data = tmp.path().join("dev");
-    let data = data.to_str().unwrap();
-    let args = ["dev", "--regions", dir, "--data-dir", data, "--wan-admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
-    let dev = Proc::spawn(&args, &tmp.path().join("dev.log"));
-    let admin = format!("http://{}/wan", dev.addr("wan_admin"));
-    let edge = |id: &str| dev.ready["edges"][id].as_str().unwrap().to_string();
-    let wan = || async { reqwest::get(&admin).await.unwrap().json::<serde_json::Value>().await.unwrap() };
+    let dev = DevRegions::run(Path::new(dir), tmp.path());
+    let edge = |id: &str| dev.edge(id);
     // Each voter dials the two others and each edge the two voters elsewhere: 12 paths, each relayed;
     // and each region's clients reach every edge's three ports through a relay of their own.
-    let paths = wan().await["paths"].as_array().unwrap().clone();
+    let paths = dev.paths().await;
     let kind = |k: &str| paths.iter().filter(|p| p["kind"] == k).count();
     assert_eq!((kind("raft"), kind("link"), kind("client")), (6, 6, 27));
     let tok = |uid: &str| ClientOptions::new(edge("eu-west-1"), uid, format!("{uid}-token"));
@@ -103,12 +99,8 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     // The eu-west edge measures each link's round trip: about 80 ms to us-east's voter. Pings go
     // every second, so wait for one past the first.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", dev.ready["edge_http"]["eu-west-1"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        reqwest::get(format!("http://{}/metrics", dev.edge_http("eu-west-1"))).await.unwrap().text().await.unwrap();
     let rtt_to_node_2: Vec<f64> = metrics
         .lines()
         .filter(|l| l.starts_with("tern_edge_core_link_rtt_seconds{") && l.contains("node=\"2\""))
@@ -118,8 +110,7 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
     assert!(rtt_to_node_2.iter().all(|r| (0.078..0.5).contains(r)), "{rtt_to_node_2:?}");
     // The relays' byte counts, also as Prometheus metrics: raft from eu-west to us-east carried the
     // message (and heartbeats) and the answers came back.
-    let metrics =
-        reqwest::get(format!("http://{}/metrics", dev.addr("wan_admin"))).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", dev.admin())).await.unwrap().text().await.unwrap();
     let series = |labels: &str| -> f64 {
         let prefix = format!("tern_wan_bytes_total{{{labels}}} ");
         metrics.lines().find_map(|l| l.strip_prefix(&prefix)?.parse().ok()).unwrap_or(0.0)
@@ -144,8 +135,7 @@ async fn the_local_description_runs_as_is_and_a_message_crosses_regions() {
 
     // ap-southeast partitioned off (its connections stay open, nothing passes, only timeouts notice):
     // eu-west and us-east still make a majority.
-    let cut = reqwest::Client::new().post(format!("{admin}/partition/ap-southeast")).send().await.unwrap();
-    assert_eq!(cut.json::<serde_json::Value>().await.unwrap()["paths"], 8 + 9);
+    assert_eq!(dev.steer("partition", "ap-southeast").await["paths"], 8 + 9);
     // A slot ap-southeast led is without a leader for its lease plus an election (about 6.5 s at these
     // round trips); a client sends again until acked, as the SDKs do.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -215,49 +205,16 @@ fn the_terraform_example_describes_the_shipped_example_deployment() {
     );
 }
 
-/// Three regions 80 ms apart on 127.0.`nets`.x, addresses no other test uses, for `tern dev --regions`.
-fn drill_description(dir: &Path, nets: [u8; 3]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut top = String::from("name = \"drill\"\ndomain = \"im.drill.test\"\n");
-    let regions = [("eu-west", nets[0]), ("us-east", nets[1]), ("ap-southeast", nets[2])];
-    for (i, (a, _)) in regions.iter().enumerate() {
-        for (b, _) in &regions[i + 1..] {
-            top += &format!("[[path]]\nbetween = [\"{a}\", \"{b}\"]\nrtt_ms = 80\n");
-        }
-    }
-    std::fs::write(dir.join("deployment.toml"), top).unwrap();
-    for (i, (id, net)) in regions.iter().enumerate() {
-        let region = format!(
-            "dns_name = \"{id}.im.drill.test\"\nclients = [\"127.0.{net}.0/24\"]\n[[voter]]\nid = {}\nlisten = \"127.0.{net}.10\"\n[[edge]]\nid = \"{id}-1\"\nlisten = \"127.0.{net}.1\"\n",
-            i + 1
-        );
-        std::fs::write(dir.join(format!("{id}.toml")), region).unwrap();
-    }
-}
-
-/// `drill_description` under `tern dev --regions`, in `dir`.
-fn run_drill_description(dir: &Path, nets: [u8; 3]) -> (Deployment, Proc) {
-    let desc = dir.join("description");
-    drill_description(&desc, nets);
-    let data = dir.join("dev");
-    let (desc_s, data_s) = (desc.to_str().unwrap(), data.to_str().unwrap());
-    let args = ["dev", "--regions", desc_s, "--data-dir", data_s, "--wan-admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
-    (Deployment::load(&desc).unwrap(), Proc::spawn(&args, &dir.join("dev.log")))
-}
-
 /// One client's acked sends: (channel id, channel type, client_msg_no, seq, when sent, when acked,
 /// reconnects so far).
 type Acked = Vec<(String, u8, String, u32, Instant, Instant, u32)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message_is_lost() {
-    use tern_shared::client::roam::{Bootstrap, RoamOptions, Roaming};
+    use tern_shared::client::roam::{RoamOptions, Roaming};
     let tmp = tempfile::tempdir().unwrap();
-    let (d, dev) = run_drill_description(tmp.path(), [11, 12, 13]);
-    let admin = format!("http://{}", dev.addr("wan_admin"));
-    let dns: std::net::SocketAddr = dev.addr("dns").parse().unwrap();
-    let apis: Vec<String> = d.voters().map(|(_, v)| format!("http://{}:{}", v.listen, d.ports.core_http)).collect();
-    let api = Api::new(apis[0].trim_start_matches("http://"));
+    let dev = DevRegions::drill(tmp.path(), [11, 12, 13]);
+    let (d, dns, apis, api) = (&dev.d, dev.dns(), dev.api_urls(), dev.api(0));
 
     // Users in every region (four each; TERN_DRILL_USERS for a larger run), each in the group and
     // writing to one user of the next region.
@@ -274,11 +231,7 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
     }
     let members: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
     api.group("everywhere", &members).await;
-    let bootstrap: Bootstrap = serde_json::from_value(serde_json::json!({
-        "domain": d.domain,
-        "regions": d.regions.iter().map(|r| serde_json::json!({"id": r.id, "dns_name": r.dns_name, "fallback": d.fallback(&r.id)})).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let bootstrap = dev.bootstrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -321,12 +274,11 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
             (uid, region, home, acked)
         }));
     }
-    let post = |path: String| async move { reqwest::Client::new().post(path).send().await.unwrap() };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cut_at = Instant::now();
-    assert_eq!(post(format!("{admin}/wan/cut/ap-southeast")).await.status(), 200);
+    dev.steer("cut", "ap-southeast").await;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    post(format!("{admin}/wan/heal/ap-southeast")).await;
+    dev.steer("heal", "ap-southeast").await;
     let healed_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -418,8 +370,7 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
     client.source = Some("127.0.13.200".parse().unwrap());
     let mut o = RoamOptions::new(bootstrap, d.ports.edge_tcp, client);
     o.dns = Some(dns);
-    let home: std::net::IpAddr =
-        dev.ready["fronts"]["ap-southeast"]["ap-southeast-1"].as_str().unwrap().parse().unwrap();
+    let home = dev.front("ap-southeast", "ap-southeast-1");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Roaming::connect(o.clone()).await.unwrap().edge().unwrap().ip() != home {
         assert!(Instant::now() < deadline, "DNS never sent ap-southeast's new clients home");
@@ -430,15 +381,12 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member() {
     let tmp = tempfile::tempdir().unwrap();
-    let (d, dev) = run_drill_description(tmp.path(), [21, 22, 23]);
-    let wan = format!("http://{}/wan", dev.addr("wan_admin"));
-    let api_addr = d.voters().next().map(|(_, v)| format!("{}:{}", v.listen, d.ports.core_http)).unwrap();
-    let api = Api::new(&api_addr);
+    let dev = DevRegions::drill(tmp.path(), [21, 22, 23]);
+    let (d, api) = (&dev.d, dev.api(0));
     // Bytes core nodes sent down edge links into each region (the edges' links dial out of their region).
     let link_bytes = || async {
-        let status: serde_json::Value = reqwest::get(&wan).await.unwrap().json().await.unwrap();
         let mut by_region = std::collections::BTreeMap::<String, u64>::new();
-        for p in status["paths"].as_array().unwrap().iter().filter(|p| p["kind"] == "link") {
+        for p in dev.paths().await.iter().filter(|p| p["kind"] == "link") {
             *by_region.entry(p["from"].as_str().unwrap().to_string()).or_default() += p["bytes_back"].as_u64().unwrap();
         }
         by_region
@@ -446,10 +394,7 @@ async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member
     // Members connect to their region's edge directly, not through the client relays: the bytes that
     // count are the links', and 10,000 members through relays would need more descriptors than a
     // process may hold here.
-    let front = |region: &str| {
-        let edge = &d.region(region).unwrap().edges[0].id;
-        dev.ready["edges"][edge].as_str().unwrap().to_string()
-    };
+    let front = |region: &str| dev.edge(&d.region(region).unwrap().edges[0].id);
     let sizes: Vec<usize> = std::env::var("TERN_COPY_MEMBERS")
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -516,7 +461,8 @@ async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tern_bench_finds_its_region_by_dns_and_rides_out_its_loss() {
     let tmp = tempfile::tempdir().unwrap();
-    let (d, dev) = run_drill_description(tmp.path(), [41, 42, 43]);
+    let dev = DevRegions::drill(tmp.path(), [41, 42, 43]);
+    let d = &dev.d;
     let rendered = tmp.path().join("rendered");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
         .args(["deploy", "render", tmp.path().join("description").to_str().unwrap()])
@@ -527,7 +473,7 @@ async fn tern_bench_finds_its_region_by_dns_and_rides_out_its_loss() {
     let (_, node_1) = d.voters().next().unwrap();
     let api = format!("http://{}:{}", node_1.listen, d.ports.core_http);
     let (bootstrap, summary) = (rendered.join("bootstrap.json"), tmp.path().join("bench.json"));
-    let dns = dev.addr("dns");
+    let dns = dev.dns().to_string();
     let edge_port = d.ports.edge_tcp.to_string();
     let bench = tokio::process::Command::new(env!("CARGO_BIN_EXE_tern"))
         .args(["bench", "send", "--api", &api, "--bootstrap", bootstrap.to_str().unwrap(), "--dns", &dns])
@@ -539,11 +485,10 @@ async fn tern_bench_finds_its_region_by_dns_and_rides_out_its_loss() {
         .unwrap();
 
     // Both senders are on ap-southeast's edge (DNS answered by their source address); then it is cut.
-    let edge_http = dev.ready["edge_http"]["ap-southeast-1"].as_str().unwrap().to_string();
-    common::wait_metric(&edge_http, "tern_edge_sessions", Duration::from_secs(30), |n| n == 2.0).await;
+    common::wait_metric(&dev.edge_http("ap-southeast-1"), "tern_edge_sessions", Duration::from_secs(30), |n| n == 2.0)
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let cut = format!("http://{}/wan/cut/ap-southeast", dev.addr("wan_admin"));
-    assert_eq!(reqwest::Client::new().post(cut).send().await.unwrap().status(), 200);
+    dev.steer("cut", "ap-southeast").await;
     let out =
         tokio::time::timeout(Duration::from_secs(90), bench.wait_with_output()).await.expect("bench hung").unwrap();
     let log = std::fs::read_to_string(tmp.path().join("bench.log")).unwrap_or_default();
