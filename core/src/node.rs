@@ -1,6 +1,7 @@
 //! Starting a core node: storage, raft, group commit, fan-out, the edge link listener and the HTTP API.
 
 use crate::config::CoreConfig;
+use crate::context::Core;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::raft::dial::Dial;
@@ -29,18 +30,6 @@ pub enum StartError {
     Raft(String),
     #[error("link certificates: {0}")]
     Tls(#[from] tern_shared::tls::TlsError),
-}
-
-/// What every request handler of a node shares.
-pub struct Core {
-    pub config: CoreConfig,
-    pub db: Db,
-    /// One raft group per slot.
-    pub groups: Arc<Groups>,
-    pub presence: Arc<Presence>,
-    /// Which edge process holds each edge id (a second one claiming it is refused).
-    pub claims: Arc<crate::link::EdgeClaims>,
-    pub metrics: Metrics,
 }
 
 /// A running core node.
@@ -152,7 +141,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
             raft.initialize(members.clone()).await.map_err(|e| StartError::Raft(e.to_string()))?;
         }
         tokio::spawn(track_leadership(raft.clone(), slot, config.node_id, leading.clone()));
-        let handover = crate::raft::transfer::Handover::default();
+        let handover = crate::raft::handover::Handover::default();
         let proposer = Proposer::start(
             raft.clone(),
             config.node_id,
@@ -227,9 +216,4 @@ async fn track_leadership(raft: Raft, slot: u16, node_id: u64, leading: Arc<Atom
 
 fn local(l: &TcpListener) -> SocketAddr {
     l.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
-}
-
-/// Seconds since the epoch, as stored message timestamps have it.
-pub fn now_secs() -> i32 {
-    (tern_shared::client::now_ms() / 1000) as i32
 }

@@ -56,6 +56,27 @@ pub fn valid_channel_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control)
 }
 
+/// Why a channel a sender names cannot be sent to or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("person channels need valid uids on both sides; group ids are 1-128 bytes without control characters")]
+    BadId,
+    #[error("channel type not supported: 1 (person) and 2 (group) are")]
+    UnsupportedType,
+}
+
+/// The id a channel is stored and routed under, as `sender` names it: for a person channel the pair of
+/// uids (`person_channel_id`), for a group its own id. Edges route by it and core nodes store by it, so
+/// both must compute it alike: this is the one place that does.
+pub fn stored_channel_id(sender: &str, channel_id: &str, channel_type: u8) -> Result<String, ChannelError> {
+    match channel_type {
+        kind::PERSON if valid_uid(sender) && valid_uid(channel_id) => Ok(person_channel_id(sender, channel_id)),
+        kind::GROUP if valid_channel_id(channel_id) => Ok(channel_id.to_string()),
+        kind::PERSON | kind::GROUP => Err(ChannelError::BadId),
+        _ => Err(ChannelError::UnsupportedType),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +102,15 @@ mod tests {
         for bad in ["", "a\0b", "line\n", &"x".repeat(129)] {
             assert!(!valid_channel_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_sender_names_a_channel_by_its_stored_id() {
+        assert_eq!(stored_channel_id("alice", "bob", kind::PERSON), Ok(person_channel_id("bob", "alice")));
+        assert_eq!(stored_channel_id("alice", "team@1", kind::GROUP), Ok("team@1".into()));
+        assert_eq!(stored_channel_id("alice", "b@b", kind::PERSON), Err(ChannelError::BadId));
+        assert_eq!(stored_channel_id("", "bob", kind::PERSON), Err(ChannelError::BadId));
+        assert_eq!(stored_channel_id("alice", "", kind::GROUP), Err(ChannelError::BadId));
+        assert_eq!(stored_channel_id("alice", "bob", 3), Err(ChannelError::UnsupportedType));
     }
 }

@@ -2,7 +2,7 @@
 //! for the operator API; compared in constant time.
 
 use super::{ApiError, AppState};
-use crate::node::Core;
+use crate::context::Core;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

@@ -36,8 +36,8 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::raft::proposer::ProposeError> for ApiError {
-    fn from(e: crate::raft::proposer::ProposeError) -> Self {
+impl From<crate::raft::error::ProposeError> for ApiError {
+    fn from(e: crate::raft::error::ProposeError) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
     }
 }

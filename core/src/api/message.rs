@@ -1,7 +1,7 @@
 use super::{ApiError, ApiJson, AppState};
-use crate::link::outcome;
-use crate::node::now_secs;
 use crate::raft::{Command, NewMessage};
+use crate::rules::now_secs;
+use crate::rules::send::Outcome;
 use crate::store::model::StoredMessage;
 use crate::store::reads::{Page, Paged};
 use axum::extract::{Query, State};
@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::{Deserialize, Serialize};
-use tern_shared::channel::{kind, person_channel_for, person_channel_id, valid_uid};
-use tern_shared::proto::{flag, Reason};
+use tern_shared::channel::{kind, person_channel_for, stored_channel_id};
+use tern_shared::proto::flag;
 
 #[derive(Deserialize, Serialize, Default)]
 pub struct Header {
@@ -74,18 +74,7 @@ pub struct SendResp {
 
 /// Stored id of the channel a request names; for person channels `viewer` is the other party.
 fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
-    match channel_type {
-        kind::PERSON => {
-            if !valid_uid(viewer) || !valid_uid(channel_id) {
-                return Err(ApiError::bad_request("person channels need valid uids on both sides"));
-            }
-            Ok(person_channel_id(viewer, channel_id))
-        }
-        _ => {
-            super::channel::check_channel(channel_id, channel_type)?;
-            Ok(channel_id.to_string())
-        }
-    }
+    stored_channel_id(viewer, channel_id, channel_type).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// A business server sends a message as `from_uid`.
@@ -110,16 +99,16 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
         timestamp: now_secs(),
         ..Default::default()
     };
-    let (reason, message_id, message_seq) = outcome(&core, core.groups.propose(Command::Send(msg)).await);
-    if reason != Reason::Success.code() {
-        let status = if reason == Reason::SystemError.code() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        return Err(ApiError::new(status, format!("message refused: reason code {reason}")));
-    }
-    Ok(Json(SendResp { message_id, client_msg_no, message_seq }))
+    let done = core.settle(&core.groups.propose(Command::Send(msg)).await);
+    let status = match done {
+        Outcome::Sent { message_id, message_seq } => {
+            return Ok(Json(SendResp { message_id, client_msg_no, message_seq }))
+        }
+        Outcome::Refused(_) => StatusCode::BAD_REQUEST,
+        // Worth sending again (same client_msg_no): the leader is moving, or the entry did not commit.
+        Outcome::NotLeader | Outcome::Failed => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    Err(ApiError::new(status, format!("message refused: reason code {}", done.reason())))
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ mod route;
 pub mod serve;
 mod user;
 
-use crate::node::Core;
+use crate::context::Core;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

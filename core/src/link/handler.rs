@@ -1,10 +1,10 @@
 //! What a core node does with each frame an edge sends.
 
-use crate::node::{now_secs, Core};
-use crate::raft::proposer::ProposeError;
-use crate::raft::{Command, CommandResult, NewMessage, Origin};
+use crate::context::Core;
+use crate::raft::{Command, Origin};
+use crate::rules::send::{client_message, Outcome};
 use std::sync::Arc;
-use tern_shared::channel::{kind, person_channel_id, valid_channel_id, valid_uid};
+use tern_shared::channel::valid_uid;
 use tern_shared::link::{LinkFrame, OutgoingMessage, SessionInfo};
 use tern_shared::proto::Reason;
 use tern_shared::secret::session_proof;
@@ -161,20 +161,21 @@ impl LinkHandler {
         let cost = msg.payload.len().clamp(1, self.core.config.link_send_budget) as u32;
         let Ok(held) = self.budget.clone().acquire_many_owned(cost).await else { return };
         let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
-        let pending = match client_message(msg, origin) {
+        let pending = match client_message(msg, origin, crate::rules::now_secs()) {
             Err(reason) => Err(reason),
             Ok(m) => Ok(self.core.groups.submit(Command::Send(m)).await),
         };
         let core = self.core.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let (reason, message_id, message_seq) = match pending {
-                Err(reason) => (reason.code(), 0, 0),
-                Ok(Err(e)) => outcome(&core, Err(e)),
-                Ok(Ok(p)) => outcome(&core, p.wait().await),
+            let done = match pending {
+                Err(reason) => Outcome::Refused(reason.code()),
+                Ok(Err(e)) => core.settle(&Err(e)),
+                Ok(Ok(p)) => core.settle(&p.wait().await),
             };
             drop(held);
-            let _ = tx.send(LinkFrame::SendResult { req, reason, message_id, message_seq }).await;
+            let (message_id, message_seq) = done.stored();
+            let _ = tx.send(LinkFrame::SendResult { req, reason: done.reason(), message_id, message_seq }).await;
         });
     }
 }
@@ -197,48 +198,6 @@ async fn check_token(core: &Core, uid: &str, device_flag: u8, token: &str) -> (R
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
             (Reason::QueryTokenError, 0)
-        }
-    }
-}
-
-/// Turns a client's SEND into a command, naming person channels by their stored id.
-fn client_message(msg: OutgoingMessage, origin: Origin) -> Result<NewMessage, Reason> {
-    let channel_id = match msg.channel_type {
-        kind::PERSON if valid_uid(&msg.channel_id) => person_channel_id(&msg.from_uid, &msg.channel_id),
-        kind::PERSON => return Err(Reason::ChannelIdError),
-        kind::GROUP if valid_channel_id(&msg.channel_id) => msg.channel_id,
-        kind::GROUP => return Err(Reason::ChannelIdError),
-        _ => return Err(Reason::NotSupportChannelType),
-    };
-    Ok(NewMessage {
-        from_uid: msg.from_uid,
-        channel_id,
-        channel_type: msg.channel_type,
-        client_msg_no: msg.client_msg_no,
-        header_flags: msg.header_flags,
-        setting: msg.setting,
-        expire: msg.expire,
-        topic: msg.topic,
-        payload: msg.payload,
-        timestamp: now_secs(),
-        origin: Some(origin),
-        check_sender: true,
-    })
-}
-
-/// (reason code, message id, seq) for a proposal's outcome.
-pub(crate) fn outcome(core: &Core, r: Result<CommandResult, ProposeError>) -> (u8, i64, u64) {
-    match r {
-        Ok(CommandResult::Sent { message_id, message_seq, .. }) => (Reason::Success.code(), message_id, message_seq),
-        Ok(CommandResult::Rejected(code)) => {
-            core.metrics.messages_rejected.inc();
-            (code, 0, 0)
-        }
-        Ok(CommandResult::Done) => (Reason::SystemError.code(), 0, 0),
-        Err(ProposeError::NotLeader(_)) => (Reason::NodeNotMatch.code(), 0, 0),
-        Err(e) => {
-            tracing::warn!(error = %e, "proposal failed");
-            (Reason::SystemError.code(), 0, 0)
         }
     }
 }

@@ -1,13 +1,9 @@
 //! Edge links: each edge holds a few long-lived connections to every core node; one carries many
 //! client sessions.
 
-mod claims;
 mod handler;
 
-pub use claims::EdgeClaims;
-pub(crate) use handler::outcome;
-
-use crate::node::Core;
+use crate::context::Core;
 use handler::LinkHandler;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,7 +173,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
     if let Some(c) = cert.as_ref().filter(|c| c.id != edge_id) {
         return Err(refuse(w, LinkError::Impostor { cert: c.id.clone(), claimed: edge_id }).await);
     }
-    let holder = claims::Holder { instance, cert: cert.map(|c| c.fingerprint) };
+    let holder = crate::claims::Holder { instance, cert: cert.map(|c| c.fingerprint) };
     let _claim = match core.claims.claim(&edge_id, holder) {
         Ok(claim) => claim,
         Err(_) => return Err(refuse(w, LinkError::Taken(edge_id)).await),

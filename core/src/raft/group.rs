@@ -3,9 +3,10 @@
 //! leadership (and with it the write load) spreads over the nodes.
 
 use super::dial::Dial;
+use super::error::ProposeError;
+use super::handover::Handover;
 use super::leader::ReadBarrier;
-use super::proposer::{Pending, ProposeError, Proposer};
-use super::transfer::Handover;
+use super::proposer::{Pending, Proposer};
 use super::types::{Command, CommandResult, Raft};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

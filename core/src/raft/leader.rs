@@ -1,8 +1,8 @@
 //! Finding the leader, and reads that must see every write acknowledged before they started.
 
 use super::dial::Dial;
+use super::error::ProposeError;
 use super::peer::Peer;
-use super::proposer::ProposeError;
 use super::types::{NodeId, Raft};
 use openraft::LogId;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,9 @@
 //! and read-index requests to the group's leader (`proposer.rs`, `leader.rs`).
 
 pub mod dial;
+pub mod error;
 pub mod group;
+pub mod handover;
 pub mod leader;
 pub mod membership;
 pub mod network;

@@ -3,6 +3,7 @@
 //! flight at once, so a busy core writes few large entries and an idle one answers a lone message at once.
 
 use super::dial::Dial;
+use super::error::ProposeError;
 use super::leader::{await_leader, leader_of, LeaderConn};
 use super::types::{Batch, BatchResult, Command, CommandResult, NodeId, Raft};
 use crate::store::apply::MAX_BATCH;
@@ -10,20 +11,6 @@ use openraft::error::ClientWriteError;
 use std::sync::Arc;
 use tern_wire::rpc::{RaftRequest, RaftResponse};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ProposeError {
-    #[error("this node is not the leader (leader: {0:?})")]
-    NotLeader(Option<u64>),
-    #[error("raft stopped: {0}")]
-    Fatal(String),
-    #[error("the core is overloaded")]
-    Overloaded,
-    #[error("the core is shutting down")]
-    ShuttingDown,
-    #[error("not committed within {0:?} (no majority reachable?)")]
-    Timeout(std::time::Duration),
-}
 
 type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
 
@@ -61,7 +48,7 @@ impl Proposer {
         raft: Raft,
         node_id: NodeId,
         dial: Dial,
-        handover: super::transfer::Handover,
+        handover: super::handover::Handover,
         commit_timeout: std::time::Duration,
         limits: BatchLimits,
         metrics: crate::metrics::Metrics,
@@ -110,7 +97,7 @@ type Group = (Vec<Command>, Vec<Reply>);
 async fn run(
     raft: Raft,
     node_id: NodeId,
-    handover: super::transfer::Handover,
+    handover: super::handover::Handover,
     mut rx: mpsc::Receiver<(Command, Reply)>,
     forward_tx: mpsc::Sender<Group>,
     limits: BatchLimits,

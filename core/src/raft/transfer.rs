@@ -8,29 +8,8 @@ use super::group::{Group, Groups};
 use super::leader::{await_leader, leader_of};
 use super::types::{NodeId, Raft};
 use futures_util::future::join_all;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tern_wire::rpc::{RaftRequest, RaftResponse, Step};
-
-/// Raised on the leader while it hands leadership over; its proposer holds writes meanwhile.
-#[derive(Clone, Default)]
-pub struct Handover(Arc<AtomicBool>);
-
-impl Handover {
-    pub fn active(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Lowers the flag however the transfer ends.
-struct Raised<'a>(&'a Handover);
-
-impl Drop for Raised<'_> {
-    fn drop(&mut self) {
-        self.0 .0.store(false, Ordering::Relaxed);
-    }
-}
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -104,8 +83,7 @@ pub async fn transfer(group: &Group, node_id: NodeId, target: NodeId, lease: Dur
             let _ = dial.peer(addr).call(&RaftRequest::Step(hold.clone()), RPC_TIMEOUT).await;
         }
     }
-    handover.0.store(true, Ordering::Relaxed);
-    let _lowered = Raised(handover);
+    let _raised = handover.raise();
     raft.runtime_config().heartbeat(false);
     let campaign = Step::Campaign { after_ms: (lease + Duration::from_millis(100)).as_millis() as u64 };
     let asked = dial.peer(target_addr).call(&RaftRequest::Step(campaign), RPC_TIMEOUT).await;

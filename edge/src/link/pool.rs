@@ -9,7 +9,7 @@ use crate::session::registry::{Registry, SessionEntry};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tern_shared::channel::{kind, person_channel_id, slot_of};
+use tern_shared::channel::{slot_of, stored_channel_id};
 use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage};
 use tern_shared::proto::Reason;
 use tokio::sync::mpsc;
@@ -156,9 +156,9 @@ impl LinkPool {
 
 /// The channel id the core stores a SEND under: a person channel is named by both uids.
 fn stored_channel(msg: &OutgoingMessage) -> std::borrow::Cow<'_, str> {
-    if msg.channel_type == kind::PERSON {
-        person_channel_id(&msg.from_uid, &msg.channel_id).into()
-    } else {
-        msg.channel_id.as_str().into()
+    // A channel the core will refuse may go to any node.
+    match stored_channel_id(&msg.from_uid, &msg.channel_id, msg.channel_type) {
+        Ok(id) => id.into(),
+        Err(_) => msg.channel_id.as_str().into(),
     }
 }

@@ -1,0 +1,36 @@
+//! What every request handler of a node shares: its settings, store, raft groups, presence and metrics.
+
+use crate::config::CoreConfig;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+use crate::raft::error::ProposeError;
+use crate::raft::group::Groups;
+use crate::raft::CommandResult;
+use crate::rules::send::{outcome, Outcome};
+use crate::store::Db;
+use std::sync::Arc;
+
+pub struct Core {
+    pub config: CoreConfig,
+    pub db: Db,
+    /// One raft group per slot.
+    pub groups: Arc<Groups>,
+    pub presence: Arc<Presence>,
+    /// Which edge process holds each edge id (a second one claiming it is refused).
+    pub claims: Arc<crate::claims::EdgeClaims>,
+    pub metrics: Metrics,
+}
+
+impl Core {
+    /// The outcome of a proposed send, counted and, when it failed, logged.
+    pub fn settle(&self, r: &Result<CommandResult, ProposeError>) -> Outcome {
+        let done = outcome(r);
+        match (done, r) {
+            (Outcome::Refused(_), _) => self.metrics.messages_rejected.inc(),
+            (Outcome::Failed, Err(e)) => tracing::warn!(error = %e, "proposal failed"),
+            (Outcome::Failed, Ok(other)) => tracing::error!(result = ?other, "a send was answered with no message"),
+            _ => {}
+        }
+        done
+    }
+}

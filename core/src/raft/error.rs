@@ -1,0 +1,15 @@
+//! Why a proposal or a linearizable read did not go through.
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error("this node is not the leader (leader: {0:?})")]
+    NotLeader(Option<u64>),
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+    #[error("the core is overloaded")]
+    Overloaded,
+    #[error("the core is shutting down")]
+    ShuttingDown,
+    #[error("not committed within {0:?} (no majority reachable?)")]
+    Timeout(std::time::Duration),
+}
