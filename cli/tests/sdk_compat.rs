@@ -1,5 +1,6 @@
 //! The published WuKongIM JavaScript SDK (npm `wukongimjssdk` 1.0.4 under Node, `ws` as its WebSocket)
-//! connects, sends, receives and acks through a real edge. The driver lives in compat/js; `.ci/run`
+//! connects, sends, receives and acks through a real edge, and its conversation list, fed from
+//! `/conversation/sync`, shows the right unread counts. The driver lives in compat/js; `.ci/run`
 //! installs its packages with `npm ci`.
 
 mod common;
@@ -26,6 +27,7 @@ async fn wukongim_js_sdk_chats_through_the_edge() {
         c.arg("sdk_compat.mjs")
             .current_dir(&js)
             .env("TERN_WS_ADDR", cl.ws())
+            .env("TERN_API_ADDR", cl.core.addr("http"))
             .env("ALICE_UID", "alice")
             .env("ALICE_TOKEN", "alice-tok")
             .env("BOB_UID", "bob")

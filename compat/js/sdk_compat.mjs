@@ -9,7 +9,8 @@
 // SecurityManager holding the session AES key), so each user runs in its own
 // Node process; the orchestrator drives them over IPC and checks what they saw.
 //
-// Env: TERN_WS_ADDR (ws://127.0.0.1:5200), ALICE_UID, ALICE_TOKEN, BOB_UID,
+// Env: TERN_WS_ADDR (ws://127.0.0.1:5200), TERN_API_ADDR (the core's HTTP API, host:port),
+//      ALICE_UID, ALICE_TOKEN, BOB_UID,
 //      BOB_TOKEN, GROUP_ID; optional STEP_TIMEOUT_MS (default 10000),
 //      TERN_COMPAT_VERBOSE=1 (SDK console output to stderr).
 // Output: progress on stderr; exactly one JSON summary line on stdout.
@@ -85,6 +86,7 @@ async function runClient(me) {
   register('./sdk_hooks.mjs', import.meta.url);
   const { WKSDK, Channel, MessageText, MessageStatus } = await import('wukongimjssdk/lib/sdk.js');
   const { ConnectStatus } = await import('wukongimjssdk/lib/connect_manager.js');
+  const { Conversation, Message } = await import('wukongimjssdk/lib/model.js');
 
   const env = process.env;
   const sdk = WKSDK.shared();
@@ -92,6 +94,33 @@ async function runClient(me) {
   sdk.config.uid = env[`${me.toUpperCase()}_UID`];
   sdk.config.token = env[`${me.toUpperCase()}_TOKEN`];
   sdk.config.deviceFlag = 1; // web (the SDK default)
+  // The app feeds the SDK's conversation list from the server's /conversation/sync, converting each
+  // entry as WuKongIM's demo does (channel, unread, timestamp, recents[0] as the last message).
+  sdk.config.provider.syncConversationsCallback = async () => {
+    const res = await fetch(`http://${env.TERN_API_ADDR}/conversation/sync`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ uid: sdk.config.uid, msg_count: 1 }),
+    });
+    if (!res.ok) throw new Error(`/conversation/sync answered ${res.status}: ${await res.text()}`);
+    return (await res.json()).map((c) => {
+      const conversation = new Conversation();
+      conversation.channel = new Channel(c.channel_id, c.channel_type);
+      conversation.unread = c.unread || 0;
+      conversation.timestamp = c.timestamp || 0;
+      const recent = (c.recents || [])[0];
+      if (recent) {
+        const m = new Message();
+        m.channel = new Channel(recent.channel_id, recent.channel_type);
+        m.messageID = recent.message_idstr;
+        m.messageSeq = recent.message_seq;
+        m.clientMsgNo = recent.client_msg_no;
+        m.fromUID = recent.from_uid;
+        m.timestamp = recent.timestamp;
+        conversation.lastMessage = m;
+      }
+      return conversation;
+    });
+  };
   post({ ev: 'config', protoVersion: sdk.config.protoVersion, deviceFlag: sdk.config.deviceFlag,
     heartbeatIntervalMs: sdk.config.heartbeatInterval });
 
@@ -116,6 +145,13 @@ async function runClient(me) {
       if (cmd.cmd === 'send') {
         const msg = await sdk.chatManager.send(new MessageText(cmd.text), new Channel(cmd.channelID, cmd.channelType));
         post({ ev: 'sent', tag: cmd.tag, clientSeq: msg.clientSeq, clientMsgNo: msg.clientMsgNo });
+      } else if (cmd.cmd === 'conversations') {
+        await sdk.conversationManager.sync({});
+        const list = sdk.conversationManager.conversations.map((c) => ({
+          channelID: c.channel.channelID, channelType: c.channel.channelType, unread: c.unread,
+          lastSeq: c.lastMessage?.messageSeq, lastFrom: c.lastMessage?.fromUID,
+        }));
+        post({ ev: 'conversations', list });
       } else if (cmd.cmd === 'stats') {
         post({ ev: 'stats', framesOut, framesIn, textFramesIn });
       } else if (cmd.cmd === 'disconnect') {
@@ -144,7 +180,7 @@ function fmt(v) {
 // ---------------------------------------------------------------------------
 async function orchestrate() {
   const env = process.env;
-  const required = ['TERN_WS_ADDR', 'ALICE_UID', 'ALICE_TOKEN', 'BOB_UID', 'BOB_TOKEN', 'GROUP_ID'];
+  const required = ['TERN_WS_ADDR', 'TERN_API_ADDR', 'ALICE_UID', 'ALICE_TOKEN', 'BOB_UID', 'BOB_TOKEN', 'GROUP_ID'];
   const missing = required.filter((k) => !env[k]);
   if (missing.length) {
     process.stderr.write(`missing env: ${missing.join(', ')}\n`);
@@ -283,6 +319,26 @@ async function orchestrate() {
     await step('alice->bob person', () => exchange('alice', 'bob', uid.bob, 1, 'hello bob'));
     await step('bob->alice person', () => exchange('bob', 'alice', uid.alice, 1, 'hello alice'));
     await step('alice->group', () => exchange('alice', 'bob', env.GROUP_ID, 2, 'hello group'));
+    // After the exchange above: each user's own sends count as read, the other's do not.
+    await step('conversation sync', async () => {
+      const want = {
+        alice: { [`${uid.bob}/1`]: 1, [`${env.GROUP_ID}/2`]: 0 },
+        bob: { [`${uid.alice}/1`]: 0, [`${env.GROUP_ID}/2`]: 1 },
+      };
+      const got = {};
+      for (const r of ROLES) {
+        const mark = clients[r].events.length;
+        clients[r].child.send({ cmd: 'conversations' });
+        const e = await waitFor(r, mark, (e) => e.ev === 'conversations', `${r} conversations`,
+          (e) => (e.ev === 'sdkerror' ? e.message.split('\n')[0] : null));
+        got[r] = Object.fromEntries(e.list.map((c) => [`${c.channelID}/${c.channelType}`, c.unread]));
+        if (e.list.some((c) => !(c.lastSeq > 0))) throw new Error(`${r}: a conversation without its last message: ${JSON.stringify(e.list)}`);
+      }
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        throw new Error(`unread by conversation ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+      }
+      return { unread: got };
+    });
     await step('no SDK errors', async () => {
       const errs = ROLES.flatMap((r) => clients[r].events.filter((e) => e.ev === 'sdkerror').map((e) => `${r}: ${e.message.split('\n')[0]}`));
       if (errs.length) throw new Error(errs.join(' | '));

@@ -66,6 +66,23 @@ pub enum Command {
         hash: [u8; 32],
         device_level: u8,
     },
+    /// A user changes their conversation in a channel (the stored id); `at_ms` is when, set by the
+    /// proposer.
+    SetConversation {
+        uid: String,
+        channel_id: String,
+        channel_type: u8,
+        change: ConversationChange,
+        at_ms: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationChange {
+    /// Leave this many of the newest messages unread (0: everything read).
+    Unread(u64),
+    /// Hide the conversation until a newer message arrives, everything in it read.
+    Delete,
 }
 
 impl Command {
@@ -84,6 +101,7 @@ impl Command {
             | Command::AddSubscribers { channel_id, .. }
             | Command::RemoveSubscribers { channel_id, .. } => channel_id,
             Command::Send(m) => &m.channel_id,
+            Command::SetConversation { channel_id, .. } => channel_id,
         }
     }
 }

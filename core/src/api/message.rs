@@ -73,7 +73,7 @@ pub struct SendResp {
 }
 
 /// Stored id of the channel a request names; for person channels `viewer` is the other party.
-fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
+pub(super) fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
     stored_channel_id(viewer, channel_id, channel_type).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
@@ -144,6 +144,27 @@ pub struct SyncMessage {
     payload: String,
 }
 
+impl SyncMessage {
+    /// A stored message as WuKongIM's APIs show it, its channel named `channel_id`.
+    pub(super) fn new(channel_id: String, m: StoredMessage) -> SyncMessage {
+        SyncMessage {
+            header: Header::from_flags(m.header_flags),
+            setting: m.setting,
+            message_id: m.message_id,
+            message_idstr: m.message_id.to_string(),
+            channel_id,
+            client_msg_no: m.client_msg_no,
+            message_seq: m.message_seq,
+            from_uid: m.from_uid,
+            channel_type: m.channel_type,
+            topic: m.topic,
+            expire: m.expire,
+            timestamp: m.timestamp,
+            payload: B64.encode(&m.payload),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct SyncResp {
     start_message_seq: u64,
@@ -182,24 +203,7 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
             m.channel_id.clone()
         }
     };
-    let messages: Vec<SyncMessage> = messages
-        .into_iter()
-        .map(|m| SyncMessage {
-            header: Header::from_flags(m.header_flags),
-            setting: m.setting,
-            message_id: m.message_id,
-            message_idstr: m.message_id.to_string(),
-            channel_id: shown(&m),
-            client_msg_no: m.client_msg_no,
-            message_seq: m.message_seq,
-            from_uid: m.from_uid,
-            channel_type: m.channel_type,
-            topic: m.topic,
-            expire: m.expire,
-            timestamp: m.timestamp,
-            payload: B64.encode(&m.payload),
-        })
-        .collect();
+    let messages: Vec<SyncMessage> = messages.into_iter().map(|m| SyncMessage::new(shown(&m), m)).collect();
     Ok(Json(SyncResp {
         start_message_seq: messages.first().map(|m| m.message_seq).unwrap_or(0),
         end_message_seq: messages.last().map(|m| m.message_seq).unwrap_or(0),

@@ -3,6 +3,7 @@
 mod auth;
 mod channel;
 mod cluster;
+mod conversation;
 mod error;
 mod message;
 mod route;
@@ -32,6 +33,10 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))
+        .route("/conversation/sync", post(conversation::sync))
+        .route("/conversations/setUnread", post(conversation::set_unread))
+        .route("/conversations/clearUnread", post(conversation::clear_unread))
+        .route("/conversations/delete", post(conversation::delete))
         .route_layer(middleware::from_fn_with_state(core.clone(), auth::require_business_token))
         .route_layer(middleware::from_fn_with_state(
             std::time::Duration::from_millis(core.config.http.request_timeout_ms),

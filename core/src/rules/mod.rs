@@ -2,6 +2,7 @@
 //! which channel a message goes to, whether it may be sent, what its sender is told. Plain functions of
 //! their inputs and the time, with no I/O, so both doors apply the same rules and tests need no node.
 
+pub mod conversation;
 pub mod send;
 
 /// Seconds since the epoch, as stored message timestamps have it.

@@ -3,9 +3,9 @@
 //! come in through the commands, never from here.
 
 use super::keys::{self, ChannelKeys};
-use super::model::{ChannelRecord, DedupRecord, StoredMessage, TokenRecord};
+use super::model::{ChannelRecord, ConversationRecord, DedupRecord, StoredMessage, TokenRecord};
 use super::{Db, StoreError, CF_SM};
-use crate::raft::{Command, CommandResult, NewMessage, Origin};
+use crate::raft::{Command, CommandResult, ConversationChange, NewMessage, Origin};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use std::collections::BTreeMap;
 use tern_shared::channel::{kind, person_pair};
@@ -51,18 +51,28 @@ impl<'a> Overlay<'a> {
         self.writes.insert(key, None);
     }
 
-    fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
+    /// Every key under `prefix`, as the writes so far leave them.
+    fn keys_under(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let cf = self.db.cf(CF_SM)?;
-        let mut doomed = Vec::new();
+        let mut found = std::collections::BTreeSet::new();
         for item in self.db.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
             let (k, _) = item?;
             if !k.starts_with(prefix) {
                 break;
             }
-            doomed.push(k.to_vec());
+            found.insert(k.to_vec());
         }
-        doomed.extend(self.writes.keys().filter(|k| k.starts_with(prefix)).cloned());
-        for k in doomed {
+        for (k, v) in self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+            match v {
+                Some(_) => found.insert(k.clone()),
+                None => found.remove(k),
+            };
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
+        for k in self.keys_under(prefix)? {
             self.delete(k);
         }
         Ok(())
@@ -98,14 +108,13 @@ pub fn apply_command(
         Command::RemoveToken { uid, device_flag } => st.delete(keys::token(&uid, device_flag, slots)),
         Command::UpsertChannel { channel, subscribers } => {
             let k = ChannelKeys::new(&channel.channel_id, channel.channel_type, slots);
-            for uid in subscribers {
-                st.put(k.subscriber(&uid), Vec::new());
-            }
+            join(st, &k, &subscribers)?;
             st.put(k.channel(), super::encode(&channel));
         }
         Command::DeleteChannel { channel_id, channel_type } => {
             let k = ChannelKeys::new(&channel_id, channel_type, slots);
             st.delete(k.channel());
+            leave(st, &k, &subscribers(st, &k)?);
             st.delete_prefix(&k.subscriber_prefix())?;
         }
         Command::AddSubscribers { channel_id, channel_type, reset, uids } => {
@@ -114,21 +123,91 @@ pub fn apply_command(
                 st.put(k.channel(), super::encode(&ChannelRecord { channel_id, channel_type, ..Default::default() }));
             }
             if reset {
+                let gone: Vec<String> = subscribers(st, &k)?.into_iter().filter(|u| !uids.contains(u)).collect();
+                leave(st, &k, &gone);
                 st.delete_prefix(&k.subscriber_prefix())?;
             }
-            for uid in uids {
-                st.put(k.subscriber(&uid), Vec::new());
-            }
+            join(st, &k, &uids)?;
         }
         Command::RemoveSubscribers { channel_id, channel_type, uids } => {
             let k = ChannelKeys::new(&channel_id, channel_type, slots);
-            for uid in uids {
-                st.delete(k.subscriber(&uid));
-            }
+            leave(st, &k, &uids);
         }
         Command::Send(msg) => return store_message(st, msg, message_id, applied),
+        Command::SetConversation { uid, channel_id, channel_type, change, at_ms } => {
+            let k = ChannelKeys::new(&channel_id, channel_type, slots);
+            let last = last_seq(st, &k)?;
+            let existing = conversation(st, &k, &uid)?;
+            let mut c = match (existing, change) {
+                // Deleting a conversation the user does not have changes nothing (as WuKongIM).
+                (None, ConversationChange::Delete) => return Ok(CommandResult::Done),
+                (c, _) => c.unwrap_or_default(),
+            };
+            match change {
+                ConversationChange::Unread(n) => c.read_seq = last.saturating_sub(n),
+                ConversationChange::Delete => {
+                    c.read_seq = last;
+                    c.deleted_at_seq = Some(last);
+                }
+            }
+            c.changed_ms = at_ms;
+            st.put(k.conversation(&uid), super::encode(&c));
+        }
     }
     Ok(CommandResult::Done)
+}
+
+fn subscribers(st: &Overlay<'_>, k: &ChannelKeys) -> Result<Vec<String>, StoreError> {
+    let prefix = k.subscriber_prefix();
+    let keys = st.keys_under(&prefix)?;
+    Ok(keys.iter().filter_map(|key| keys::subscriber_uid(key, &prefix)).map(str::to_string).collect())
+}
+
+fn last_seq(st: &Overlay<'_>, k: &ChannelKeys) -> Result<u64, StoreError> {
+    st.get(&k.last_seq())?.map(|raw| super::decode_u64("channel seq", &raw)).transpose().map(|s| s.unwrap_or(0))
+}
+
+fn conversation(st: &Overlay<'_>, k: &ChannelKeys, uid: &str) -> Result<Option<ConversationRecord>, StoreError> {
+    st.get(&k.conversation(uid))?.map(|raw| super::decode("conversation", &raw)).transpose()
+}
+
+/// New members: subscribed, with a conversation in which what came before them counts as read.
+fn join(st: &mut Overlay<'_>, k: &ChannelKeys, uids: &[String]) -> Result<(), StoreError> {
+    let read = ConversationRecord { read_seq: last_seq(st, k)?, ..Default::default() };
+    for uid in uids {
+        st.put(k.subscriber(uid), Vec::new());
+        if conversation(st, k, uid)?.is_none() {
+            st.put(k.conversation(uid), super::encode(&read));
+        }
+    }
+    Ok(())
+}
+
+fn leave(st: &mut Overlay<'_>, k: &ChannelKeys, uids: &[String]) {
+    for uid in uids {
+        st.delete(k.subscriber(uid));
+        st.delete(k.conversation(uid));
+    }
+}
+
+/// A stored message's effect on conversations: a person channel's parties get one on its first
+/// message; the sender has read everything up to what it sent. Nothing is written per group member.
+fn on_message(st: &mut Overlay<'_>, k: &ChannelKeys, msg: &NewMessage, seq: u64) -> Result<(), StoreError> {
+    if msg.channel_type == kind::PERSON {
+        for uid in person_pair(&msg.channel_id).into_iter().flat_map(|(a, b)| [a, b]) {
+            if uid != msg.from_uid && conversation(st, k, uid)?.is_none() {
+                st.put(k.conversation(uid), super::encode(&ConversationRecord::default()));
+            }
+        }
+    }
+    let sender = conversation(st, k, &msg.from_uid)?;
+    let party = msg.channel_type == kind::PERSON || st.exists(&k.subscriber(&msg.from_uid))?;
+    if sender.is_some() || (party && !msg.from_uid.is_empty()) {
+        let mut c = sender.unwrap_or_default();
+        c.read_seq = c.read_seq.max(seq);
+        st.put(k.conversation(&msg.from_uid), super::encode(&c));
+    }
+    Ok(())
 }
 
 fn may_send(st: &Overlay<'_>, k: &ChannelKeys, msg: &NewMessage) -> Result<Option<Reason>, StoreError> {
@@ -184,6 +263,7 @@ fn store_message(
             None => 1,
         };
         st.put(k.last_seq(), message_seq.to_be_bytes().to_vec());
+        on_message(st, &k, &msg, message_seq)?;
     }
     let stored = StoredMessage {
         message_id,
@@ -207,4 +287,52 @@ fn store_message(
     }
     applied.push(Applied { message: stored, origin: msg.origin });
     Ok(CommandResult::Sent { message_id, message_seq, duplicate: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::ChannelRecord;
+
+    /// Applies `cmd` and writes it to the db; returns how many keys it wrote.
+    fn apply(db: &Db, cmd: Command) -> usize {
+        let mut st = Overlay::new(db);
+        apply_command(&mut st, cmd, 1, &mut Vec::new()).unwrap();
+        let written = st.writes.len();
+        let mut batch = WriteBatch::default();
+        st.write_into(&mut batch).unwrap();
+        db.db.write(batch).unwrap();
+        written
+    }
+
+    fn to_group(id: &str, from: &str, no: &str) -> Command {
+        Command::Send(NewMessage {
+            from_uid: from.into(),
+            channel_id: id.into(),
+            channel_type: kind::GROUP,
+            client_msg_no: no.into(),
+            payload: b"{}".to_vec(),
+            check_sender: true,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_group_message_writes_the_same_keys_whatever_the_group_s_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db"), 8).unwrap();
+        for (id, members) in [("small", 10), ("large", 100_000)] {
+            let channel = ChannelRecord { channel_id: id.into(), channel_type: kind::GROUP, ..Default::default() };
+            let subscribers = (0..members).map(|i| format!("u{i}")).collect();
+            // Joining writes per member (a subscriber marker and a conversation each), once.
+            assert_eq!(apply(&db, Command::UpsertChannel { channel, subscribers }), 2 * members + 1);
+            // A message: itself, the channel's last seq, its dedup record and its sender's read position.
+            assert_eq!(apply(&db, to_group(id, "u1", "m1")), 4, "{id}");
+            assert_eq!(apply(&db, to_group(id, "u1", "m2")), 4, "{id}");
+        }
+        let read = db.conversations("u1", 10).unwrap();
+        assert!(read.iter().all(|(_, _, c)| c.read_seq == 2), "{read:?}");
+        let unread = db.conversations("u2", 10).unwrap();
+        assert!(unread.iter().all(|(_, _, c)| c.read_seq == 0), "{unread:?}");
+    }
 }

@@ -13,14 +13,17 @@
 //!            'q' slot type id                           -> last message seq (u64 BE)
 //!            'm' slot type id 0 seq(u64 BE)             -> message
 //!            'd' slot type id 0 from_uid 0 client_msg_no -> (message id, seq) for dedup
+//!            'w' slot uid 0 type id                     -> uid's conversation in the channel (read position)
 //! ```
+//! A conversation key lives in its channel's slot (so one raft entry writes a message and its sender's
+//! read position), but starts with the uid: a user's conversations are one prefix in each slot.
 //! Channel ids and uids never contain a 0 byte (they are validated), so the 0 separators keep prefixes
 //! of different channels apart.
 
 use tern_shared::channel::slot_of;
 
 /// The state-machine tags that hold a slot's data (what its snapshot carries).
-pub const DATA_TAGS: [u8; 6] = *b"ucsqmd";
+pub const DATA_TAGS: [u8; 7] = *b"ucsqmdw";
 
 pub fn applied(slot: u16) -> Vec<u8> {
     head(b'A', slot)
@@ -116,6 +119,28 @@ impl ChannelKeys {
     pub fn dedup(&self, from_uid: &str, client_msg_no: &str) -> Vec<u8> {
         self.with(b'd', &[&[0], from_uid.as_bytes(), &[0], client_msg_no.as_bytes()])
     }
+    pub fn conversation(&self, uid: &str) -> Vec<u8> {
+        let mut k = self.base[..3].to_vec();
+        k[0] = b'w';
+        k.extend_from_slice(uid.as_bytes());
+        k.push(0);
+        k.extend_from_slice(&self.base[3..]);
+        k
+    }
+}
+
+/// Start of `uid`'s conversation keys in `slot`.
+pub fn conversations_of(uid: &str, slot: u16) -> Vec<u8> {
+    let mut k = head(b'w', slot);
+    k.extend_from_slice(uid.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The channel (type, id) of a conversation key that starts with `prefix` (`conversations_of`).
+pub fn conversation_channel<'a>(key: &'a [u8], prefix: &[u8]) -> Option<(u8, &'a str)> {
+    let (&channel_type, id) = key.strip_prefix(prefix)?.split_first()?;
+    Some((channel_type, std::str::from_utf8(id).ok()?))
 }
 
 pub fn token(uid: &str, device_flag: u8, slots: u16) -> Vec<u8> {
@@ -144,6 +169,16 @@ mod tests {
         assert_eq!(subscriber_uid(&a.subscriber("u1"), &a.subscriber_prefix()), Some("u1"));
         // Messages of one channel sort by seq.
         assert!(a.message(2) < a.message(10));
+    }
+
+    #[test]
+    fn a_users_conversations_are_one_prefix_per_slot() {
+        let k = ChannelKeys::new("g1", 2, 64);
+        let prefix = conversations_of("u1", slot_of("g1", 64));
+        assert_eq!(conversation_channel(&k.conversation("u1"), &prefix), Some((2, "g1")));
+        assert!(!k.conversation("u10").starts_with(&prefix));
+        let (start, end) = slot_range(b'w', slot_of("g1", 64));
+        assert!(start <= k.conversation("u1") && k.conversation("u1") < end);
     }
 
     #[test]

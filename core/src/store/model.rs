@@ -64,6 +64,19 @@ pub struct StoredMessage {
     pub payload: Vec<u8>,
 }
 
+/// A user's conversation in one channel. Read mode: it holds only how far the user has read, so a
+/// message to a group writes nothing per member; unread is the channel's last seq minus `read_seq`,
+/// computed when asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    /// Every message up to this seq counts as read (a user's own sends move it).
+    pub read_seq: u64,
+    /// Deleted by the user while the channel's last seq was this: hidden until a newer message.
+    pub deleted_at_seq: Option<u64>,
+    /// When the user last changed it (milliseconds since the epoch; 0 if never), for `version`.
+    pub changed_ms: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupRecord {
     pub message_id: i64,

@@ -2,7 +2,7 @@
 //! read after a SENDACK sees that message.
 
 use super::keys::{self, ChannelKeys};
-use super::model::{ChannelRecord, StoredMessage, TokenRecord};
+use super::model::{ChannelRecord, ConversationRecord, StoredMessage, TokenRecord};
 use super::{Db, StoreError, CF_SM};
 use rocksdb::{Direction, IteratorMode};
 
@@ -53,6 +53,23 @@ impl Db {
     pub fn last_seq(&self, channel_id: &str, channel_type: u8) -> Result<u64, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
         self.get_sm(&k.last_seq())?.map(|r| super::decode_u64("channel seq", &r)).transpose().map(|s| s.unwrap_or(0))
+    }
+
+    /// `uid`'s conversations, at most `limit`: (stored channel id, channel type, record), a slot at a time.
+    pub fn conversations(&self, uid: &str, limit: usize) -> Result<Vec<(String, u8, ConversationRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for slot in 0..self.slots {
+            let prefix = keys::conversations_of(uid, slot);
+            for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&prefix, Direction::Forward)) {
+                let (k, v) = item?;
+                let Some((channel_type, channel_id)) = keys::conversation_channel(&k, &prefix) else { break };
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push((channel_id.to_string(), channel_type, super::decode("conversation", &v)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Messages with `from <= seq < to`, ascending, at most `limit`.
