@@ -53,6 +53,55 @@ pub struct CoreConfig {
     pub link_send_budget: usize,
     /// The deployment's regions, for `/route`'s fallback order (rendered from `deploy/regions`).
     pub regions: Vec<RouteRegion>,
+    pub webhook: WebhookSettings,
+}
+
+/// The webhook names this node can send (WuKongIM's).
+pub const WEBHOOK_EVENTS: [&str; 2] = ["msg.notify", "msg.offline"];
+
+/// `[webhook]`: events POSTed to the business server (`url?event=NAME`), from a durable outbox, at least
+/// once, signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where events go (empty: no webhooks).
+    pub url: String,
+    /// Signs each body: header `X-Tern-Signature: sha256=<hex HMAC-SHA256 of the body>`. Required with a
+    /// `url` unless `insecure`.
+    pub secret: Option<String>,
+    /// Which events to send (`msg.notify`, `msg.offline`).
+    pub events: Vec<String>,
+    /// Outbox rows per delivery round of a slot.
+    pub batch_size: usize,
+    /// How often a slot's leader looks for rows to deliver.
+    pub interval_ms: u64,
+    /// A failed delivery is tried again after this, doubling up to `retry_max_ms`, until it succeeds.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    /// Time one POST has for its answer.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            url: String::new(),
+            secret: None,
+            events: WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect(),
+            batch_size: 100,
+            interval_ms: 200,
+            retry_min_ms: 500,
+            retry_max_ms: 30_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Whether `event` goes to the business server.
+    pub fn sends(&self, event: &str) -> bool {
+        !self.url.is_empty() && self.events.iter().any(|e| e == event)
+    }
 }
 
 /// A region as `/route` names it: its stable DNS name and the other regions nearest first.
@@ -163,6 +212,7 @@ impl Default for CoreConfig {
             link_queue: 16 * 1024,
             link_send_budget: 64 << 20,
             regions: Vec::new(),
+            webhook: WebhookSettings::default(),
         }
     }
 }
@@ -276,13 +326,42 @@ impl Validate for CoreConfig {
         if self.link_queue < 16 {
             return Err(ConfigError::invalid("link_queue", "must be at least 16"));
         }
-        Ok(())
+        self.check_webhook()
     }
 }
 
 const INSECURE_HINT: &str = "or set `insecure = true`, only on a private test network";
 
 impl CoreConfig {
+    fn check_webhook(&self) -> Result<(), ConfigError> {
+        let w = &self.webhook;
+        if let Some(bad) = w.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+            return Err(ConfigError::invalid("webhook.events", format!("`{bad}` is not one of {WEBHOOK_EVENTS:?}")));
+        }
+        if w.url.is_empty() {
+            return Ok(());
+        }
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            return Err(ConfigError::invalid("webhook.url", "must be an http:// or https:// URL"));
+        }
+        if w.secret.as_deref().unwrap_or("").is_empty() && !self.insecure {
+            return Err(ConfigError::invalid(
+                "webhook.secret",
+                format!("required with webhook.url, so the receiver can tell events are ours ({INSECURE_HINT})"),
+            ));
+        }
+        if w.batch_size == 0 || w.batch_size > 1000 {
+            return Err(ConfigError::invalid("webhook.batch_size", "must be between 1 and 1000"));
+        }
+        if w.interval_ms == 0 || w.retry_min_ms == 0 || w.timeout_ms == 0 {
+            return Err(ConfigError::invalid("webhook", "interval_ms, retry_min_ms and timeout_ms must be above 0"));
+        }
+        if w.retry_max_ms < w.retry_min_ms {
+            return Err(ConfigError::invalid("webhook.retry_max_ms", "must be at least webhook.retry_min_ms"));
+        }
+        Ok(())
+    }
+
     /// Ports reachable from other machines must authenticate their peers (docs/SECURITY.md).
     fn check_exposure(&self) -> Result<(), ConfigError> {
         if !is_loopback(&self.http_addr) {
@@ -346,6 +425,14 @@ mod tests {
         let e = tern_shared::config::parse::<CoreConfig>("t.toml", "http_adr = \"x\"").unwrap_err();
         assert!(e.to_string().contains("http_adr"), "{e}");
         assert!(tern_shared::config::parse::<CoreConfig>("t.toml", "").is_ok());
+        let hook = "[webhook]\nurl = \"http://127.0.0.1:9/hook\"\n";
+        let e = tern_shared::config::parse::<CoreConfig>("t.toml", hook).unwrap_err();
+        assert!(e.to_string().contains("webhook.secret"), "{e}");
+        let e =
+            tern_shared::config::parse::<CoreConfig>("t.toml", &format!("{hook}secret = \"s\"\nevents = [\"msg.x\"]"))
+                .unwrap_err();
+        assert!(e.to_string().contains("webhook.events"), "{e}");
+        assert!(tern_shared::config::parse::<CoreConfig>("t.toml", &format!("{hook}secret = \"s\"")).is_ok());
     }
 
     fn mtls(table: &str) -> String {

@@ -5,7 +5,7 @@ use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::raft::error::ProposeError;
 use crate::raft::group::Groups;
-use crate::raft::CommandResult;
+use crate::raft::{Command, CommandResult, NewMessage};
 use crate::rules::send::{outcome, Outcome};
 use crate::store::Db;
 use std::sync::Arc;
@@ -22,6 +22,16 @@ pub struct Core {
 }
 
 impl Core {
+    /// The command that stores `m`: with a webhook outbox row when the business server wants messages.
+    pub fn send_command(&self, m: NewMessage) -> Command {
+        let w = &self.config.webhook;
+        if w.sends("msg.notify") || w.sends("msg.offline") {
+            Command::SendWithEvents(m)
+        } else {
+            Command::Send(m)
+        }
+    }
+
     /// The outcome of a proposed send, counted and, when it failed, logged.
     pub fn settle(&self, r: &Result<CommandResult, ProposeError>) -> Outcome {
         let done = outcome(r);

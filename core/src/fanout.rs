@@ -47,7 +47,7 @@ pub async fn run(
     }
 }
 
-fn recipients(db: &Db, m: &StoredMessage) -> Result<Vec<String>, crate::store::StoreError> {
+pub(crate) fn recipients(db: &Db, m: &StoredMessage) -> Result<Vec<String>, crate::store::StoreError> {
     if m.channel_type == kind::PERSON {
         let mut v = match person_pair(&m.channel_id) {
             Some((a, b)) => vec![a.to_string(), b.to_string()],

@@ -15,12 +15,14 @@ pub mod config;
 pub mod context;
 pub mod fanout;
 pub mod link;
+pub mod message_json;
 pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod raft;
 pub mod rules;
 pub mod store;
+pub mod webhook;
 
 pub use config::CoreConfig;
 pub use node::{start, CoreHandle};

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub db_size_bytes: IntGauge,
     pub snapshots_installed: IntCounter,
     pub forwarded_batches: IntCounter,
+    /// Webhook events waiting in each slot's outbox (as its leader last counted, up to 100,000).
+    pub webhook_backlog: IntGaugeVec,
+    /// Webhook POSTs by event and result (`ok`, `failed`).
+    pub webhook_posts: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -55,6 +59,12 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeV
     let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     let _ = r.register(Box::new(g.clone()));
     g
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(c.clone()));
+    c
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -128,6 +138,13 @@ impl Metrics {
                 &r,
                 "snapshots_installed_total",
                 "Snapshots received from the leader and installed",
+            ),
+            webhook_backlog: gauge_vec(&r, "webhook_backlog", "Webhook events waiting in the outbox", &["slot"]),
+            webhook_posts: counter_vec(
+                &r,
+                "webhook_posts_total",
+                "Webhook POSTs by event and result",
+                &["event", "result"],
             ),
             registry: r,
         }

@@ -182,6 +182,16 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         let preferred = config.raft.preferred_leaders.clone();
         tokio::spawn(crate::raft::rebalance::run(groups.clone(), config.node_id, preferred, lease, every));
     }
+    if !config.webhook.url.is_empty() {
+        let (settings, groups, presence) = (config.webhook.clone(), groups.clone(), presence.clone());
+        crate::webhook::start(crate::webhook::Webhook {
+            settings,
+            db: db.clone(),
+            presence,
+            groups,
+            metrics: metrics.clone(),
+        });
+    }
     let claims = Arc::default();
     let core = Arc::new(Core { config, db, groups, presence, claims, metrics });
 

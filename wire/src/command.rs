@@ -66,6 +66,14 @@ pub enum Command {
         hash: [u8; 32],
         device_level: u8,
     },
+    /// `Send`, and the message goes into its slot's webhook outbox in the same entry.
+    SendWithEvents(NewMessage),
+    /// Outbox rows up to `upto` (ids) of the group of `slot` were delivered: they are removed. Routed
+    /// by slot, not by key.
+    OutboxDone {
+        slot: u16,
+        upto: u64,
+    },
     /// A user changes their conversation in a channel (the stored id); `at_ms` is when, set by the
     /// proposer.
     SetConversation {
@@ -100,7 +108,8 @@ impl Command {
             Command::DeleteChannel { channel_id, .. }
             | Command::AddSubscribers { channel_id, .. }
             | Command::RemoveSubscribers { channel_id, .. } => channel_id,
-            Command::Send(m) => &m.channel_id,
+            Command::Send(m) | Command::SendWithEvents(m) => &m.channel_id,
+            Command::OutboxDone { .. } => "",
             Command::SetConversation { channel_id, .. } => channel_id,
         }
     }

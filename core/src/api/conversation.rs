@@ -1,8 +1,9 @@
 //! Conversations in read mode (WuKongIM's `/conversation/sync` and `/conversations/*`): a user's
 //! conversations with their unread counts and recent messages, and the user's changes to them.
 
-use super::message::{stored_channel, SyncMessage};
+use super::message::stored_channel;
 use super::{ok, ApiError, ApiJson, AppState};
+use crate::message_json::MessageJson;
 use crate::raft::{Command, ConversationChange};
 use crate::rules::conversation::{client_seqs, plan, Stored, SyncQuery};
 use crate::store::reads::Page;
@@ -51,7 +52,7 @@ pub struct Conversation {
     readed_to_msg_seq: u64,
     /// Nanoseconds: of the last message, or of the user's last change to the conversation if later.
     version: i64,
-    recents: Vec<SyncMessage>,
+    recents: Vec<MessageJson>,
 }
 
 pub async fn sync(
@@ -93,7 +94,7 @@ pub async fn sync(
                     kind::PERSON => person_channel_for(&m.channel_id, &m.from_uid).to_string(),
                     _ => m.channel_id.clone(),
                 };
-                SyncMessage::new(shown, m)
+                MessageJson::new(shown, m)
             })
             .collect();
         out.push(Conversation {

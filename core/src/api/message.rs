@@ -1,5 +1,6 @@
 use super::{ApiError, ApiJson, AppState};
-use crate::raft::{Command, NewMessage};
+use crate::message_json::{Header, MessageJson};
+use crate::raft::NewMessage;
 use crate::rules::now_secs;
 use crate::rules::send::Outcome;
 use crate::store::model::StoredMessage;
@@ -10,41 +11,6 @@ use axum::Json;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::{Deserialize, Serialize};
 use tern_shared::channel::{kind, person_channel_for, stored_channel_id};
-use tern_shared::proto::flag;
-
-#[derive(Deserialize, Serialize, Default)]
-pub struct Header {
-    #[serde(default)]
-    no_persist: u8,
-    #[serde(default)]
-    red_dot: u8,
-    #[serde(default)]
-    sync_once: u8,
-}
-
-impl Header {
-    fn flags(&self) -> u8 {
-        let mut f = 0;
-        if self.no_persist != 0 {
-            f |= flag::NO_PERSIST;
-        }
-        if self.red_dot != 0 {
-            f |= flag::RED_DOT;
-        }
-        if self.sync_once != 0 {
-            f |= flag::SYNC_ONCE;
-        }
-        f
-    }
-
-    fn from_flags(f: u8) -> Self {
-        Header {
-            no_persist: u8::from(f & flag::NO_PERSIST != 0),
-            red_dot: u8::from(f & flag::RED_DOT != 0),
-            sync_once: u8::from(f & flag::SYNC_ONCE != 0),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 pub struct SendReq {
@@ -99,7 +65,7 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
         timestamp: now_secs(),
         ..Default::default()
     };
-    let done = core.settle(&core.groups.propose(Command::Send(msg)).await);
+    let done = core.settle(&core.groups.propose(core.send_command(msg)).await);
     let status = match done {
         Outcome::Sent { message_id, message_seq } => {
             return Ok(Json(SendResp { message_id, client_msg_no, message_seq }))
@@ -128,49 +94,11 @@ pub struct SyncReq {
 }
 
 #[derive(Serialize)]
-pub struct SyncMessage {
-    header: Header,
-    setting: u8,
-    message_id: i64,
-    message_idstr: String,
-    client_msg_no: String,
-    message_seq: u64,
-    from_uid: String,
-    channel_id: String,
-    channel_type: u8,
-    topic: String,
-    expire: u32,
-    timestamp: i32,
-    payload: String,
-}
-
-impl SyncMessage {
-    /// A stored message as WuKongIM's APIs show it, its channel named `channel_id`.
-    pub(super) fn new(channel_id: String, m: StoredMessage) -> SyncMessage {
-        SyncMessage {
-            header: Header::from_flags(m.header_flags),
-            setting: m.setting,
-            message_id: m.message_id,
-            message_idstr: m.message_id.to_string(),
-            channel_id,
-            client_msg_no: m.client_msg_no,
-            message_seq: m.message_seq,
-            from_uid: m.from_uid,
-            channel_type: m.channel_type,
-            topic: m.topic,
-            expire: m.expire,
-            timestamp: m.timestamp,
-            payload: B64.encode(&m.payload),
-        }
-    }
-}
-
-#[derive(Serialize)]
 pub struct SyncResp {
     start_message_seq: u64,
     end_message_seq: u64,
     more: u8,
-    messages: Vec<SyncMessage>,
+    messages: Vec<MessageJson>,
 }
 
 const MAX_SYNC_LIMIT: usize = 10_000;
@@ -203,7 +131,7 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
             m.channel_id.clone()
         }
     };
-    let messages: Vec<SyncMessage> = messages.into_iter().map(|m| SyncMessage::new(shown(&m), m)).collect();
+    let messages: Vec<MessageJson> = messages.into_iter().map(|m| MessageJson::new(shown(&m), m)).collect();
     Ok(Json(SyncResp {
         start_message_seq: messages.first().map(|m| m.message_seq).unwrap_or(0),
         end_message_seq: messages.last().map(|m| m.message_seq).unwrap_or(0),

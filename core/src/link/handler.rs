@@ -1,7 +1,7 @@
 //! What a core node does with each frame an edge sends.
 
 use crate::context::Core;
-use crate::raft::{Command, Origin};
+use crate::raft::Origin;
 use crate::rules::send::{client_message, Outcome};
 use std::sync::Arc;
 use tern_shared::channel::valid_uid;
@@ -163,7 +163,7 @@ impl LinkHandler {
         let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
         let pending = match client_message(msg, origin, crate::rules::now_secs()) {
             Err(reason) => Err(reason),
-            Ok(m) => Ok(self.core.groups.submit(Command::Send(m)).await),
+            Ok(m) => Ok(self.core.groups.submit(self.core.send_command(m)).await),
         };
         let core = self.core.clone();
         let tx = self.tx.clone();

@@ -87,7 +87,9 @@ impl Pending {
 
 fn command_size(cmd: &Command) -> usize {
     match cmd {
-        Command::Send(m) => 64 + m.payload.len() + m.channel_id.len() + m.client_msg_no.len(),
+        Command::Send(m) | Command::SendWithEvents(m) => {
+            64 + m.payload.len() + m.channel_id.len() + m.client_msg_no.len()
+        }
         _ => 256,
     }
 }

@@ -3,7 +3,7 @@
 //! come in through the commands, never from here.
 
 use super::keys::{self, ChannelKeys};
-use super::model::{ChannelRecord, ConversationRecord, DedupRecord, StoredMessage, TokenRecord};
+use super::model::{ChannelRecord, ConversationRecord, DedupRecord, OutboxEvent, StoredMessage, TokenRecord};
 use super::{Db, StoreError, CF_SM};
 use crate::raft::{Command, CommandResult, ConversationChange, NewMessage, Origin};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
@@ -53,16 +53,21 @@ impl<'a> Overlay<'a> {
 
     /// Every key under `prefix`, as the writes so far leave them.
     fn keys_under(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.keys_while(prefix, |k| k.starts_with(prefix))
+    }
+
+    /// The keys from `start` on while `within` holds, as the writes so far leave them.
+    fn keys_while(&self, start: &[u8], within: impl Fn(&[u8]) -> bool) -> Result<Vec<Vec<u8>>, StoreError> {
         let cf = self.db.cf(CF_SM)?;
         let mut found = std::collections::BTreeSet::new();
-        for item in self.db.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self.db.db.iterator_cf(cf, IteratorMode::From(start, Direction::Forward)) {
             let (k, _) = item?;
-            if !k.starts_with(prefix) {
+            if !within(&k) {
                 break;
             }
             found.insert(k.to_vec());
         }
-        for (k, v) in self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+        for (k, v) in self.writes.range(start.to_vec()..).take_while(|(k, _)| within(k)) {
             match v {
                 Some(_) => found.insert(k.clone()),
                 None => found.remove(k),
@@ -134,6 +139,25 @@ pub fn apply_command(
             leave(st, &k, &uids);
         }
         Command::Send(msg) => return store_message(st, msg, message_id, applied),
+        Command::SendWithEvents(msg) => {
+            let (slot, channel_id, channel_type) =
+                (k_slot(&msg.channel_id, slots), msg.channel_id.clone(), msg.channel_type);
+            let result = store_message(st, msg, message_id, applied)?;
+            if let CommandResult::Sent { message_seq, duplicate: false, .. } = result {
+                // Unstored messages (no_persist) cannot be read back when their event is sent.
+                if message_seq > 0 {
+                    let event = OutboxEvent::Message { channel_id, channel_type, message_seq };
+                    st.put(keys::outbox(slot, message_id as u64), super::encode(&event));
+                }
+            }
+            return Ok(result);
+        }
+        Command::OutboxDone { slot, upto } => {
+            let done = |key: &[u8]| keys::outbox_id(key, slot).is_some_and(|id| id <= upto);
+            for key in st.keys_while(&keys::outbox(slot, 0), done)? {
+                st.delete(key);
+            }
+        }
         Command::SetConversation { uid, channel_id, channel_type, change, at_ms } => {
             let k = ChannelKeys::new(&channel_id, channel_type, slots);
             let last = last_seq(st, &k)?;
@@ -155,6 +179,10 @@ pub fn apply_command(
         }
     }
     Ok(CommandResult::Done)
+}
+
+fn k_slot(key: &str, slots: u16) -> u16 {
+    tern_shared::channel::slot_of(key, slots)
 }
 
 fn subscribers(st: &Overlay<'_>, k: &ChannelKeys) -> Result<Vec<String>, StoreError> {

@@ -14,6 +14,7 @@
 //!            'm' slot type id 0 seq(u64 BE)             -> message
 //!            'd' slot type id 0 from_uid 0 client_msg_no -> (message id, seq) for dedup
 //!            'w' slot uid 0 type id                     -> uid's conversation in the channel (read position)
+//!            'o' slot id(u64 BE)                        -> webhook event waiting for delivery (outbox)
 //! ```
 //! A conversation key lives in its channel's slot (so one raft entry writes a message and its sender's
 //! read position), but starts with the uid: a user's conversations are one prefix in each slot.
@@ -23,7 +24,7 @@
 use tern_shared::channel::slot_of;
 
 /// The state-machine tags that hold a slot's data (what its snapshot carries).
-pub const DATA_TAGS: [u8; 7] = *b"ucsqmdw";
+pub const DATA_TAGS: [u8; 8] = *b"ucsqmdwo";
 
 pub fn applied(slot: u16) -> Vec<u8> {
     head(b'A', slot)
@@ -127,6 +128,19 @@ impl ChannelKeys {
         k.extend_from_slice(&self.base[3..]);
         k
     }
+}
+
+/// An outbox row of `slot`; ids are the message ids of the entries that wrote them, so they grow.
+pub fn outbox(slot: u16, id: u64) -> Vec<u8> {
+    let mut k = head(b'o', slot);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The id of an outbox key of `slot`.
+pub fn outbox_id(key: &[u8], slot: u16) -> Option<u64> {
+    let rest = key.strip_prefix(head(b'o', slot).as_slice())?;
+    rest.try_into().ok().map(u64::from_be_bytes)
 }
 
 /// Start of `uid`'s conversation keys in `slot`.

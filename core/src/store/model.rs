@@ -77,6 +77,13 @@ pub struct ConversationRecord {
     pub changed_ms: i64,
 }
 
+/// An event for the business server's webhook, waiting in its slot's outbox until delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxEvent {
+    /// A stored message: `msg.notify`, and `msg.offline` for its recipients without a session.
+    Message { channel_id: String, channel_type: u8, message_seq: u64 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupRecord {
     pub message_id: i64,

@@ -2,7 +2,7 @@
 //! read after a SENDACK sees that message.
 
 use super::keys::{self, ChannelKeys};
-use super::model::{ChannelRecord, ConversationRecord, StoredMessage, TokenRecord};
+use super::model::{ChannelRecord, ConversationRecord, OutboxEvent, StoredMessage, TokenRecord};
 use super::{Db, StoreError, CF_SM};
 use rocksdb::{Direction, IteratorMode};
 
@@ -70,6 +70,40 @@ impl Db {
             }
         }
         Ok(out)
+    }
+
+    /// The oldest webhook events of `slot` waiting for delivery, at most `limit`, by id.
+    pub fn outbox(&self, slot: u16, limit: usize) -> Result<Vec<(u64, OutboxEvent)>, StoreError> {
+        let mut out = Vec::new();
+        let start = keys::outbox(slot, 0);
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item?;
+            let Some(id) = keys::outbox_id(&k, slot) else { break };
+            if out.len() >= limit {
+                break;
+            }
+            out.push((id, super::decode("outbox event", &v)?));
+        }
+        Ok(out)
+    }
+
+    /// How many webhook events of `slot` wait, counted up to `cap`.
+    pub fn outbox_len(&self, slot: u16, cap: usize) -> Result<usize, StoreError> {
+        let start = keys::outbox(slot, 0);
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, _) = item?;
+            if keys::outbox_id(&k, slot).is_none() || n >= cap {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn message(&self, channel_id: &str, channel_type: u8, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        self.get_sm(&k.message(seq))?.map(|r| super::decode("message", &r)).transpose()
     }
 
     /// Messages with `from <= seq < to`, ascending, at most `limit`.

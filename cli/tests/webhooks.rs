@@ -1,0 +1,203 @@
+//! Webhooks from the durable outbox: `msg.notify` for every stored message and `msg.offline` for its
+//! recipients without a session, signed, each POST naming its event ids; nothing lost while the
+//! business server is down, across a leader's death.
+
+mod common;
+
+use common::{connect, free_ports, Cluster3};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "hook-secret";
+
+/// One POST the receiver took.
+#[derive(Debug, Clone)]
+struct Hook {
+    event: String,
+    ids: Vec<u64>,
+    body: serde_json::Value,
+}
+
+type Hooks = Arc<Mutex<Vec<Hook>>>;
+
+/// The business server: takes every POST on `port` whose signature holds (others get 401).
+async fn receiver(port: u16, hooks: Hooks) -> tokio::task::JoinHandle<()> {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    async fn take(
+        State(hooks): State<Hooks>,
+        Query(q): Query<BTreeMap<String, String>>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> StatusCode {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        if header("x-tern-signature") != tern_core::webhook::plan::signature(SECRET.as_bytes(), &body) {
+            return StatusCode::UNAUTHORIZED;
+        }
+        let ids = header("x-tern-event-id").split(',').filter_map(|s| s.parse().ok()).collect();
+        let body = serde_json::from_slice(&body).unwrap_or_default();
+        hooks.lock().unwrap().push(Hook { event: q.get("event").cloned().unwrap_or_default(), ids, body });
+        StatusCode::OK
+    }
+    let app = axum::Router::new().route("/hook", axum::routing::post(take)).with_state(hooks);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("receiver port");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
+fn hook_toml(port: u16) -> String {
+    format!(
+        "[webhook]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\ninterval_ms = 100\n\
+         retry_min_ms = 200\nretry_max_ms = 1000\nbatch_size = 20\n"
+    )
+}
+
+fn send_body(from: &str, channel_id: &str, channel_type: u8, no: &str) -> serde_json::Value {
+    serde_json::json!({
+        "from_uid": from, "channel_id": channel_id, "channel_type": channel_type, "client_msg_no": no,
+        "payload": "eyJ0eXBlIjoxLCJjb250ZW50IjoiaGkifQ==",
+    })
+}
+
+/// Waits until `msg.notify` has carried every id in `want`.
+async fn notified(hooks: &Hooks, want: &[u64], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen: std::collections::BTreeSet<u64> =
+            hooks.lock().unwrap().iter().filter(|h| h.event == "msg.notify").flat_map(|h| h.ids.clone()).collect();
+        let missing: Vec<_> = want.iter().filter(|id| !seen.contains(id)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} of {} messages never notified: {missing:?}", missing.len(), want.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_recipients_are_those_without_a_session() {
+    let port = free_ports(1)[0];
+    let hooks = Hooks::default();
+    let _server = receiver(port, hooks.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = common::Proc::core_with_toml(dir.path(), &hook_toml(port));
+    let edge = common::start_edge(dir.path(), &core.addr("link"), "", 0);
+    common::wait_edge_up(&edge).await;
+    let api = common::Api::new(&core.addr("http"));
+    for u in ["alice", "bob", "carol"] {
+        api.user(u, 0).await;
+    }
+    api.group("g", &["alice", "bob", "carol"]).await;
+    let _bob = connect(&edge.addr("tcp"), "bob", 0).await;
+    common::wait_metric(&core.addr("http"), "tern_core_online_sessions", Duration::from_secs(10), |n| n == 1.0).await;
+    let sent = api.ok("/message/send", send_body("alice", "g", 2, "m1")).await;
+    let id = sent["message_id"].as_u64().unwrap();
+    notified(&hooks, &[id], Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let offline = loop {
+        if let Some(h) = hooks.lock().unwrap().iter().find(|h| h.event == "msg.offline").cloned() {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no msg.offline");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // bob is online, alice sent it: only carol is offline.
+    assert_eq!(offline.body["to_uids"], serde_json::json!(["carol"]), "{:?}", offline.body);
+    assert_eq!((offline.ids.clone(), offline.body["message_id"].as_u64()), (vec![id], Some(id)));
+    let notify = hooks.lock().unwrap().iter().find(|h| h.event == "msg.notify").cloned().unwrap();
+    assert_eq!(notify.body[0]["client_msg_no"], "m1");
+    assert_eq!(notify.body[0]["channel_id"], "g");
+}
+
+/// The receiver is down for 30 s while messages are sent and the leader of their slot is killed:
+/// once it is back, every message's events arrive, and no event id twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_out_a_receiver_down_for_30_s_and_a_leader_killed_meanwhile() {
+    let port = free_ports(1)[0];
+    let mut cl = Cluster3::start(&hook_toml(port)).await;
+    let api = cl.api(0);
+    for u in ["alice", "bob", "carol"] {
+        api.user(u, 0).await;
+    }
+    api.group("g", &["alice", "bob", "carol"]).await;
+    let down_at = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (channel, t) = if i % 2 == 0 { ("g", 2) } else { ("bob", 1) };
+        ids.push(
+            api.ok("/message/send", send_body("alice", channel, t, &format!("a{i}"))).await["message_id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    let slot = tern_shared::channel::slot_of("g", tern_shared::channel::DEFAULT_SLOTS);
+    let leader = cl.leader_of(slot).await;
+    cl.kill(leader);
+    let survivor = cl.api((leader + 1) % 3);
+    for i in 0..20 {
+        let (channel, t) = if i % 2 == 0 { ("g", 2) } else { ("bob", 1) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let id = loop {
+            let (status, body) = survivor.post("/message/send", send_body("alice", channel, t, &format!("b{i}"))).await;
+            if status == 200 {
+                break body["message_id"].as_u64().unwrap();
+            }
+            // No leader yet: the same client_msg_no again is safe.
+            assert!(Instant::now() < deadline, "no send after the kill: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        ids.push(id);
+    }
+    // The group's events wait in its slot's outbox, as its new leader counts them.
+    let series = format!("tern_core_webhook_backlog{{slot=\"{slot}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let backlog = loop {
+        let mut counts = Vec::new();
+        for n in (0..3).filter(|n| *n != leader) {
+            counts.push(common::metric(&format!("127.0.0.1:{}", cl.http_port(n)), &series).await.unwrap_or(0.0));
+        }
+        let most = counts.into_iter().fold(0.0, f64::max);
+        if most >= 20.0 || Instant::now() > deadline {
+            break most;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("40 messages sent with the receiver down; {backlog} events of the group's slot wait");
+    assert!(backlog >= 20.0, "the group's 20 messages should wait in the outbox: {backlog}");
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed())).await;
+
+    let hooks = Hooks::default();
+    let _server = receiver(port, hooks.clone()).await;
+    let back = Instant::now();
+    notified(&hooks, &ids, Duration::from_secs(30)).await;
+    eprintln!("every message notified {:?} after the receiver came back", back.elapsed());
+    // A moment for repeats, had there been any.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let hooks = hooks.lock().unwrap().clone();
+    for event in ["msg.notify", "msg.offline"] {
+        let mut seen = BTreeMap::new();
+        for id in hooks.iter().filter(|h| h.event == event).flat_map(|h| h.ids.clone()) {
+            *seen.entry(id).or_insert(0) += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "{event} ids delivered more than once: {twice:?}");
+        // Nobody was online: every message is also offline for all its recipients.
+        assert_eq!(
+            seen.keys().copied().collect::<Vec<_>>(),
+            {
+                let mut s = ids.clone();
+                s.sort();
+                s
+            },
+            "{event}"
+        );
+    }
+    let offline = hooks.iter().filter(|h| h.event == "msg.offline");
+    for h in offline {
+        let want =
+            if h.body["channel_type"] == 2 { serde_json::json!(["bob", "carol"]) } else { serde_json::json!(["bob"]) };
+        assert_eq!(h.body["to_uids"], want, "{:?}", h.body);
+    }
+}
