@@ -109,6 +109,29 @@ async fn offline_recipients_are_those_without_a_session() {
     let notify = hooks.lock().unwrap().iter().find(|h| h.event == "msg.notify").cloned().unwrap();
     assert_eq!(notify.body[0]["client_msg_no"], "m1");
     assert_eq!(notify.body[0]["channel_id"], "g");
+
+    // bob's session came, and goes: `uid-device_flag-online-session-on that device-in all`.
+    drop(_bob);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines: Vec<String> = hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.event == "user.onlinestatus")
+            .flat_map(|h| h.body.as_array().cloned().unwrap_or_default())
+            .filter_map(|l| l.as_str().map(str::to_string))
+            .collect();
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "user.onlinestatus: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split('-').collect()).collect();
+    assert_eq!((fields[0][..3].to_vec(), fields[0][4], fields[0][5]), (vec!["bob", "0", "1"], "1", "1"), "{lines:?}");
+    assert_eq!((fields[1][..3].to_vec(), fields[1][4], fields[1][5]), (vec!["bob", "0", "0"], "0", "0"), "{lines:?}");
+    assert_eq!(fields[0][3], fields[1][3], "the same session: {lines:?}");
 }
 
 /// The receiver is down for 30 s while messages are sent and the leader of their slot is killed:

@@ -57,7 +57,7 @@ pub struct CoreConfig {
 }
 
 /// The webhook names this node can send (WuKongIM's).
-pub const WEBHOOK_EVENTS: [&str; 2] = ["msg.notify", "msg.offline"];
+pub const WEBHOOK_EVENTS: [&str; 3] = ["msg.notify", "msg.offline", "user.onlinestatus"];
 
 /// `[webhook]`: events POSTed to the business server (`url?event=NAME`), from a durable outbox, at least
 /// once, signed.
@@ -69,7 +69,7 @@ pub struct WebhookSettings {
     /// Signs each body: header `X-Tern-Signature: sha256=<hex HMAC-SHA256 of the body>`. Required with a
     /// `url` unless `insecure`.
     pub secret: Option<String>,
-    /// Which events to send (`msg.notify`, `msg.offline`).
+    /// Which events to send (`msg.notify`, `msg.offline`, `user.onlinestatus`).
     pub events: Vec<String>,
     /// Outbox rows per delivery round of a slot.
     pub batch_size: usize,

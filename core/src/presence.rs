@@ -111,8 +111,9 @@ impl Presence {
         kicks
     }
 
-    pub fn close(&self, edge_id: &str, session: u64) {
-        self.lock().drop_session(edge_id, session);
+    /// Forgets a session; what it was, if it was known.
+    pub fn close(&self, edge_id: &str, session: u64) -> Option<SessionInfo> {
+        self.lock().drop_session(edge_id, session)
     }
 
     /// Replaces everything known about an edge's sessions (the first chunk of its snapshot).

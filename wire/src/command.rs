@@ -74,6 +74,11 @@ pub enum Command {
         slot: u16,
         upto: u64,
     },
+    /// A session of `uid` came or went: a `user.onlinestatus` line for the webhook outbox.
+    PresenceEvent {
+        uid: String,
+        line: String,
+    },
     /// A user changes their conversation in a channel (the stored id); `at_ms` is when, set by the
     /// proposer.
     SetConversation {
@@ -110,6 +115,7 @@ impl Command {
             | Command::RemoveSubscribers { channel_id, .. } => channel_id,
             Command::Send(m) | Command::SendWithEvents(m) => &m.channel_id,
             Command::OutboxDone { .. } => "",
+            Command::PresenceEvent { uid, .. } => uid,
             Command::SetConversation { channel_id, .. } => channel_id,
         }
     }

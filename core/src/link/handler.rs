@@ -1,7 +1,7 @@
 //! What a core node does with each frame an edge sends.
 
 use crate::context::Core;
-use crate::raft::Origin;
+use crate::raft::{Command, Origin};
 use crate::rules::send::{client_message, Outcome};
 use std::sync::Arc;
 use tern_shared::channel::valid_uid;
@@ -52,6 +52,7 @@ impl LinkHandler {
                     return;
                 }
                 let leads = self.core.groups.of(&info.uid).leads();
+                let (uid, device_flag, session) = (info.uid.clone(), info.device_flag, info.session);
                 let kicks = self.core.presence.open(&self.edge_id, info);
                 // Every node hears every announcement; the leader of the uid's group alone kicks, so a
                 // kick is sent once.
@@ -59,11 +60,16 @@ impl LinkHandler {
                     for (link, kick) in kicks {
                         let _ = link.try_send(kick);
                     }
+                    self.online_event(&uid, device_flag, true, session).await;
                 }
                 self.update_gauge();
             }
             LinkFrame::SessionClose { session } => {
-                self.core.presence.close(&self.edge_id, session);
+                if let Some(info) = self.core.presence.close(&self.edge_id, session) {
+                    if self.core.groups.of(&info.uid).leads() {
+                        self.online_event(&info.uid, info.device_flag, false, session).await;
+                    }
+                }
                 self.update_gauge();
             }
             LinkFrame::PresenceSnapshot(sessions) => {
@@ -145,6 +151,21 @@ impl LinkHandler {
             }
         }
         good
+    }
+
+    /// On the leader of the uid's group, a `user.onlinestatus` line for the webhook outbox (group
+    /// commit batches them). Lost if the group has no leader: presence itself is not in raft.
+    async fn online_event(&self, uid: &str, device_flag: u8, online: bool, session: u64) {
+        if !self.core.config.webhook.sends("user.onlinestatus") {
+            return;
+        }
+        let p = &self.core.presence;
+        let (on_device, total) = (p.device_sessions(uid, device_flag).len(), p.sessions_of(uid).len());
+        let line = crate::webhook::plan::online_line(uid, device_flag, online, session, on_device, total);
+        let event = Command::PresenceEvent { uid: uid.to_string(), line };
+        if let Err(e) = self.core.groups.submit(event).await {
+            tracing::info!(uid, error = %e, "user.onlinestatus event not recorded");
+        }
     }
 
     async fn reply(&self, frame: LinkFrame) {

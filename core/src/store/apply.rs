@@ -152,6 +152,9 @@ pub fn apply_command(
             }
             return Ok(result);
         }
+        Command::PresenceEvent { uid, line } => {
+            st.put(keys::outbox(k_slot(&uid, slots), message_id as u64), super::encode(&OutboxEvent::Online(line)));
+        }
         Command::OutboxDone { slot, upto } => {
             let done = |key: &[u8]| keys::outbox_id(key, slot).is_some_and(|id| id <= upto);
             for key in st.keys_while(&keys::outbox(slot, 0), done)? {

@@ -82,6 +82,8 @@ pub struct ConversationRecord {
 pub enum OutboxEvent {
     /// A stored message: `msg.notify`, and `msg.offline` for its recipients without a session.
     Message { channel_id: String, channel_type: u8, message_seq: u64 },
+    /// A `user.onlinestatus` line.
+    Online(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

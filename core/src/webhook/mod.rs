@@ -12,7 +12,7 @@ use crate::raft::group::Groups;
 use crate::raft::Command;
 use crate::store::model::OutboxEvent;
 use crate::store::{Db, StoreError};
-use plan::{Post, Row};
+use plan::{Post, Row, Wanted};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,14 +102,20 @@ async fn round(
     let batch = w.db.outbox(slot, s.batch_size)?;
     w.metrics.webhook_backlog.with_label_values(&[&slot.to_string()]).set(w.db.outbox_len(slot, BACKLOG_CAP)? as i64);
     let Some(&(last, _)) = batch.last() else { return Ok(0) };
+    let wanted =
+        Wanted { notify: s.sends("msg.notify"), offline: s.sends("msg.offline"), online: s.sends("user.onlinestatus") };
     let mut rows = Vec::new();
     for (id, event) in batch {
-        let OutboxEvent::Message { channel_id, channel_type, message_seq } = event;
-        let Some(message) = w.db.message(&channel_id, channel_type, message_seq)? else { continue };
-        let offline = if s.sends("msg.offline") { offline(w, &message)? } else { Vec::new() };
-        rows.push(Row { id, message, offline });
+        match event {
+            OutboxEvent::Message { channel_id, channel_type, message_seq } => {
+                let Some(message) = w.db.message(&channel_id, channel_type, message_seq)? else { continue };
+                let offline = if wanted.offline { offline(w, &message)? } else { Vec::new() };
+                rows.push(Row::Message { id, message, offline });
+            }
+            OutboxEvent::Online(line) => rows.push(Row::Online { id, line }),
+        }
     }
-    for post in plan::posts(&rows, s.sends("msg.notify"), s.sends("msg.offline")) {
+    for post in plan::posts(&rows, wanted) {
         let key = (post.event, post.ids.clone());
         if taken.contains(&key) {
             continue;

@@ -6,11 +6,26 @@ use crate::store::model::StoredMessage;
 use std::time::Duration;
 use tern_shared::channel::{kind, person_channel_for};
 
-/// An outbox row ready to send: its message and, for `msg.offline`, its recipients without a session.
-pub struct Row {
-    pub id: u64,
-    pub message: StoredMessage,
-    pub offline: Vec<String>,
+/// An outbox row ready to send.
+pub enum Row {
+    /// A stored message and, for `msg.offline`, its recipients without a session.
+    Message { id: u64, message: StoredMessage, offline: Vec<String> },
+    /// A `user.onlinestatus` line.
+    Online { id: u64, line: String },
+}
+
+/// Which events the business server wants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted {
+    pub notify: bool,
+    pub offline: bool,
+    pub online: bool,
+}
+
+/// A `user.onlinestatus` line as WuKongIM writes it: `uid-device_flag-online(0|1)-connection id-sessions
+/// of the uid on that device flag-sessions of the uid`, the counts after the change.
+pub fn online_line(uid: &str, device_flag: u8, online: bool, session: u64, on_device: usize, total: usize) -> String {
+    format!("{uid}-{device_flag}-{}-{session}-{on_device}-{total}", u8::from(online))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,24 +47,40 @@ fn json(m: &StoredMessage) -> MessageJson {
 
 /// `msg.notify`: one POST with every message of the round (an array, as WuKongIM batches them).
 /// `msg.offline`: one POST per message that has recipients without a session, the message object with
-/// their uids in `to_uids`.
-pub fn posts(rows: &[Row], notify: bool, offline: bool) -> Vec<Post> {
+/// their uids in `to_uids`. `user.onlinestatus`: one POST with every line of the round.
+pub fn posts(rows: &[Row], wanted: Wanted) -> Vec<Post> {
     let mut out = Vec::new();
-    if notify && !rows.is_empty() {
-        let messages: Vec<MessageJson> = rows.iter().map(|r| json(&r.message)).collect();
-        let body = serde_json::to_vec(&messages).unwrap_or_default();
-        out.push(Post { event: "msg.notify", body, ids: rows.iter().map(|r| r.id).collect() });
+    let messages: Vec<(u64, &StoredMessage, &[String])> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Message { id, message, offline } => Some((*id, message, offline.as_slice())),
+            Row::Online { .. } => None,
+        })
+        .collect();
+    if wanted.notify && !messages.is_empty() {
+        let bodies: Vec<MessageJson> = messages.iter().map(|(_, m, _)| json(m)).collect();
+        let body = serde_json::to_vec(&bodies).unwrap_or_default();
+        out.push(Post { event: "msg.notify", body, ids: messages.iter().map(|(id, ..)| *id).collect() });
     }
-    if offline {
-        for r in rows.iter().filter(|r| !r.offline.is_empty()) {
-            let mut value = serde_json::to_value(json(&r.message)).unwrap_or_default();
-            value["to_uids"] = serde_json::json!(r.offline);
-            out.push(Post {
-                event: "msg.offline",
-                body: serde_json::to_vec(&value).unwrap_or_default(),
-                ids: vec![r.id],
-            });
+    if wanted.offline {
+        for (id, message, offline) in messages.iter().filter(|(.., offline)| !offline.is_empty()) {
+            let mut value = serde_json::to_value(json(message)).unwrap_or_default();
+            value["to_uids"] = serde_json::json!(offline);
+            let body = serde_json::to_vec(&value).unwrap_or_default();
+            out.push(Post { event: "msg.offline", body, ids: vec![*id] });
         }
+    }
+    let online: Vec<(u64, &str)> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Online { id, line } => Some((*id, line.as_str())),
+            Row::Message { .. } => None,
+        })
+        .collect();
+    if wanted.online && !online.is_empty() {
+        let lines: Vec<&str> = online.iter().map(|(_, l)| *l).collect();
+        let body = serde_json::to_vec(&lines).unwrap_or_default();
+        out.push(Post { event: "user.onlinestatus", body, ids: online.iter().map(|(id, _)| *id).collect() });
     }
     out
 }
@@ -81,14 +112,17 @@ mod tests {
             payload: b"{\"type\":1}".to_vec(),
             ..Default::default()
         };
-        Row { id, message, offline: offline.iter().map(|s| s.to_string()).collect() }
+        Row::Message { id, message, offline: offline.iter().map(|s| s.to_string()).collect() }
     }
+
+    const ALL: Wanted = Wanted { notify: true, offline: true, online: true };
 
     #[test]
     fn one_notify_for_the_round_and_one_offline_per_message_with_offline_recipients() {
-        let rows = [row(7, "g", kind::GROUP, &["bob", "carol"]), row(9, "bob@alice", kind::PERSON, &[])];
-        let p = posts(&rows, true, true);
-        assert_eq!(p.len(), 2);
+        let online = Row::Online { id: 11, line: online_line("bob", 1, true, 42, 1, 2) };
+        let rows = [row(7, "g", kind::GROUP, &["bob", "carol"]), row(9, "bob@alice", kind::PERSON, &[]), online];
+        let p = posts(&rows, ALL);
+        assert_eq!(p.len(), 3);
         assert_eq!((p[0].event, p[0].ids.clone()), ("msg.notify", vec![7, 9]));
         let notify: serde_json::Value = serde_json::from_slice(&p[0].body).unwrap();
         assert_eq!(notify[1]["channel_id"], "bob", "a person message names its recipient");
@@ -97,7 +131,9 @@ mod tests {
         let offline: serde_json::Value = serde_json::from_slice(&p[1].body).unwrap();
         assert_eq!(offline["to_uids"], serde_json::json!(["bob", "carol"]));
         assert_eq!(offline["message_idstr"], "7");
-        assert!(posts(&rows, false, false).is_empty());
+        assert_eq!((p[2].event, p[2].ids.clone()), ("user.onlinestatus", vec![11]));
+        assert_eq!(p[2].body, br#"["bob-1-1-42-1-2"]"#);
+        assert!(posts(&rows, Wanted::default()).is_empty());
     }
 
     #[test]
