@@ -9,6 +9,8 @@ use crate::raft::{Command, CommandResult, NewMessage};
 use crate::rules::send::{outcome, Outcome};
 use crate::store::Db;
 use std::sync::Arc;
+use tern_shared::channel::{kind, person_channel_for};
+use tern_shared::proto::Reason;
 
 pub struct Core {
     pub config: CoreConfig,
@@ -22,6 +24,34 @@ pub struct Core {
 }
 
 impl Core {
+    /// Why a client's message is refused before it is proposed, from state outside its channel's slot
+    /// (the apply checks the channel's own): the sender's own ban, and for a person channel the
+    /// recipient's deny list. Read from this node's state: a change made a moment ago elsewhere may not
+    /// be seen yet.
+    pub fn client_refusal(&self, m: &NewMessage) -> Option<Reason> {
+        let checked = || -> Result<Option<Reason>, crate::store::StoreError> {
+            if let Some(own) = self.db.channel(&m.from_uid, kind::PERSON)? {
+                if own.ban {
+                    return Ok(Some(Reason::Ban));
+                }
+                if own.send_ban {
+                    return Ok(Some(Reason::SendBan));
+                }
+            }
+            if m.channel_type == kind::PERSON {
+                let to = person_channel_for(&m.channel_id, &m.from_uid);
+                if self.db.is_listed(to, kind::PERSON, crate::store::keys::DENY, &m.from_uid)? {
+                    return Ok(Some(Reason::InDenyList));
+                }
+            }
+            Ok(None)
+        };
+        checked().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "send checks failed");
+            Some(Reason::SystemError)
+        })
+    }
+
     /// The command that stores `m`: with a webhook outbox row when the business server wants messages.
     pub fn send_command(&self, m: NewMessage) -> Command {
         let w = &self.config.webhook;

@@ -56,7 +56,13 @@ pub(crate) fn recipients(db: &Db, m: &StoredMessage) -> Result<Vec<String>, crat
         v.dedup();
         return Ok(v);
     }
-    db.subscribers(&m.channel_id, m.channel_type)
+    // Members on the deny list do not read the group either.
+    let denied = db.list(&m.channel_id, m.channel_type, crate::store::keys::DENY)?;
+    let mut members = db.subscribers(&m.channel_id, m.channel_type)?;
+    if !denied.is_empty() {
+        members.retain(|u| !denied.contains(u));
+    }
+    Ok(members)
 }
 
 /// Groups the online sessions of `uids` by edge, then by the channel id each sees.

@@ -74,6 +74,15 @@ pub enum Command {
         slot: u16,
         upto: u64,
     },
+    /// Changes a channel's deny list or allow list. A person channel's lists are its owner's: the
+    /// channel id is the uid whose senders they filter.
+    SetList {
+        channel_id: String,
+        channel_type: u8,
+        list: MemberList,
+        change: ListChange,
+        uids: Vec<String>,
+    },
     /// A session of `uid` came or went: a `user.onlinestatus` line for the webhook outbox.
     PresenceEvent {
         uid: String,
@@ -88,6 +97,22 @@ pub enum Command {
         change: ConversationChange,
         at_ms: i64,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberList {
+    /// Its uids may not send to the channel (nor read a group).
+    Deny,
+    /// When not empty, only its uids may send.
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListChange {
+    Add,
+    Remove,
+    /// The list becomes exactly the uids given (none: empty).
+    Set,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +141,7 @@ impl Command {
             Command::Send(m) | Command::SendWithEvents(m) => &m.channel_id,
             Command::OutboxDone { .. } => "",
             Command::PresenceEvent { uid, .. } => uid,
+            Command::SetList { channel_id, .. } => channel_id,
             Command::SetConversation { channel_id, .. } => channel_id,
         }
     }

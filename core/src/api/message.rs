@@ -112,6 +112,16 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
     let stored = stored_channel(&req.login_uid, &req.channel_id, req.channel_type)?;
     // Every message acked before this request is visible, whichever node answers.
     core.groups.of(&stored).reads.wait().await?;
+    // A group is read by its members, the deny list's aside; without a login_uid the business server reads.
+    if req.channel_type == kind::GROUP && !req.login_uid.is_empty() {
+        let member = core.db.is_subscriber(&stored, req.channel_type, &req.login_uid)?;
+        if !member || core.db.is_listed(&stored, req.channel_type, crate::store::keys::DENY, &req.login_uid)? {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{} may not read {}", req.login_uid, req.channel_id),
+            ));
+        }
+    }
     let limit = if req.limit == 0 { 100 } else { req.limit.min(MAX_SYNC_LIMIT) };
     let page = Page { limit, max_bytes: MAX_SYNC_BYTES };
     let Paged { mut messages, more } = if req.pull_mode == 1 {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 type AppState = Arc<Core>;
 
 pub fn router(core: Arc<Core>) -> Router {
+    use crate::raft::{ListChange::*, MemberList::*};
     let managed = Router::new()
         .route("/user/token", post(user::token))
         .route("/user/device_quit", post(user::device_quit))
@@ -30,6 +31,16 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/delete", post(channel::delete))
         .route("/channel/subscriber_add", post(channel::subscriber_add))
         .route("/channel/subscriber_remove", post(channel::subscriber_remove))
+        .route("/channel/subscriber_remove_all", post(channel::subscriber_remove_all))
+        .route("/channel/blacklist_add", channel::list_route(Deny, Add, false))
+        .route("/channel/blacklist_set", channel::list_route(Deny, Set, false))
+        .route("/channel/blacklist_remove", channel::list_route(Deny, Remove, false))
+        .route("/channel/blacklist_remove_all", channel::list_route(Deny, Set, true))
+        .route("/channel/whitelist_add", channel::list_route(Allow, Add, false))
+        .route("/channel/whitelist_set", channel::list_route(Allow, Set, false))
+        .route("/channel/whitelist_remove", channel::list_route(Allow, Remove, false))
+        .route("/channel/whitelist_remove_all", channel::list_route(Allow, Set, true))
+        .route("/channel/whitelist", get(channel::allow_list))
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))

@@ -182,7 +182,9 @@ impl LinkHandler {
         let cost = msg.payload.len().clamp(1, self.core.config.link_send_budget) as u32;
         let Ok(held) = self.budget.clone().acquire_many_owned(cost).await else { return };
         let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
-        let pending = match client_message(msg, origin, crate::rules::now_secs()) {
+        let checked = client_message(msg, origin, crate::rules::now_secs())
+            .and_then(|m| self.core.client_refusal(&m).map_or(Ok(m), Err));
+        let pending = match checked {
             Err(reason) => Err(reason),
             Ok(m) => Ok(self.core.groups.submit(self.core.send_command(m)).await),
         };
@@ -213,7 +215,11 @@ async fn check_token(core: &Core, uid: &str, device_flag: u8, token: &str) -> (R
     let presented = tern_shared::secret::user_token_hash(uid, token);
     match core.db.token(uid, device_flag) {
         Ok(Some(t)) if !token.is_empty() && tern_shared::secret::same(&t.hash, &presented) => {
-            (Reason::Success, t.device_level)
+            // A banned user (`/channel/info` on their person channel) stays out.
+            match core.db.channel(uid, tern_shared::channel::kind::PERSON) {
+                Ok(Some(own)) if own.ban => (Reason::Ban, 0),
+                _ => (Reason::Success, t.device_level),
+            }
         }
         Ok(_) => (Reason::AuthFail, 0),
         Err(e) => {

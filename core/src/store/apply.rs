@@ -5,7 +5,7 @@
 use super::keys::{self, ChannelKeys};
 use super::model::{ChannelRecord, ConversationRecord, DedupRecord, OutboxEvent, StoredMessage, TokenRecord};
 use super::{Db, StoreError, CF_SM};
-use crate::raft::{Command, CommandResult, ConversationChange, NewMessage, Origin};
+use crate::raft::{Command, CommandResult, ConversationChange, ListChange, MemberList, NewMessage, Origin};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use std::collections::BTreeMap;
 use tern_shared::channel::{kind, person_pair};
@@ -74,6 +74,26 @@ impl<'a> Overlay<'a> {
             };
         }
         Ok(found.into_iter().collect())
+    }
+
+    /// Whether any key lies under `prefix`, as the writes so far leave them (reads one key, not all).
+    fn any_under(&self, prefix: &[u8]) -> Result<bool, StoreError> {
+        let under = self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix));
+        if under.clone().any(|(_, v)| v.is_some()) {
+            return Ok(true);
+        }
+        let deleted: std::collections::BTreeSet<&Vec<u8>> = under.map(|(k, _)| k).collect();
+        let cf = self.db.cf(CF_SM)?;
+        for item in self.db.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, _) = item?;
+            if !k.starts_with(prefix) {
+                return Ok(false);
+            }
+            if !deleted.contains(&k.to_vec()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
@@ -151,6 +171,37 @@ pub fn apply_command(
                 }
             }
             return Ok(result);
+        }
+        Command::SetList { channel_id, channel_type, list, change, uids } => {
+            let k = ChannelKeys::new(&channel_id, channel_type, slots);
+            let tag = match list {
+                MemberList::Deny => keys::DENY,
+                MemberList::Allow => keys::ALLOW,
+            };
+            if change == ListChange::Set {
+                st.delete_prefix(&k.list_prefix(tag))?;
+            }
+            for uid in &uids {
+                match change {
+                    ListChange::Add | ListChange::Set => st.put(k.listed(tag, uid), Vec::new()),
+                    ListChange::Remove => st.delete(k.listed(tag, uid)),
+                }
+            }
+            // A denied member no longer has the conversation (as WuKongIM); allowed again, it gets it back.
+            if list == MemberList::Deny && channel_type != kind::PERSON {
+                match change {
+                    ListChange::Add | ListChange::Set => {
+                        for uid in &uids {
+                            st.delete(k.conversation(uid));
+                        }
+                    }
+                    ListChange::Remove => {
+                        let members = subscribers(st, &k)?;
+                        let back: Vec<String> = uids.into_iter().filter(|u| members.contains(u)).collect();
+                        join(st, &k, &back)?;
+                    }
+                }
+            }
         }
         Command::PresenceEvent { uid, line } => {
             st.put(keys::outbox(k_slot(&uid, slots), message_id as u64), super::encode(&OutboxEvent::Online(line)));
@@ -250,20 +301,27 @@ fn may_send(st: &Overlay<'_>, k: &ChannelKeys, msg: &NewMessage) -> Result<Optio
         return Ok(Some(Reason::ChannelNotExist));
     };
     let channel: ChannelRecord = super::decode("channel", &raw)?;
+    // WuKongIM's order. A business server's sends pass the sender checks.
+    if channel.ban {
+        return Ok(Some(Reason::Ban));
+    }
     if channel.disband {
         return Ok(Some(Reason::Disband));
     }
     if !msg.check_sender {
         return Ok(None);
     }
-    if channel.ban {
-        return Ok(Some(Reason::Ban));
-    }
     if channel.send_ban {
         return Ok(Some(Reason::SendBan));
     }
+    if st.exists(&k.listed(keys::DENY, &msg.from_uid))? {
+        return Ok(Some(Reason::InDenyList));
+    }
     if !st.exists(&k.subscriber(&msg.from_uid))? {
         return Ok(Some(Reason::SubscriberNotExist));
+    }
+    if st.any_under(&k.list_prefix(keys::ALLOW))? && !st.exists(&k.listed(keys::ALLOW, &msg.from_uid))? {
+        return Ok(Some(Reason::NotInAllowList));
     }
     Ok(None)
 }

@@ -15,6 +15,8 @@
 //!            'd' slot type id 0 from_uid 0 client_msg_no -> (message id, seq) for dedup
 //!            'w' slot uid 0 type id                     -> uid's conversation in the channel (read position)
 //!            'o' slot id(u64 BE)                        -> webhook event waiting for delivery (outbox)
+//!            'b' slot type id 0 uid                     -> uid is on the channel's deny list
+//!            'a' slot type id 0 uid                     -> uid is on the channel's allow list
 //! ```
 //! A conversation key lives in its channel's slot (so one raft entry writes a message and its sender's
 //! read position), but starts with the uid: a user's conversations are one prefix in each slot.
@@ -24,7 +26,7 @@
 use tern_shared::channel::slot_of;
 
 /// The state-machine tags that hold a slot's data (what its snapshot carries).
-pub const DATA_TAGS: [u8; 8] = *b"ucsqmdwo";
+pub const DATA_TAGS: [u8; 10] = *b"ucsqmdwoba";
 
 pub fn applied(slot: u16) -> Vec<u8> {
     head(b'A', slot)
@@ -114,6 +116,13 @@ impl ChannelKeys {
     pub fn subscriber_prefix(&self) -> Vec<u8> {
         self.with(b's', &[&[0]])
     }
+    /// A uid on one of the channel's lists (`DENY` or `ALLOW`), and the start of that list.
+    pub fn listed(&self, list: u8, uid: &str) -> Vec<u8> {
+        self.with(list, &[&[0], uid.as_bytes()])
+    }
+    pub fn list_prefix(&self, list: u8) -> Vec<u8> {
+        self.with(list, &[&[0]])
+    }
     pub fn message(&self, seq: u64) -> Vec<u8> {
         self.with(b'm', &[&[0], &seq.to_be_bytes()])
     }
@@ -129,6 +138,10 @@ impl ChannelKeys {
         k
     }
 }
+
+/// The tags of a channel's deny list and allow list.
+pub const DENY: u8 = b'b';
+pub const ALLOW: u8 = b'a';
 
 /// An outbox row of `slot`; ids are the message ids of the entries that wrote them, so they grow.
 pub fn outbox(slot: u16, id: u64) -> Vec<u8> {
@@ -165,7 +178,7 @@ pub fn token(uid: &str, device_flag: u8, slots: u16) -> Vec<u8> {
     k
 }
 
-/// The uid at the end of a subscriber key that starts with `prefix`.
+/// The uid at the end of a subscriber or list key that starts with `prefix`.
 pub fn subscriber_uid<'a>(key: &'a [u8], prefix: &[u8]) -> Option<&'a str> {
     key.strip_prefix(prefix).and_then(|uid| std::str::from_utf8(uid).ok())
 }

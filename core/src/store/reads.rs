@@ -35,14 +35,28 @@ impl Db {
     }
 
     pub fn subscribers(&self, channel_id: &str, channel_type: u8) -> Result<Vec<String>, StoreError> {
-        let prefix = ChannelKeys::new(channel_id, channel_type, self.slots).subscriber_prefix();
+        self.uids_under(&ChannelKeys::new(channel_id, channel_type, self.slots).subscriber_prefix())
+    }
+
+    /// The uids at the end of the keys under `prefix`.
+    fn uids_under(&self, prefix: &[u8]) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(prefix, Direction::Forward)) {
             let (k, _) = item?;
-            let Some(uid) = keys::subscriber_uid(&k, &prefix) else { break };
+            let Some(uid) = keys::subscriber_uid(&k, prefix) else { break };
             out.push(uid.to_string());
         }
         Ok(out)
+    }
+
+    /// The uids on a channel's deny list (`keys::DENY`) or allow list (`keys::ALLOW`).
+    pub fn list(&self, channel_id: &str, channel_type: u8, list: u8) -> Result<Vec<String>, StoreError> {
+        self.uids_under(&ChannelKeys::new(channel_id, channel_type, self.slots).list_prefix(list))
+    }
+
+    pub fn is_listed(&self, channel_id: &str, channel_type: u8, list: u8, uid: &str) -> Result<bool, StoreError> {
+        let k = ChannelKeys::new(channel_id, channel_type, self.slots);
+        Ok(self.get_sm(&k.listed(list, uid))?.is_some())
     }
 
     pub fn is_subscriber(&self, channel_id: &str, channel_type: u8, uid: &str) -> Result<bool, StoreError> {

@@ -90,6 +90,10 @@ pub(super) async fn accept<W: Wire>(
     if reason == Reason::QueryTokenError.code() {
         return Err(refuse(tx, Reason::QueryTokenError, "token check failed".into(), version).await);
     }
+    // The token was right: a banned user is told so, and it is not counted as a guess.
+    if reason == Reason::Ban.code() {
+        return Err(refuse(tx, Reason::Ban, "banned".into(), version).await);
+    }
     if reason != Reason::Success.code() {
         edge.logins().failed(&c.uid, ip, Instant::now());
         return Err(refuse(tx, Reason::AuthFail, "token rejected".into(), version).await);

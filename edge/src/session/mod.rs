@@ -45,6 +45,7 @@ impl Close {
         }
         match self.code {
             Reason::AuthFail => "auth",
+            Reason::Ban => "banned",
             Reason::NotSupportHeader => "malformed",
             _ => "other",
         }

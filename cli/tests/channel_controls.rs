@@ -1,0 +1,84 @@
+//! Channel controls with WuKongIM's API and reason codes: deny lists (a group's, and a user's own for
+//! the people who write to them), allow lists, users banned from connecting or sending, and removing
+//! every subscriber.
+
+mod common;
+
+use common::{connect, Cluster};
+use std::time::Duration;
+use tern_shared::client::{Client, ClientError, ClientOptions, Incoming};
+use tern_shared::proto::Reason;
+
+async fn sent(c: &Client, to: &str, channel_type: u8) -> u8 {
+    c.send_text(to, channel_type, "hi").await.expect("a SENDACK").reason_code
+}
+
+fn list(channel_id: &str, channel_type: u8, uids: &[&str]) -> serde_json::Value {
+    serde_json::json!({"channel_id": channel_id, "channel_type": channel_type, "uids": uids})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_and_allow_lists_bans_and_removals_are_enforced() {
+    let cl = Cluster::start("").await;
+    let api = &cl.api;
+    for u in ["alice", "bob", "carol", "dave", "eve"] {
+        api.user(u, 0).await;
+    }
+    api.group("g", &["alice", "bob", "carol"]).await;
+    let tcp = cl.tcp();
+    let alice = connect(&tcp, "alice", 0).await;
+    let mut bob = connect(&tcp, "bob", 0).await;
+    let carol = connect(&tcp, "carol", 0).await;
+    let dave = connect(&tcp, "dave", 0).await;
+    let ok = Reason::Success.code();
+    assert_eq!(sent(&alice, "g", 2).await, ok);
+    assert!(matches!(bob.recv_timeout(Duration::from_secs(5)).await, Some(Incoming::Message(_))));
+
+    // A denied member can neither send to the group nor read it; a non-member neither.
+    api.ok("/channel/blacklist_add", list("g", 2, &["bob"])).await;
+    assert_eq!(sent(&bob, "g", 2).await, Reason::InDenyList.code());
+    assert_eq!(sent(&dave, "g", 2).await, Reason::SubscriberNotExist.code());
+    assert_eq!(sent(&alice, "g", 2).await, ok);
+    assert_eq!(bob.recv_timeout(Duration::from_millis(500)).await, None, "a denied member got the group's message");
+    for reader in ["bob", "dave"] {
+        let body = serde_json::json!({"login_uid": reader, "channel_id": "g", "channel_type": 2, "pull_mode": 1});
+        let (status, _) = api.post("/channel/messagesync", body).await;
+        assert_eq!(status, 403, "{reader} read the group");
+    }
+    api.ok("/channel/blacklist_remove", list("g", 2, &["bob"])).await;
+    assert_eq!(sent(&bob, "g", 2).await, ok);
+
+    // An allow list admits only its members.
+    api.ok("/channel/whitelist_add", list("g", 2, &["alice"])).await;
+    assert_eq!(sent(&carol, "g", 2).await, Reason::NotInAllowList.code());
+    assert_eq!(sent(&alice, "g", 2).await, ok);
+    let allowed = api.ok_get("/channel/whitelist?channel_id=g&channel_type=2").await;
+    assert_eq!(allowed, serde_json::json!([{"uid": "alice"}]));
+    api.ok("/channel/whitelist_remove_all", serde_json::json!({"channel_id": "g", "channel_type": 2})).await;
+    assert_eq!(sent(&carol, "g", 2).await, ok);
+
+    // A user's own deny list keeps who is on it from writing to them.
+    api.ok("/channel/blacklist_add", list("bob", 1, &["alice"])).await;
+    assert_eq!(sent(&alice, "bob", 1).await, Reason::InDenyList.code());
+    assert_eq!(sent(&carol, "bob", 1).await, ok);
+    api.ok("/channel/blacklist_set", list("bob", 1, &[])).await;
+    assert_eq!(sent(&alice, "bob", 1).await, ok);
+
+    // A user banned from sending still connects; a banned user does not.
+    api.ok("/channel/info", serde_json::json!({"channel_id": "carol", "channel_type": 1, "send_ban": 1})).await;
+    assert_eq!(sent(&carol, "g", 2).await, Reason::SendBan.code());
+    api.ok("/channel/info", serde_json::json!({"channel_id": "eve", "channel_type": 1, "ban": 1})).await;
+    let refused = Client::connect(ClientOptions::new(tcp.clone(), "eve", "eve-tok")).await.err();
+    assert!(matches!(refused, Some(ClientError::Rejected(code)) if code == Reason::Ban.code()), "{refused:?}");
+
+    // Every subscriber removed: nobody is a member any more.
+    api.ok("/channel/subscriber_remove_all", serde_json::json!({"channel_id": "g", "channel_type": 2})).await;
+    assert_eq!(sent(&alice, "g", 2).await, Reason::SubscriberNotExist.code());
+
+    // Mistakes are named.
+    let (status, body) = api.post("/channel/blacklist_add", list("g", 2, &[])).await;
+    assert_eq!((status, body["msg"].as_str()), (400, Some("uids cannot be empty")));
+    let (status, _) =
+        api.post("/channel/subscriber_remove_all", serde_json::json!({"channel_id": "x", "channel_type": 1})).await;
+    assert_eq!(status, 400);
+}
