@@ -205,3 +205,39 @@ async fn a_sync_answer_is_capped_in_bytes_and_pages_on() {
     let nos: Vec<String> = common::numbered(&all).into_iter().map(|(no, _)| no).collect();
     assert_eq!(nos, (0..6).map(|n| format!("big-{n}")).collect::<Vec<_>>());
 }
+
+/// A RECV stays in flight until its RECVACK: written again after `recv_resend_ms`, and a client that
+/// never acks is closed after `recv_resends` resends (it then resyncs by seq); one that acks gets each
+/// message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacked_recvs_are_sent_again_and_a_client_that_never_acks_is_closed() {
+    let cl = Cluster::start("recv_resend_ms = 300\nrecv_resends = 2\n").await;
+    for uid in ["alice", "bob", "carol"] {
+        cl.api.user(uid, 0).await;
+    }
+    let alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut o = tern_shared::client::ClientOptions::new(cl.tcp(), "bob", "bob-tok");
+    o.ack_recvs = false;
+    let mut bob = Client::connect(o).await.unwrap();
+    let mut carol = connect(&cl.tcp(), "carol", 0).await;
+    let sent = alice.send_text("bob", 1, "ack me").await.unwrap();
+    assert_eq!(alice.send_text("carol", 1, "acked").await.unwrap().reason_code, 1);
+    let mut copies = 0;
+    let closed = loop {
+        match bob.recv_timeout(Duration::from_secs(3)).await {
+            Some(Incoming::Message(m)) => {
+                assert_eq!(m.message_id, sent.message_id);
+                copies += 1;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(copies, 3, "the first write and two resends");
+    assert!(!matches!(closed, Some(Incoming::Message(_))), "{closed:?}");
+    assert_eq!(text(&next_message(&mut carol).await), "acked");
+    assert_eq!(carol.recv_timeout(Duration::from_secs(1)).await, None, "an acked RECV came again");
+    common::wait_metric(&cl.edge.addr("http"), "tern_edge_slow_clients_closed_total", Duration::from_secs(5), |n| {
+        n >= 1.0
+    })
+    .await;
+}

@@ -44,8 +44,13 @@ pub struct EdgeConfig {
     pub connect_timeout_ms: u64,
     /// An authenticated connection silent this long is closed (clients ping every ~60 s).
     pub idle_timeout_ms: u64,
-    /// Frames queued toward one client before it counts as too slow and is closed.
+    /// Frames queued toward one client, and RECVs it has not acked, before it counts as too slow and is
+    /// closed (it then resyncs by seq).
     pub session_queue: usize,
+    /// A RECV not acked (RECVACK) in this time is written again.
+    pub recv_resend_ms: u64,
+    /// Resends of one RECV before its client is closed as not acking.
+    pub recv_resends: u32,
     /// A write to a client that cannot finish in this time closes it as too slow.
     pub write_timeout_ms: u64,
     /// Frames queued toward the core before client reads wait.
@@ -96,6 +101,15 @@ pub struct Advertise {
     pub quic: String,
 }
 
+impl EdgeConfig {
+    pub fn recv_resend(&self) -> crate::session::outbox::Resend {
+        crate::session::outbox::Resend {
+            after: std::time::Duration::from_millis(self.recv_resend_ms),
+            times: self.recv_resends,
+        }
+    }
+}
+
 impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
@@ -118,6 +132,8 @@ impl Default for EdgeConfig {
             connect_timeout_ms: 5_000,
             idle_timeout_ms: 180_000,
             session_queue: 1024,
+            recv_resend_ms: 10_000,
+            recv_resends: 3,
             write_timeout_ms: 10_000,
             link_queue: 64 * 1024,
             send_budget: 2 << 20,
@@ -191,6 +207,9 @@ impl Validate for EdgeConfig {
         }
         if self.session_queue < 8 {
             return Err(ConfigError::invalid("session_queue", "must be at least 8"));
+        }
+        if self.recv_resend_ms < 100 {
+            return Err(ConfigError::invalid("recv_resend_ms", "must be at least 100"));
         }
         if self.accept_backlog == 0 {
             return Err(ConfigError::invalid("accept_backlog", "must be greater than 0"));

@@ -109,7 +109,10 @@ impl Metrics {
             closed_bad_input: by_reason("closed_bad_input_total", "Sessions closed for malformed or unexpected input"),
             sends: counter("sends_total", "SEND frames forwarded to the core"),
             recv_delivered: counter("recv_delivered_total", "RECV frames queued to clients"),
-            slow_clients_closed: counter("slow_clients_closed_total", "Clients closed because their queue was full"),
+            slow_clients_closed: counter(
+                "slow_clients_closed_total",
+                "Clients closed as too slow: their queue full, a write timed out, or RECVs not acked",
+            ),
             links_up: gauge("core_links_up", "Links to core nodes that are up"),
             resent_sends: counter("resent_sends_total", "SENDs lost with a core link and sent again over another"),
             links_quic: gauge("core_links_quic", "Links to core nodes that are up over QUIC (the rest use TCP)"),

@@ -41,8 +41,9 @@ impl Proc {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
             let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
-            // The end of the log says why; its start is every node's startup chatter.
+            // The end of the log says why (before any backtrace); its start is every node's startup chatter.
             let text = std::fs::read_to_string(log).unwrap_or_default();
+            let text = text.split("tack backtrace:").next().unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             panic!("{args:?} did not become ready (exit: {exited:?}); last lines of its log:\n{}", tail.join("\n"));
@@ -414,15 +415,20 @@ impl Cluster3 {
 
     async fn start_inner(core_toml: &str, relay_rtt_ms: Option<u32>) -> Cluster3 {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p = free_ports(9);
+        // Relays listen on ports of the same batch: one the kernel gave a relay for port 0 could be a
+        // node's, released by `free_ports` a moment before.
+        let p = free_ports(9 + 12);
         let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
+        let mut relay_ports = p[9..].iter();
         let mut relays: Vec<Vec<Option<Relay>>> = (0..3).map(|_| (0..3).map(|_| None).collect()).collect();
         if let Some(rtt) = relay_rtt_ms {
             for (i, row) in relays.iter_mut().enumerate() {
                 for (j, slot) in row.iter_mut().enumerate() {
                     if i != j {
                         let log = dir.path().join(format!("relay-{}-{}.log", i + 1, j + 1));
-                        *slot = Some(Relay::start(&format!("127.0.0.1:{}", ports[j][2]), rtt, &log));
+                        let mut port = || relay_ports.next().copied().unwrap_or(0);
+                        let (listen, admin) = (port(), port());
+                        *slot = Some(Relay::start([listen, admin], &format!("127.0.0.1:{}", ports[j][2]), rtt, &log));
                     }
                 }
             }
@@ -610,9 +616,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn start(target: &str, rtt_ms: u32, log: &Path) -> Relay {
+    /// `ports`: where it listens and its admin API.
+    pub fn start(ports: [u16; 2], target: &str, rtt_ms: u32, log: &Path) -> Relay {
         let rtt = rtt_ms.to_string();
-        let proc = Proc::spawn(&["wan", "relay", "--listen", "127.0.0.1:0", "--to", target, "--rtt-ms", &rtt], log);
+        let [listen, admin] = ports.map(|p| format!("127.0.0.1:{p}"));
+        let args = ["wan", "relay", "--listen", &listen, "--admin", &admin, "--to", target, "--rtt-ms", &rtt];
+        let proc = Proc::spawn(&args, log);
         Relay { addr: proc.addr("relay"), admin: proc.addr("admin"), _proc: proc }
     }
 

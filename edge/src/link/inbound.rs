@@ -76,7 +76,7 @@ impl Link {
                 });
                 match proto::encode_to_vec(&recv, s.version) {
                     Ok(b) => {
-                        if self.push(&s, b.into()) {
+                        if self.push_recv(&s, m.message_id, b.into()) {
                             self.metrics.recv_delivered.inc();
                         }
                     }

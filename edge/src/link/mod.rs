@@ -69,8 +69,9 @@ pub struct Link {
     instance: u64,
     addrs: EdgeAddrs,
     queue: usize,
-    /// Frames one client may have waiting before it counts as too slow.
+    /// Frames one client may have waiting (and RECVs unacked) before it counts as too slow.
     session_queue: usize,
+    recv_resend: crate::session::outbox::Resend,
     tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
     registry: Arc<Registry>,
     metrics: Metrics,
@@ -127,6 +128,7 @@ impl Link {
             addrs,
             queue: config.link_queue,
             session_queue: config.session_queue,
+            recv_resend: config.recv_resend(),
             registry,
             metrics,
             current: tokio::sync::Mutex::new(None),
@@ -358,9 +360,10 @@ impl Link {
         }
     }
 
-    /// Queues a frame for a client; a client whose queue is full closes itself as too slow.
-    fn push(&self, s: &SessionEntry, frame: Bytes) -> bool {
-        s.outbox.push(frame, self.session_queue)
+    /// Queues a RECV for a client, kept until acked; a client whose queue is full closes itself as too
+    /// slow.
+    fn push_recv(&self, s: &SessionEntry, message_id: i64, frame: Bytes) -> bool {
+        s.outbox.push_recv(message_id, frame, self.session_queue, std::time::Instant::now(), self.recv_resend)
     }
 }
 

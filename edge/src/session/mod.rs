@@ -11,7 +11,7 @@ pub mod wire;
 use crate::link::PendingSend;
 use crate::Edge;
 use bytes::{Bytes, BytesMut};
-use outbox::{Drained, Outbox};
+use outbox::{Drained, NotAcked, Outbox};
 use registry::SessionEntry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,6 +172,9 @@ impl Session {
         let max = self.edge.config.max_frame;
         let write_limit = Duration::from_millis(self.edge.config.write_timeout_ms);
         let mut deadline = Instant::now() + idle;
+        let resend = self.edge.config.recv_resend();
+        let mut resends = tokio::time::interval((resend.after / 4).max(Duration::from_millis(25)));
+        resends.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Frames that came right behind CONNECT are already buffered.
         let mut packets = Vec::new();
         let early = std::mem::take(&mut buf);
@@ -183,7 +186,7 @@ impl Session {
                 deadline = Instant::now() + idle;
                 let mut replies = Vec::new();
                 for p in std::mem::take(&mut packets) {
-                    if let Err(close) = self.handle(p, &mut replies).await {
+                    if let Err(close) = self.handle(p, &mut replies, outbox).await {
                         let _ = write_bounded(wire, replies, write_limit).await;
                         return close;
                     }
@@ -226,6 +229,10 @@ impl Session {
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => return Close::new(Reason::Unknown, format!("idle for {idle:?}")),
+                _ = resends.tick() => if let Err(NotAcked(id)) = outbox.resend_due(std::time::Instant::now(), resend) {
+                    self.edge.metrics.slow_clients_closed.inc();
+                    return Close::new(Reason::Unknown, format!("too slow: message {id} not acked after {} resends", resend.times));
+                },
             }
             if let Some(close) = bad {
                 return close;
@@ -233,13 +240,16 @@ impl Session {
         }
     }
 
-    async fn handle(&self, p: Packet, replies: &mut Vec<Bytes>) -> Result<(), Close> {
+    async fn handle(&self, p: Packet, replies: &mut Vec<Bytes>, outbox: &Outbox) -> Result<(), Close> {
         match p {
             Packet::Send(s) => {
                 Box::pin(self.send(s, replies)).await;
                 Ok(())
             }
-            Packet::Recvack(_) => Ok(()),
+            Packet::Recvack(r) => {
+                outbox.acked(r.message_id);
+                Ok(())
+            }
             Packet::Ping => {
                 replies.push(Bytes::from_static(&[(proto::PacketType::Pong as u8) << 4]));
                 Ok(())

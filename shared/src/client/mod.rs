@@ -30,6 +30,8 @@ pub struct ClientOptions {
     pub source: Option<std::net::IpAddr>,
     /// Extra headers of a `ws://` or `wss://` handshake (a proxy's `X-Forwarded-For`, a cookie).
     pub ws_headers: Vec<(String, String)>,
+    /// Answer each RECV with a RECVACK, as the SDKs do (off: a client that never acks, for tests).
+    pub ack_recvs: bool,
 }
 
 impl ClientOptions {
@@ -47,6 +49,7 @@ impl ClientOptions {
             server_name: None,
             source: None,
             ws_headers: Vec::new(),
+            ack_recvs: true,
         }
     }
 }
@@ -302,7 +305,8 @@ impl Client {
         });
         let pending: Pending = Arc::default();
         let (inbox_tx, inbox) = mpsc::channel(4096);
-        let reader = tokio::spawn(read_loop(reader, cipher.clone(), out.clone(), pending.clone(), inbox_tx));
+        let acks = opts.ack_recvs.then(|| out.clone());
+        let reader = tokio::spawn(read_loop(reader, cipher.clone(), acks, pending.clone(), inbox_tx));
         Ok(Client {
             out,
             version,
@@ -418,7 +422,7 @@ fn encode(p: &Packet, version: u8) -> Result<Bytes, ClientError> {
 async fn read_loop(
     mut reader: FrameReader,
     cipher: SessionCipher,
-    out: mpsc::Sender<Bytes>,
+    acks: Option<mpsc::Sender<Bytes>>,
     pending: Pending,
     inbox: mpsc::Sender<Incoming>,
 ) {
@@ -450,7 +454,7 @@ async fn read_loop(
                     message_id: r.message_id,
                     message_seq: r.message_seq,
                 });
-                if let Ok(b) = encode(&ack, reader.version) {
+                if let (Some(out), Ok(b)) = (&acks, encode(&ack, reader.version)) {
                     let _ = out.send(b).await;
                 }
                 let msg = Received {
