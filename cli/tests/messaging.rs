@@ -241,3 +241,48 @@ async fn unacked_recvs_are_sent_again_and_a_client_that_never_acks_is_closed() {
     })
     .await;
 }
+
+/// WuKongIM's lookups: by seqs, ids and client msg nos, one message, by client msg no, the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_found_by_seq_id_and_client_msg_no() {
+    let cl = Cluster::start("").await;
+    let api = &cl.api;
+    let send = |no: &str| {
+        serde_json::json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1, "client_msg_no": no,
+            "payload": "eyJ0eXBlIjoxfQ=="})
+    };
+    let mut ids = Vec::new();
+    for no in ["n1", "n2", "n3"] {
+        ids.push(api.ok("/message/send", send(no)).await["message_id"].as_i64().unwrap());
+    }
+    let body = serde_json::json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+        "message_seqs": [3, 1, 9], "message_ids": [ids[1]], "client_msg_nos": ["n1", "zz"]});
+    let found = api.ok("/messages", body).await;
+    let nos: Vec<&str> =
+        found["messages"].as_array().unwrap().iter().map(|m| m["client_msg_no"].as_str().unwrap()).collect();
+    assert_eq!(nos, ["n3", "n1", "n2", "n1"]);
+    // A message bob received names the channel by him, the party that did not send it.
+    assert_eq!(found["messages"][0]["channel_id"], "bob");
+    let one = api
+        .ok(
+            "/message",
+            serde_json::json!({"login_uid": "alice", "channel_id": "bob", "channel_type": 1, "message_id": ids[2]}),
+        )
+        .await;
+    assert_eq!((one["client_msg_no"].as_str(), one["message_seq"].as_u64()), (Some("n3"), Some(3)));
+    let missing = api
+        .ok(
+            "/message",
+            serde_json::json!({"login_uid": "alice", "channel_id": "bob", "channel_type": 1, "message_id": 1}),
+        )
+        .await;
+    assert_eq!(missing, serde_json::json!({"status": 404}));
+    let stored = tern_shared::channel::person_channel_id("alice", "bob");
+    let by_no =
+        api.ok_get(&format!("/message/byclientmsgno?channel_id={stored}&channel_type=1&client_msg_no=n2")).await;
+    assert_eq!(by_no["message_id"].as_i64(), Some(ids[1]));
+    let last = api.ok_get("/channel/last_message?login_uid=alice&channel_id=bob&channel_type=1").await;
+    assert_eq!(last["message_seq"], 3);
+    let (status, body) = api.post("/message", serde_json::json!({"channel_id": "bob", "channel_type": 1})).await;
+    assert_eq!((status, body["msg"].as_str()), (400, Some("login_uid cannot be empty")));
+}

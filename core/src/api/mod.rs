@@ -5,6 +5,7 @@ mod channel;
 mod cluster;
 mod conversation;
 mod error;
+mod lookup;
 mod message;
 mod route;
 pub mod serve;
@@ -44,6 +45,10 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))
+        .route("/messages", post(lookup::messages))
+        .route("/message", post(lookup::message))
+        .route("/message/byclientmsgno", get(lookup::by_client_msg_no))
+        .route("/channel/last_message", get(lookup::last_message))
         .route("/conversation/sync", post(conversation::sync))
         .route("/conversations/setUnread", post(conversation::set_unread))
         .route("/conversations/clearUnread", post(conversation::clear_unread))
