@@ -33,6 +33,21 @@ fn not_found() -> Response {
     Json(serde_json::json!({"status": 404})).into_response()
 }
 
+/// WuKongIM's checks of the channel a lookup names, in its order and words; `login_uid` when a person
+/// channel is named from that user's side.
+fn check(channel_id: &str, channel_type: u8, type_required: bool, login_uid: Option<&str>) -> Result<(), ApiError> {
+    if channel_id.is_empty() {
+        return Err(ApiError::bad_request("channel_id cannot be empty"));
+    }
+    if type_required && channel_type == 0 {
+        return Err(ApiError::bad_request("channel_type cannot be 0"));
+    }
+    if channel_type == kind::PERSON && login_uid == Some("") {
+        return Err(ApiError::bad_request("login_uid cannot be empty"));
+    }
+    Ok(())
+}
+
 /// The channel's newest messages (up to `SEARCH_DEPTH`) that `wanted` picks, newest first.
 fn search(
     core: &crate::context::Core,
@@ -63,9 +78,7 @@ pub struct MessagesReq {
 
 /// `POST /messages`: the messages with these seqs, then ids, then client msg nos; missing ones skipped.
 pub async fn messages(State(core): State<AppState>, ApiJson(req): ApiJson<MessagesReq>) -> Result<Response, ApiError> {
-    if req.channel_id.is_empty() {
-        return Err(ApiError::bad_request("channel_id cannot be empty"));
-    }
+    check(&req.channel_id, req.channel_type, false, None)?;
     if req.message_seqs.len() + req.message_ids.len() + req.client_msg_nos.len() > MAX_LOOKUPS {
         return Err(ApiError::bad_request(format!("at most {MAX_LOOKUPS} seqs, ids and client_msg_nos at once")));
     }
@@ -103,15 +116,7 @@ pub struct MessageReq {
 
 /// `POST /message`: one message by id or client msg no.
 pub async fn message(State(core): State<AppState>, ApiJson(req): ApiJson<MessageReq>) -> Result<Response, ApiError> {
-    if req.channel_id.is_empty() {
-        return Err(ApiError::bad_request("channel_id cannot be empty"));
-    }
-    if req.channel_type == 0 {
-        return Err(ApiError::bad_request("channel_type cannot be 0"));
-    }
-    if req.channel_type == kind::PERSON && req.login_uid.is_empty() {
-        return Err(ApiError::bad_request("login_uid cannot be empty"));
-    }
+    check(&req.channel_id, req.channel_type, true, Some(&req.login_uid))?;
     let stored = stored_channel(&req.login_uid, &req.channel_id, req.channel_type)?;
     core.groups.of(&stored).reads.wait().await?;
     let hit = search(&core, &stored, req.channel_type, |m| {
@@ -136,12 +141,7 @@ pub async fn by_client_msg_no(
     State(core): State<AppState>,
     Query(q): Query<ByClientMsgNo>,
 ) -> Result<Response, ApiError> {
-    if q.channel_id.is_empty() {
-        return Err(ApiError::bad_request("channel_id cannot be empty"));
-    }
-    if q.channel_type == 0 {
-        return Err(ApiError::bad_request("channel_type cannot be 0"));
-    }
+    check(&q.channel_id, q.channel_type, true, None)?;
     if q.client_msg_no.is_empty() {
         return Err(ApiError::bad_request("client_msg_no cannot be empty"));
     }
@@ -162,12 +162,7 @@ pub struct LastMessage {
 
 /// `GET /channel/last_message`.
 pub async fn last_message(State(core): State<AppState>, Query(q): Query<LastMessage>) -> Result<Response, ApiError> {
-    if q.channel_id.is_empty() {
-        return Err(ApiError::bad_request("channel_id cannot be empty"));
-    }
-    if q.channel_type == kind::PERSON && q.login_uid.is_empty() {
-        return Err(ApiError::bad_request("login_uid cannot be empty"));
-    }
+    check(&q.channel_id, q.channel_type, false, Some(&q.login_uid))?;
     let stored = stored_channel(&q.login_uid, &q.channel_id, q.channel_type)?;
     core.groups.of(&stored).reads.wait().await?;
     let last = core.db.last_seq(&stored, q.channel_type)?;
