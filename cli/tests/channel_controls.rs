@@ -71,6 +71,20 @@ async fn deny_and_allow_lists_bans_and_removals_are_enforced() {
     let refused = Client::connect(ClientOptions::new(tcp.clone(), "eve", "eve-tok")).await.err();
     assert!(matches!(refused, Some(ClientError::Rejected(code)) if code == Reason::Ban.code()), "{refused:?}");
 
+    // A system uid sends where it is no member and past deny lists; removed, it is a user again.
+    api.ok("/user/systemuids_add", serde_json::json!({"uids": ["dave"]})).await;
+    assert_eq!(api.ok_get("/user/systemuids").await, serde_json::json!(["dave"]));
+    assert_eq!(sent(&dave, "g", 2).await, ok);
+    api.ok("/channel/blacklist_add", list("bob", 1, &["dave"])).await;
+    assert_eq!(sent(&dave, "bob", 1).await, ok);
+    api.ok("/user/systemuids_remove", serde_json::json!({"uids": ["dave"]})).await;
+    assert_eq!(sent(&dave, "g", 2).await, Reason::SubscriberNotExist.code());
+    // A business server's message without a sender comes from the system.
+    let body = serde_json::json!({"channel_id": "bob", "channel_type": 1, "payload": "eyJ0eXBlIjoxfQ=="});
+    let id = api.ok("/message/send", body).await["message_id"].as_i64().unwrap();
+    let last = api.ok_get("/channel/last_message?login_uid=bob&channel_id=____system&channel_type=1").await;
+    assert_eq!((last["message_id"].as_i64(), last["from_uid"].as_str()), (Some(id), Some("____system")));
+
     // Every subscriber removed: nobody is a member any more.
     api.ok("/channel/subscriber_remove_all", serde_json::json!({"channel_id": "g", "channel_type": 2})).await;
     assert_eq!(sent(&alice, "g", 2).await, Reason::SubscriberNotExist.code());

@@ -38,9 +38,10 @@ impl Core {
                     return Ok(Some(Reason::SendBan));
                 }
             }
-            if m.channel_type == kind::PERSON {
+            if m.channel_type == kind::PERSON && !self.db.is_system_uid(&m.from_uid)? {
                 let to = person_channel_for(&m.channel_id, &m.from_uid);
-                if self.db.is_listed(to, kind::PERSON, crate::store::keys::DENY, &m.from_uid)? {
+                let system = self.db.is_system_uid(to)?;
+                if !system && self.db.is_listed(to, kind::PERSON, crate::store::keys::DENY, &m.from_uid)? {
                     return Ok(Some(Reason::InDenyList));
                 }
             }

@@ -83,6 +83,11 @@ pub enum Command {
         change: ListChange,
         uids: Vec<String>,
     },
+    /// `uid` becomes a system uid (or stops being one).
+    SystemUid {
+        uid: String,
+        system: bool,
+    },
     /// A session of `uid` came or went: a `user.onlinestatus` line for the webhook outbox.
     PresenceEvent {
         uid: String,
@@ -142,6 +147,7 @@ impl Command {
             Command::OutboxDone { .. } => "",
             Command::PresenceEvent { uid, .. } => uid,
             Command::SetList { channel_id, .. } => channel_id,
+            Command::SystemUid { uid, .. } => uid,
             Command::SetConversation { channel_id, .. } => channel_id,
         }
     }

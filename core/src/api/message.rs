@@ -38,6 +38,9 @@ pub struct SendResp {
     message_seq: u64,
 }
 
+/// The sender of a business server's message that names none.
+pub const SYSTEM_UID: &str = "____system";
+
 /// Stored id of the channel a request names; for person channels `viewer` is the other party.
 pub(super) fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
     stored_channel_id(viewer, channel_id, channel_type).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -51,6 +54,8 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
         ));
     }
     let payload = B64.decode(req.payload.as_bytes()).map_err(|_| ApiError::bad_request("payload must be base64"))?;
+    // No sender: the system sends it (WuKongIM's `____system`).
+    let req = if req.from_uid.trim().is_empty() { SendReq { from_uid: SYSTEM_UID.into(), ..req } } else { req };
     let channel_id = stored_channel(&req.from_uid, &req.channel_id, req.channel_type)?;
     let client_msg_no =
         if req.client_msg_no.is_empty() { tern_shared::client::random_msg_no() } else { req.client_msg_no };

@@ -43,18 +43,30 @@ pub async fn token(State(core): State<AppState>, ApiJson(req): ApiJson<TokenReq>
 #[derive(Deserialize)]
 pub struct DeviceQuitReq {
     uid: String,
+    /// -1: every device (app, web, pc), as WuKongIM.
     #[serde(default)]
-    device_flag: u8,
+    device_flag: i16,
 }
 
-/// Revokes the token of one device and disconnects its sessions.
+/// Revokes the token of one device (or all) and disconnects its sessions.
 pub async fn device_quit(
     State(core): State<AppState>,
     ApiJson(req): ApiJson<DeviceQuitReq>,
 ) -> Result<Response, ApiError> {
     check_uid(&req.uid)?;
-    core.groups.propose(Command::RemoveToken { uid: req.uid.clone(), device_flag: req.device_flag }).await?;
-    for s in core.presence.device_sessions(&req.uid, req.device_flag) {
+    let flags: Vec<u8> = match req.device_flag {
+        -1 => vec![0, 1, 2],
+        f => vec![u8::try_from(f).map_err(|_| ApiError::bad_request("device_flag must be 0-255, or -1 for all"))?],
+    };
+    for flag in flags {
+        quit(&core, &req.uid, flag).await?;
+    }
+    Ok(ok())
+}
+
+async fn quit(core: &AppState, uid: &str, device_flag: u8) -> Result<(), ApiError> {
+    core.groups.propose(Command::RemoveToken { uid: uid.to_string(), device_flag }).await?;
+    for s in core.presence.device_sessions(uid, device_flag) {
         if let Some(link) = core.presence.link_of(&s.edge_id) {
             let kick = LinkFrame::Kick {
                 session: s.session,
@@ -65,7 +77,47 @@ pub async fn device_quit(
         }
         core.presence.close(&s.edge_id, s.session);
     }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct SystemUidsReq {
+    #[serde(default)]
+    uids: Vec<String>,
+}
+
+/// Adds or removes system uids: their clients' sends skip the membership, deny and allow checks, and
+/// nobody's deny list keeps them out (WuKongIM's system accounts).
+async fn system_uids(core: AppState, req: SystemUidsReq, system: bool) -> Result<Response, ApiError> {
+    for uid in &req.uids {
+        check_uid(uid)?;
+    }
+    for uid in req.uids {
+        core.groups.propose(Command::SystemUid { uid, system }).await?;
+    }
     Ok(ok())
+}
+
+pub async fn system_uids_add(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<SystemUidsReq>,
+) -> Result<Response, ApiError> {
+    system_uids(core, req, true).await
+}
+
+pub async fn system_uids_remove(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<SystemUidsReq>,
+) -> Result<Response, ApiError> {
+    system_uids(core, req, false).await
+}
+
+/// `GET /user/systemuids`: a bare array of uids.
+pub async fn system_uids_list(State(core): State<AppState>) -> Result<Json<Vec<String>>, ApiError> {
+    for group in core.groups.all() {
+        group.reads.wait().await?;
+    }
+    Ok(Json(core.db.system_uids()?))
 }
 
 #[derive(Serialize)]

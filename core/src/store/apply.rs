@@ -203,6 +203,14 @@ pub fn apply_command(
                 }
             }
         }
+        Command::SystemUid { uid, system } => {
+            let key = keys::system_uid(&uid, slots);
+            if system {
+                st.put(key, Vec::new());
+            } else {
+                st.delete(key);
+            }
+        }
         Command::PresenceEvent { uid, line } => {
             st.put(keys::outbox(k_slot(&uid, slots), message_id as u64), super::encode(&OutboxEvent::Online(line)));
         }

@@ -17,6 +17,7 @@
 //!            'o' slot id(u64 BE)                        -> webhook event waiting for delivery (outbox)
 //!            'b' slot type id 0 uid                     -> uid is on the channel's deny list
 //!            'a' slot type id 0 uid                     -> uid is on the channel's allow list
+//!            'y' slot uid                               -> uid is a system uid
 //! ```
 //! A conversation key lives in its channel's slot (so one raft entry writes a message and its sender's
 //! read position), but starts with the uid: a user's conversations are one prefix in each slot.
@@ -26,7 +27,7 @@
 use tern_shared::channel::slot_of;
 
 /// The state-machine tags that hold a slot's data (what its snapshot carries).
-pub const DATA_TAGS: [u8; 10] = *b"ucsqmdwoba";
+pub const DATA_TAGS: [u8; 11] = *b"ucsqmdwobay";
 
 pub fn applied(slot: u16) -> Vec<u8> {
     head(b'A', slot)
@@ -137,6 +138,12 @@ impl ChannelKeys {
         k.extend_from_slice(&self.base[3..]);
         k
     }
+}
+
+pub fn system_uid(uid: &str, slots: u16) -> Vec<u8> {
+    let mut k = head(b'y', slot_of(uid, slots));
+    k.extend_from_slice(uid.as_bytes());
+    k
 }
 
 /// The tags of a channel's deny list and allow list.

@@ -59,6 +59,19 @@ impl Db {
         Ok(self.get_sm(&k.listed(list, uid))?.is_some())
     }
 
+    pub fn is_system_uid(&self, uid: &str) -> Result<bool, StoreError> {
+        Ok(self.get_sm(&keys::system_uid(uid, self.slots))?.is_some())
+    }
+
+    pub fn system_uids(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for slot in 0..self.slots {
+            let (start, _) = keys::slot_range(b'y', slot);
+            out.extend(self.uids_under(&start)?);
+        }
+        Ok(out)
+    }
+
     pub fn is_subscriber(&self, channel_id: &str, channel_type: u8, uid: &str) -> Result<bool, StoreError> {
         let k = ChannelKeys::new(channel_id, channel_type, self.slots);
         Ok(self.get_sm(&k.subscriber(uid))?.is_some())
