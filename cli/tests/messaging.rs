@@ -286,3 +286,22 @@ async fn messages_are_found_by_seq_id_and_client_msg_no() {
     let (status, body) = api.post("/message", serde_json::json!({"channel_id": "bob", "channel_type": 1})).await;
     assert_eq!((status, body["msg"].as_str()), (400, Some("login_uid cannot be empty")));
 }
+
+/// `/message/sendbatch`: one message to each uid's person channel; the uids that failed, with why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reaches_every_uid_and_names_those_it_could_not() {
+    let cl = Cluster::start("").await;
+    let body = serde_json::json!({"from_uid": "notice", "subscribers": ["bob", "carol", "bad@uid"],
+        "payload": "eyJ0eXBlIjoxfQ=="});
+    let answer = cl.api.ok("/message/sendbatch", body).await;
+    assert_eq!(answer["fail_uids"], serde_json::json!(["bad@uid"]), "{answer}");
+    assert_eq!(answer["reason"].as_array().map(Vec::len), Some(1));
+    for uid in ["bob", "carol"] {
+        let last =
+            cl.api.ok_get(&format!("/channel/last_message?login_uid={uid}&channel_id=notice&channel_type=1")).await;
+        assert_eq!((last["from_uid"].as_str(), last["message_seq"].as_u64()), (Some("notice"), Some(1)), "{uid}");
+    }
+    let (status, body) =
+        cl.api.post("/message/sendbatch", serde_json::json!({"from_uid": "notice", "payload": "eA=="})).await;
+    assert_eq!((status, body["msg"].as_str()), (400, Some("subscribers cannot be empty")));
+}

@@ -83,6 +83,78 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
 }
 
 #[derive(Deserialize)]
+pub struct SendBatchReq {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    from_uid: String,
+    #[serde(default)]
+    subscribers: Vec<String>,
+    #[serde(default)]
+    payload: String,
+}
+
+/// Uids one `/message/sendbatch` may name.
+const MAX_BATCH_UIDS: usize = 10_000;
+
+/// `POST /message/sendbatch`: the same message from `from_uid` to each uid's person channel. The answer
+/// is WuKongIM's bare `{"fail_uids": [...], "reason": [...]}`, a reason per uid that failed.
+pub async fn send_batch(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<SendBatchReq>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if req.from_uid.is_empty() {
+        return Err(ApiError::bad_request("from_uid cannot be empty"));
+    }
+    if req.subscribers.is_empty() {
+        return Err(ApiError::bad_request("subscribers cannot be empty"));
+    }
+    if req.subscribers.len() > MAX_BATCH_UIDS {
+        return Err(ApiError::bad_request(format!("at most {MAX_BATCH_UIDS} subscribers at once")));
+    }
+    let payload = B64.decode(req.payload.as_bytes()).map_err(|_| ApiError::bad_request("payload must be base64"))?;
+    if payload.is_empty() {
+        return Err(ApiError::bad_request("payload cannot be empty"));
+    }
+    let (mut fail_uids, mut reasons) = (Vec::new(), Vec::new());
+    // Proposed together, so group commit packs them into few entries.
+    let mut pending = Vec::new();
+    for uid in req.subscribers {
+        let channel_id = match stored_channel_id(&req.from_uid, &uid, kind::PERSON) {
+            Ok(id) => id,
+            Err(e) => {
+                fail_uids.push(uid);
+                reasons.push(e.to_string());
+                continue;
+            }
+        };
+        let msg = NewMessage {
+            from_uid: req.from_uid.clone(),
+            channel_id,
+            channel_type: kind::PERSON,
+            client_msg_no: tern_shared::client::random_msg_no(),
+            header_flags: req.header.flags(),
+            payload: payload.clone(),
+            timestamp: now_secs(),
+            ..Default::default()
+        };
+        pending.push((uid, core.groups.submit(core.send_command(msg)).await));
+    }
+    for (uid, submitted) in pending {
+        let result = match submitted {
+            Ok(p) => p.wait().await,
+            Err(e) => Err(e),
+        };
+        let done = core.settle(&result);
+        if !matches!(done, Outcome::Sent { .. }) {
+            fail_uids.push(uid);
+            reasons.push(format!("reason code {}", done.reason()));
+        }
+    }
+    Ok(Json(serde_json::json!({"fail_uids": fail_uids, "reason": reasons})))
+}
+
+#[derive(Deserialize)]
 pub struct SyncReq {
     #[serde(default)]
     login_uid: String,

@@ -48,6 +48,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/channel/messagesync", post(message::sync))
         .route("/channel/max_message_seq", get(message::max_seq))
         .route("/message/send", post(message::send))
+        .route("/message/sendbatch", post(message::send_batch))
         .route("/messages", post(lookup::messages))
         .route("/message", post(lookup::message))
         .route("/message/byclientmsgno", get(lookup::by_client_msg_no))

@@ -8,7 +8,7 @@ use super::{Db, StoreError, CF_SM};
 use crate::raft::{Command, CommandResult, ConversationChange, ListChange, MemberList, NewMessage, Origin};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use std::collections::BTreeMap;
-use tern_shared::channel::{kind, person_pair};
+use tern_shared::channel::{kind, person_pair, slot_of};
 use tern_shared::proto::{flag, Reason};
 
 /// Most commands one raft entry may hold; message ids are `(log index * MAX_BATCH + position) << 12 | slot`.
@@ -161,7 +161,7 @@ pub fn apply_command(
         Command::Send(msg) => return store_message(st, msg, message_id, applied),
         Command::SendWithEvents(msg) => {
             let (slot, channel_id, channel_type) =
-                (k_slot(&msg.channel_id, slots), msg.channel_id.clone(), msg.channel_type);
+                (slot_of(&msg.channel_id, slots), msg.channel_id.clone(), msg.channel_type);
             let result = store_message(st, msg, message_id, applied)?;
             if let CommandResult::Sent { message_seq, duplicate: false, .. } = result {
                 // Unstored messages (no_persist) cannot be read back when their event is sent.
@@ -212,7 +212,7 @@ pub fn apply_command(
             }
         }
         Command::PresenceEvent { uid, line } => {
-            st.put(keys::outbox(k_slot(&uid, slots), message_id as u64), super::encode(&OutboxEvent::Online(line)));
+            st.put(keys::outbox(slot_of(&uid, slots), message_id as u64), super::encode(&OutboxEvent::Online(line)));
         }
         Command::OutboxDone { slot, upto } => {
             let done = |key: &[u8]| keys::outbox_id(key, slot).is_some_and(|id| id <= upto);
@@ -241,10 +241,6 @@ pub fn apply_command(
         }
     }
     Ok(CommandResult::Done)
-}
-
-fn k_slot(key: &str, slots: u16) -> u16 {
-    tern_shared::channel::slot_of(key, slots)
 }
 
 fn subscribers(st: &Overlay<'_>, k: &ChannelKeys) -> Result<Vec<String>, StoreError> {
