@@ -51,6 +51,7 @@ async fn an_edge_with_a_million_sessions_relinks_and_the_core_knows_them_all() {
                 device_flag: 0,
                 device_level: 0,
                 proof: session_proof(&hashes[uid], "edge-big", session, 0),
+                ..Default::default()
             }
         })
         .collect();

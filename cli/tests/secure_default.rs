@@ -225,13 +225,34 @@ async fn an_edge_cannot_announce_a_user_who_never_logged_in_through_it() {
     let tcp = tokio::net::TcpStream::connect(core.addr("link")).await.unwrap();
     let (mut reader, tx) = common::raw_link(connector.connect(name, tcp).await.expect("link tls"), "edge-b").await;
     tx.send(LinkFrame::PresenceSnapshot(Vec::new())).await.unwrap();
-    let forged = SessionInfo { session: 1, uid: "alice".into(), device_flag: 0, device_level: 0, proof: [7; 32] };
+    let forged = SessionInfo {
+        session: 1,
+        uid: "alice".into(),
+        device_flag: 0,
+        device_level: 0,
+        proof: [7; 32],
+        ..Default::default()
+    };
     let guessed = session_proof(&user_token_hash("alice", "wrong"), "edge-b", 1, 0);
     let carol_proof = session_proof(&user_token_hash("carol", "carol-tok"), "edge-b", 2, 0);
     tx.send(LinkFrame::SessionOpen(forged)).await.unwrap();
-    let guess = SessionInfo { session: 3, uid: "alice".into(), device_flag: 0, device_level: 0, proof: guessed };
+    let guess = SessionInfo {
+        session: 3,
+        uid: "alice".into(),
+        device_flag: 0,
+        device_level: 0,
+        proof: guessed,
+        ..Default::default()
+    };
     tx.send(LinkFrame::SessionOpen(guess)).await.unwrap();
-    let carol = SessionInfo { session: 2, uid: "carol".into(), device_flag: 0, device_level: 0, proof: carol_proof };
+    let carol = SessionInfo {
+        session: 2,
+        uid: "carol".into(),
+        device_flag: 0,
+        device_level: 0,
+        proof: carol_proof,
+        ..Default::default()
+    };
     tx.send(LinkFrame::SessionOpen(carol)).await.unwrap();
     // Frames of a link are handled in order: once carol is online, both alice announcements were judged.
     let deadline = Instant::now() + Duration::from_secs(10);

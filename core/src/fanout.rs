@@ -125,7 +125,7 @@ mod tests {
         p.register_edge("e1", EdgeAddrs::default(), tx.clone());
         p.register_edge("e2", EdgeAddrs::default(), tx);
         let open = |edge: &str, session, uid: &str, flag| {
-            p.open(edge, SessionInfo { session, uid: uid.into(), device_flag: flag, device_level: 0, proof: [0; 32] });
+            p.open(edge, SessionInfo { session, uid: uid.into(), device_flag: flag, ..Default::default() });
         };
         open("e1", 1, "alice", 0); // the sending connection
         open("e2", 2, "alice", 1); // alice's other device

@@ -78,29 +78,47 @@ impl Presence {
         }
     }
 
-    /// Records a new session. A master-level login (device_level 1) replaces the other sessions of the
-    /// same uid and device flag: they are returned with the frames that kick them.
+    /// Records a new session and replaces older ones of the same uid and device flag, WuKongIM's rules:
+    /// a master-level login (device_level 1) replaces them all, a slave-level one only those of the
+    /// same `device_id` (a reconnecting device whose old connection lingers). They are returned with
+    /// the frames that kick them.
     pub fn open(&self, edge_id: &str, info: SessionInfo) -> Vec<(mpsc::Sender<LinkFrame>, LinkFrame)> {
+        self.insert(edge_id, info, true)
+    }
+
+    fn insert(&self, edge_id: &str, info: SessionInfo, replace: bool) -> Vec<(mpsc::Sender<LinkFrame>, LinkFrame)> {
         let mut g = self.lock();
         // Announcements may repeat (a session opened while a reconnect snapshot was in flight).
         g.drop_session(edge_id, info.session);
         let mut kicks = Vec::new();
-        if info.device_level == 1 {
-            let older: Vec<SessionRef> = g
-                .by_uid
+        let replaces = replace && (info.device_level == 1 || !info.device_id.is_empty());
+        let older: Vec<SessionRef> = if !replaces {
+            Vec::new()
+        } else {
+            g.by_uid
                 .get(&info.uid)
                 .map(|l| l.iter().filter(|s| s.device_flag == info.device_flag).cloned().collect())
-                .unwrap_or_default();
-            for old in older {
-                g.drop_session(&old.edge_id, old.session);
-                if let Some(e) = g.edges.get(&old.edge_id) {
-                    let frame = LinkFrame::Kick {
-                        session: old.session,
-                        reason_code: Reason::ConnectKick.code(),
-                        reason: "logged in on another device".into(),
-                    };
-                    kicks.push((e.tx.clone(), frame));
-                }
+                .unwrap_or_default()
+        };
+        for old in older {
+            let device = g.edges.get(&old.edge_id).and_then(|e| e.sessions.get(&old.session)).map(|s| &s.device_id);
+            let same_device = !info.device_id.is_empty() && device == Some(&info.device_id);
+            if info.device_level != 1 && !same_device {
+                continue;
+            }
+            g.drop_session(&old.edge_id, old.session);
+            if let Some(e) = g.edges.get(&old.edge_id) {
+                let reason = if same_device {
+                    "replaced by a new connection of this device"
+                } else {
+                    "logged in on another device"
+                };
+                let frame = LinkFrame::Kick {
+                    session: old.session,
+                    reason_code: Reason::ConnectKick.code(),
+                    reason: reason.into(),
+                };
+                kicks.push((e.tx.clone(), frame));
             }
         }
         let Some(edge) = g.edges.get_mut(edge_id) else { return kicks };
@@ -126,7 +144,7 @@ impl Presence {
     pub fn add_all(&self, edge_id: &str, sessions: Vec<SessionInfo>) {
         for info in sessions {
             // Sessions of a snapshot were already admitted: no kicks among them.
-            self.open(edge_id, SessionInfo { device_level: 0, ..info });
+            self.insert(edge_id, info, false);
         }
     }
 
@@ -161,7 +179,22 @@ mod tests {
     use super::*;
 
     fn info(session: u64, uid: &str, flag: u8, level: u8) -> SessionInfo {
-        SessionInfo { session, uid: uid.into(), device_flag: flag, device_level: level, proof: [0; 32] }
+        SessionInfo { session, uid: uid.into(), device_flag: flag, device_level: level, ..Default::default() }
+    }
+
+    #[test]
+    fn a_slave_login_replaces_only_its_own_device_s_older_session() {
+        let p = Presence::default();
+        let (tx, _rx) = mpsc::channel(8);
+        p.register_edge("e1", EdgeAddrs::default(), tx);
+        let on = |session, device: &str| SessionInfo { device_id: device.into(), ..info(session, "a", 0, 0) };
+        assert!(p.open("e1", on(1, "phone")).is_empty());
+        assert!(p.open("e1", on(2, "tablet")).is_empty(), "another device stays");
+        let kicks = p.open("e1", on(3, "phone"));
+        assert!(matches!(&kicks[..], [(_, LinkFrame::Kick { session: 1, reason_code: 12, .. })]), "{kicks:?}");
+        let mut left: Vec<u64> = p.sessions_of("a").iter().map(|s| s.session).collect();
+        left.sort();
+        assert_eq!(left, vec![2, 3]);
     }
 
     #[test]

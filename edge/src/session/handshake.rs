@@ -116,6 +116,7 @@ pub(super) async fn accept<W: Wire>(
         id,
         uid: c.uid,
         device_flag: c.device_flag,
+        device_id: c.device_id,
         device_level,
         version,
         cipher: hs.cipher,

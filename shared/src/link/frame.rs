@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to these frames.
-pub const LINK_VERSION: u16 = 5;
+pub const LINK_VERSION: u16 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkFrame {
@@ -90,7 +90,7 @@ pub struct EdgeAddrs {
     pub region: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub session: u64,
     pub uid: String,
@@ -99,6 +99,8 @@ pub struct SessionInfo {
     /// `tern_shared::secret::session_proof`: the core keeps only sessions whose proof matches the
     /// uid's stored token.
     pub proof: [u8; 32],
+    /// The client's CONNECT `device_id`: a new login from the same device replaces the old one.
+    pub device_id: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
