@@ -251,10 +251,11 @@ async fn login<S: AsyncRead + Unpin>(s: &mut S) -> Result<(), String> {
     }
 }
 
-fn connect_frame(uid: &str, key: &str) -> Vec<u8> {
+/// Each session is a device of its own: a login from the same device replaces that device's older one.
+fn connect_frame(uid: &str, key: &str, device: u64) -> Vec<u8> {
     let c = Packet::Connect(proto::Connect {
         version: proto::MAX_VERSION,
-        device_id: "bench".into(),
+        device_id: format!("bench-{device}"),
         uid: uid.into(),
         token: "t".into(),
         client_timestamp: tern_shared::client::now_ms(),
@@ -310,7 +311,7 @@ pub async fn run(a: ConnectArgs) -> anyhow::Result<()> {
                 }
                 let Ok(permit) = gate.clone().acquire_owned().await else { break };
                 let addr = a.addrs[(i % a.addrs.len() as u64) as usize];
-                let frame = connect_frame(&uids[(i / a.per_uid) as usize], &key);
+                let frame = connect_frame(&uids[(i / a.per_uid) as usize], &key, i);
                 let (src, done, dialer) = (source(&a, i), done_tx.clone(), dialer.clone());
                 tokio::spawn(async move {
                     let r = tokio::time::timeout(Duration::from_secs(10), dialer.open(addr, src, frame)).await;
