@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "hook-secret";
 
+/// One test at a time: a port `free_ports` hands out is free only until another test's process binds
+/// an ephemeral one.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One POST the receiver took.
 #[derive(Debug, Clone)]
 struct Hook {
@@ -78,6 +82,7 @@ async fn notified(hooks: &Hooks, want: &[u64], within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_recipients_are_those_without_a_session() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let port = free_ports(1)[0];
     let hooks = Hooks::default();
     let _server = receiver(port, hooks.clone()).await;
@@ -138,6 +143,7 @@ async fn offline_recipients_are_those_without_a_session() {
 /// once it is back, every message's events arrive, and no event id twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_wait_out_a_receiver_down_for_30_s_and_a_leader_killed_meanwhile() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let port = free_ports(1)[0];
     let mut cl = Cluster3::start(&hook_toml(port)).await;
     let api = cl.api(0);
