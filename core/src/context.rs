@@ -7,6 +7,7 @@ use crate::raft::error::ProposeError;
 use crate::raft::group::Groups;
 use crate::raft::{Command, CommandResult, NewMessage};
 use crate::rules::send::{outcome, Outcome};
+use crate::store::keys::DENY;
 use crate::store::Db;
 use std::sync::Arc;
 use tern_shared::channel::{kind, person_channel_for};
@@ -24,12 +25,12 @@ pub struct Core {
 }
 
 impl Core {
-    /// Why a client's message is refused before it is proposed, from state outside its channel's slot
+    /// A client's message checked, before it is proposed, against state outside its channel's slot
     /// (the apply checks the channel's own): the sender's own ban, and for a person channel the
-    /// recipient's deny list. Read from this node's state: a change made a moment ago elsewhere may not
-    /// be seen yet.
-    pub fn client_refusal(&self, m: &NewMessage) -> Option<Reason> {
-        let checked = || -> Result<Option<Reason>, crate::store::StoreError> {
+    /// recipient's deny list. A system uid's message skips the sender checks, as a business server's
+    /// does. Read from this node's state: a change made a moment ago elsewhere may not be seen yet.
+    pub fn admit_client(&self, mut m: NewMessage) -> Result<NewMessage, Reason> {
+        let mut refusal = || -> Result<Option<Reason>, crate::store::StoreError> {
             if let Some(own) = self.db.channel(&m.from_uid, kind::PERSON)? {
                 if own.ban {
                     return Ok(Some(Reason::Ban));
@@ -38,19 +39,24 @@ impl Core {
                     return Ok(Some(Reason::SendBan));
                 }
             }
-            if m.channel_type == kind::PERSON && !self.db.is_system_uid(&m.from_uid)? {
+            if self.db.is_system_uid(&m.from_uid)? {
+                m.check_sender = false;
+            } else if m.channel_type == kind::PERSON {
                 let to = person_channel_for(&m.channel_id, &m.from_uid);
-                let system = self.db.is_system_uid(to)?;
-                if !system && self.db.is_listed(to, kind::PERSON, crate::store::keys::DENY, &m.from_uid)? {
+                if !self.db.is_system_uid(to)? && self.db.is_listed(to, kind::PERSON, DENY, &m.from_uid)? {
                     return Ok(Some(Reason::InDenyList));
                 }
             }
             Ok(None)
         };
-        checked().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "send checks failed");
-            Some(Reason::SystemError)
-        })
+        match refusal() {
+            Ok(None) => Ok(m),
+            Ok(Some(reason)) => Err(reason),
+            Err(e) => {
+                tracing::error!(error = %e, "send checks failed");
+                Err(Reason::SystemError)
+            }
+        }
     }
 
     /// The command that stores `m`: with a webhook outbox row when the business server wants messages.

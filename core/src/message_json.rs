@@ -3,6 +3,7 @@
 use crate::store::model::StoredMessage;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::{Deserialize, Serialize};
+use tern_shared::channel::{kind, person_channel_for};
 use tern_shared::proto::flag;
 
 #[derive(Deserialize, Serialize, Default)]
@@ -57,8 +58,23 @@ pub struct MessageJson {
 }
 
 impl MessageJson {
-    /// A stored message as WuKongIM's APIs show it, its channel named `channel_id`.
-    pub fn new(channel_id: String, m: StoredMessage) -> MessageJson {
+    /// A stored message as `viewer` sees it: a person channel is named by its other party.
+    pub fn seen_by(m: StoredMessage, viewer: &str) -> MessageJson {
+        let channel_id = match m.channel_type {
+            kind::PERSON => person_channel_for(&m.channel_id, viewer).to_string(),
+            _ => m.channel_id.clone(),
+        };
+        Self::new(channel_id, m)
+    }
+
+    /// A stored message as WuKongIM shows it to no one in particular (recents, lookups, webhooks): a
+    /// person message names the party that did not send it.
+    pub fn as_sent(m: StoredMessage) -> MessageJson {
+        let sender = m.from_uid.clone();
+        Self::seen_by(m, &sender)
+    }
+
+    fn new(channel_id: String, m: StoredMessage) -> MessageJson {
         MessageJson {
             header: Header::from_flags(m.header_flags),
             setting: m.setting,

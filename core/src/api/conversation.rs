@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tern_shared::channel::{kind, person_channel_for};
 
 /// Conversations one sync looks at, as WuKongIM (its `UserMaxCount`).
 const MAX_CONVERSATIONS: usize = 1000;
@@ -63,9 +62,7 @@ pub async fn sync(
         return Err(ApiError::bad_request("uid cannot be empty"));
     }
     // A user's conversations live in the slots of their channels: every acked change is visible.
-    for group in core.groups.all() {
-        group.reads.wait().await?;
-    }
+    core.groups.wait_all().await?;
     let q = SyncQuery {
         uid: req.uid,
         version: req.version,
@@ -85,18 +82,7 @@ pub async fn sync(
         let Some(last) = newest.first() else { continue };
         let (timestamp, last_client_msg_no) = (i64::from(last.timestamp), last.client_msg_no.clone());
         let version = (timestamp * 1_000_000_000).max(stored.record.changed_ms * 1_000_000);
-        let recents = newest
-            .into_iter()
-            .take(msg_count)
-            .map(|m| {
-                // A person message names the party that did not send it, as WuKongIM's does.
-                let shown = match m.channel_type {
-                    kind::PERSON => person_channel_for(&m.channel_id, &m.from_uid).to_string(),
-                    _ => m.channel_id.clone(),
-                };
-                MessageJson::new(shown, m)
-            })
-            .collect();
+        let recents = newest.into_iter().take(msg_count).map(MessageJson::as_sent).collect();
         out.push(Conversation {
             channel_id: p.channel_id,
             channel_type,

@@ -11,22 +11,13 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tern_shared::channel::{kind, person_channel_for};
+use tern_shared::channel::kind;
 
-/// How far back a lookup by message id or client msg no searches a channel (messages, and at most
-/// 16 MiB of them; ids do not
-/// give their seqs).
+/// How far back a lookup by message id or client msg no searches a channel, in messages (and at most
+/// 16 MiB of them): ids do not give their seqs.
 const SEARCH_DEPTH: usize = 10_000;
 /// Seqs, ids and client msg nos one `/messages` call may ask for.
 const MAX_LOOKUPS: usize = 1000;
-
-fn shown(m: StoredMessage) -> MessageJson {
-    let channel_id = match m.channel_type {
-        kind::PERSON => person_channel_for(&m.channel_id, &m.from_uid).to_string(),
-        _ => m.channel_id.clone(),
-    };
-    MessageJson::new(channel_id, m)
-}
 
 /// `{"status":404}` with HTTP 200, as WuKongIM answers a message it does not have.
 fn not_found() -> Response {
@@ -95,7 +86,7 @@ pub async fn messages(State(core): State<AppState>, ApiJson(req): ApiJson<Messag
         by_no.sort_by_key(|m| req.client_msg_nos.iter().position(|no| *no == m.client_msg_no));
         found.extend(by_id.into_iter().chain(by_no));
     }
-    let messages: Vec<MessageJson> = found.into_iter().map(shown).collect();
+    let messages: Vec<MessageJson> = found.into_iter().map(MessageJson::as_sent).collect();
     Ok(Json(serde_json::json!({"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": messages}))
         .into_response())
 }
@@ -123,7 +114,7 @@ pub async fn message(State(core): State<AppState>, ApiJson(req): ApiJson<Message
         (req.message_id != 0 && m.message_id == req.message_id)
             || (!req.client_msg_no.is_empty() && m.client_msg_no == req.client_msg_no)
     })?;
-    Ok(hit.into_iter().next().map_or_else(not_found, |m| Json(shown(m)).into_response()))
+    Ok(hit.into_iter().next().map_or_else(not_found, |m| Json(MessageJson::as_sent(m)).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -147,7 +138,7 @@ pub async fn by_client_msg_no(
     }
     core.groups.of(&q.channel_id).reads.wait().await?;
     let hit = search(&core, &q.channel_id, q.channel_type, |m| m.client_msg_no == q.client_msg_no)?;
-    Ok(hit.into_iter().next().map_or_else(not_found, |m| Json(shown(m)).into_response()))
+    Ok(hit.into_iter().next().map_or_else(not_found, |m| Json(MessageJson::as_sent(m)).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -167,5 +158,5 @@ pub async fn last_message(State(core): State<AppState>, Query(q): Query<LastMess
     core.groups.of(&stored).reads.wait().await?;
     let last = core.db.last_seq(&stored, q.channel_type)?;
     let message = if last == 0 { None } else { core.db.message(&stored, q.channel_type, last)? };
-    Ok(message.map_or_else(not_found, |m| Json(shown(m)).into_response()))
+    Ok(message.map_or_else(not_found, |m| Json(MessageJson::as_sent(m)).into_response()))
 }

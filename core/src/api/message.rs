@@ -3,14 +3,13 @@ use crate::message_json::{Header, MessageJson};
 use crate::raft::NewMessage;
 use crate::rules::now_secs;
 use crate::rules::send::Outcome;
-use crate::store::model::StoredMessage;
 use crate::store::reads::{Page, Paged};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::{Deserialize, Serialize};
-use tern_shared::channel::{kind, person_channel_for, stored_channel_id};
+use tern_shared::channel::{kind, stored_channel_id};
 
 #[derive(Deserialize)]
 pub struct SendReq {
@@ -211,14 +210,7 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
     if req.pull_mode != 1 {
         messages.reverse();
     }
-    let shown = |m: &StoredMessage| -> String {
-        if m.channel_type == kind::PERSON {
-            person_channel_for(&m.channel_id, &req.login_uid).to_string()
-        } else {
-            m.channel_id.clone()
-        }
-    };
-    let messages: Vec<MessageJson> = messages.into_iter().map(|m| MessageJson::new(shown(&m), m)).collect();
+    let messages: Vec<MessageJson> = messages.into_iter().map(|m| MessageJson::seen_by(m, &req.login_uid)).collect();
     Ok(Json(SyncResp {
         start_message_seq: messages.first().map(|m| m.message_seq).unwrap_or(0),
         end_message_seq: messages.last().map(|m| m.message_seq).unwrap_or(0),

@@ -114,9 +114,7 @@ pub async fn system_uids_remove(
 
 /// `GET /user/systemuids`: a bare array of uids.
 pub async fn system_uids_list(State(core): State<AppState>) -> Result<Json<Vec<String>>, ApiError> {
-    for group in core.groups.all() {
-        group.reads.wait().await?;
-    }
+    core.groups.wait_all().await?;
     Ok(Json(core.db.system_uids()?))
 }
 

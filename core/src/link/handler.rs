@@ -182,15 +182,7 @@ impl LinkHandler {
         let cost = msg.payload.len().clamp(1, self.core.config.link_send_budget) as u32;
         let Ok(held) = self.budget.clone().acquire_many_owned(cost).await else { return };
         let origin = Origin { edge_id: self.edge_id.clone(), session: msg.session };
-        let checked = client_message(msg, origin, crate::rules::now_secs())
-            .and_then(|m| self.core.client_refusal(&m).map_or(Ok(m), Err))
-            .map(|mut m| {
-                // A system uid's sends skip the sender checks, as a business server's do.
-                if self.core.db.is_system_uid(&m.from_uid).unwrap_or(false) {
-                    m.check_sender = false;
-                }
-                m
-            });
+        let checked = client_message(msg, origin, crate::rules::now_secs()).and_then(|m| self.core.admit_client(m));
         let pending = match checked {
             Err(reason) => Err(reason),
             Ok(m) => Ok(self.core.groups.submit(self.core.send_command(m)).await),

@@ -48,6 +48,12 @@ impl Groups {
         self.groups.get(usize::from(slot))
     }
 
+    /// Waits until every acked write of every group is visible here (a read barrier per group, at once),
+    /// for reads that span slots.
+    pub async fn wait_all(&self) -> Result<(), ProposeError> {
+        futures_util::future::try_join_all(self.groups.iter().map(|g| g.reads.wait())).await.map(|_| ())
+    }
+
     /// The group holding a channel or uid (`key`).
     pub fn of(&self, key: &str) -> &Group {
         let slot = slot_of(key, self.groups.len() as u16);

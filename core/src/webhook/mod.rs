@@ -100,7 +100,9 @@ async fn round(
 ) -> Result<u64, RoundError> {
     let s = &w.settings;
     let batch = w.db.outbox(slot, s.batch_size)?;
-    w.metrics.webhook_backlog.with_label_values(&[&slot.to_string()]).set(w.db.outbox_len(slot, BACKLOG_CAP)? as i64);
+    // A batch that is not full is the whole backlog: the rows are counted only when there are more.
+    let backlog = if batch.len() < s.batch_size { batch.len() } else { w.db.outbox_len(slot, BACKLOG_CAP)? };
+    w.metrics.webhook_backlog.with_label_values(&[&slot.to_string()]).set(backlog as i64);
     let Some(&(last, _)) = batch.last() else { return Ok(0) };
     let wanted =
         Wanted { notify: s.sends("msg.notify"), offline: s.sends("msg.offline"), online: s.sends("user.onlinestatus") };

@@ -4,7 +4,6 @@
 use crate::message_json::MessageJson;
 use crate::store::model::StoredMessage;
 use std::time::Duration;
-use tern_shared::channel::{kind, person_channel_for};
 
 /// An outbox row ready to send.
 pub enum Row {
@@ -36,13 +35,8 @@ pub struct Post {
     pub ids: Vec<u64>,
 }
 
-/// A stored message as webhooks show it: a person message names the party that did not send it.
 fn json(m: &StoredMessage) -> MessageJson {
-    let shown = match m.channel_type {
-        kind::PERSON => person_channel_for(&m.channel_id, &m.from_uid).to_string(),
-        _ => m.channel_id.clone(),
-    };
-    MessageJson::new(shown, m.clone())
+    MessageJson::as_sent(m.clone())
 }
 
 /// `msg.notify`: one POST with every message of the round (an array, as WuKongIM batches them).
@@ -101,6 +95,7 @@ pub fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tern_shared::channel::kind;
 
     fn row(id: u64, channel_id: &str, channel_type: u8, offline: &[&str]) -> Row {
         let message = StoredMessage {
