@@ -118,7 +118,16 @@ pub async fn core(a: CoreArgs) -> anyhow::Result<()> {
         "http": h.http_addr.to_string(), "link": h.link_addr.to_string(), "raft": h.raft_addr.to_string(),
         "link_quic": h.link_quic_addr.map(|a| a.to_string()).unwrap_or_default(),
     }));
-    tokio::signal::ctrl_c().await?;
+    shutdown_signal().await;
+    let stopped = h.stop().await;
+    if stopped.not_handed.is_empty() && !stopped.cut_short {
+        tracing::info!(handed = stopped.handed, took = ?stopped.took, "core node stopped");
+    } else {
+        tracing::warn!(
+            handed = stopped.handed, not_handed = ?stopped.not_handed, cut_short = stopped.cut_short,
+            took = ?stopped.took, "core node stopped; leadership or requests in flight not all handed over"
+        );
+    }
     Ok(())
 }
 

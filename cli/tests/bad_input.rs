@@ -373,3 +373,33 @@ async fn an_edge_can_refuse_payloads_in_the_clear() {
     assert_eq!(alice.send(clear).await.unwrap().reason_code, proto::Reason::NotAllowSend.code());
     still_works(&alice, &mut bob, 1).await;
 }
+
+/// An edge of a newer release (a link version this core does not speak) is told why and turned away,
+/// and the links already up keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_speaking_another_link_version_is_refused_with_the_reason() {
+    use tern_shared::link::{encode, io::FrameReader, EdgeAddrs, LinkFrame, LINK_VERSION};
+    let cl = Cluster::start("").await;
+    cl.api.user("alice", 0).await;
+    cl.api.user("bob", 0).await;
+    let newer = LINK_VERSION + 1;
+    let hello = LinkFrame::Hello {
+        version: newer,
+        edge_id: "edge-next".into(),
+        addrs: EdgeAddrs::default(),
+        lane: 0,
+        instance: 7,
+    };
+    let mut frame = Vec::new();
+    encode(&hello, &mut frame).unwrap();
+    let mut tcp = TcpStream::connect(cl.core.addr("link")).await.unwrap();
+    tcp.write_all(&frame).await.unwrap();
+    let mut reader = FrameReader::new(tcp);
+    match tokio::time::timeout(Duration::from_secs(5), reader.next()).await {
+        Ok(Ok(Some(LinkFrame::Refused(why)))) => assert!(why.contains(&format!("link version {newer}")), "{why}"),
+        other => panic!("expected a refusal naming the version, got {other:?}"),
+    }
+    let alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+    still_works(&alice, &mut bob, 1).await;
+}

@@ -325,13 +325,18 @@ async function orchestrate() {
         alice: { [`${uid.bob}/1`]: 1, [`${env.GROUP_ID}/2`]: 0 },
         bob: { [`${uid.alice}/1`]: 0, [`${env.GROUP_ID}/2`]: 1 },
       };
+      for (const r of ROLES) {
+        want[r] = Object.fromEntries(Object.entries(want[r]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      }
       const got = {};
       for (const r of ROLES) {
         const mark = clients[r].events.length;
         clients[r].child.send({ cmd: 'conversations' });
         const e = await waitFor(r, mark, (e) => e.ev === 'conversations', `${r} conversations`,
           (e) => (e.ev === 'sdkerror' ? e.message.split('\n')[0] : null));
-        got[r] = Object.fromEntries(e.list.map((c) => [`${c.channelID}/${c.channelType}`, c.unread]));
+        // Keyed in a fixed order: conversations changed within the same second may come in either.
+        const entries = e.list.map((c) => [`${c.channelID}/${c.channelType}`, c.unread]);
+        got[r] = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
         if (e.list.some((c) => !(c.lastSeq > 0))) throw new Error(`${r}: a conversation without its last message: ${JSON.stringify(e.list)}`);
       }
       if (JSON.stringify(got) !== JSON.stringify(want)) {

@@ -22,6 +22,9 @@ pub struct Core {
     /// Which edge process holds each edge id (a second one claiming it is refused).
     pub claims: Arc<crate::claims::EdgeClaims>,
     pub metrics: Metrics,
+    /// Raised when the node stops (`crate::stop`): links and the HTTP API finish what is in flight and
+    /// close.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Core {
@@ -80,4 +83,10 @@ impl Core {
         }
         done
     }
+}
+
+/// Resolves once `closing` is raised, or its sender is gone.
+pub async fn raised(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    // Drops the read guard here, so no caller holds it across an await.
+    let _ = closing.wait_for(|c| *c).await.map(|_| ());
 }

@@ -21,6 +21,7 @@ pub mod node;
 pub mod presence;
 pub mod raft;
 pub mod rules;
+pub mod stop;
 pub mod store;
 pub mod webhook;
 

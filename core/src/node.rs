@@ -39,6 +39,16 @@ pub struct CoreHandle {
     pub link_addr: SocketAddr,
     pub raft_addr: SocketAddr,
     pub link_quic_addr: Option<SocketAddr>,
+    /// The HTTP API; ends once it has closed after `stop`.
+    http: tokio::task::JoinHandle<()>,
+}
+
+impl CoreHandle {
+    /// Leaves gracefully (`crate::stop`): leadership handed to the other voters, edges moved, what is in
+    /// flight answered, raft stopped.
+    pub async fn stop(self) -> crate::stop::Stopped {
+        crate::stop::stop(&self.core, self.http).await
+    }
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
@@ -193,16 +203,17 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         });
     }
     let claims = Arc::default();
-    let core = Arc::new(Core { config, db, groups, presence, claims, metrics });
+    let closing = tokio::sync::watch::Sender::new(false);
+    let core = Arc::new(Core { config, db, groups, presence, claims, metrics, closing });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));
     if let Some(endpoint) = link_quic {
         tokio::spawn(crate::link::serve_quic(endpoint, core.clone()));
     }
     let app = crate::api::router(core.clone());
-    tokio::spawn(crate::api::serve::serve(http, app, core.config.http.clone()));
+    let http = tokio::spawn(crate::api::serve::serve(http, app, core.config.http.clone(), core.closing.subscribe()));
     tracing::info!(%http_addr, %link_addr, %raft_addr, node_id = core.config.node_id, "core node ready");
-    Ok(CoreHandle { core, http_addr, link_addr, raft_addr, link_quic_addr })
+    Ok(CoreHandle { core, http_addr, link_addr, raft_addr, link_quic_addr, http })
 }
 
 async fn track_leadership(raft: Raft, slot: u16, node_id: u64, leading: Arc<AtomicBool>) {

@@ -82,6 +82,9 @@ pub struct EdgeConfig {
     pub logins_per_sec: u32,
     /// On SIGTERM: how long to wait for sessions to close before exiting.
     pub drain_timeout_ms: u64,
+    /// On SIGTERM: how long the HTTP access layer keeps serving, closing each connection after its
+    /// answer, before it stops (within `drain_timeout_ms`).
+    pub drain_grace_ms: u64,
     /// Sessions this edge accepts; past it CONNECT is refused. The open-files limit is checked against it.
     pub max_sessions: usize,
     /// The HTTP access layer in front of the core's API.
@@ -140,6 +143,7 @@ impl Default for EdgeConfig {
             refuse_no_encrypt: false,
             max_sessions: 1_000_000,
             drain_timeout_ms: 10_000,
+            drain_grace_ms: 1_000,
             proxy_protocol: false,
             max_sessions_per_ip: 10_000,
             accept_backlog: 4096,

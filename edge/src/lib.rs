@@ -58,15 +58,24 @@ impl Edge {
     /// Graceful shutdown: refuse new sessions, close every live one (clients reconnect, to another edge
     /// if this one is gone, and resync by seq), and wait up to `drain_timeout_ms` for them to finish.
     /// Sessions are closed without a DISCONNECT packet: WuKongIM SDKs do not reconnect after one.
+    ///
+    /// The access layer first keeps serving for `drain_grace_ms` with `/healthz` failing and every
+    /// answer closing its connection: clients stop reusing kept-alive connections, which closing them
+    /// while idle would race with a request just sent on one (a POST that fails that way cannot be
+    /// retried blindly).
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        let _ = self.shutdown.send(true);
         let sessions = self.registry.outboxes();
         tracing::info!(sessions = sessions.len(), "draining");
         for outbox in sessions {
             outbox.close_with(bytes::Bytes::new());
         }
+        let grace = std::time::Duration::from_millis(self.config.drain_grace_ms);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(self.config.drain_timeout_ms);
+        if !self.config.http_proxy.addr.is_empty() {
+            tokio::time::sleep(grace.min(deadline - tokio::time::Instant::now())).await;
+        }
+        let _ = self.shutdown.send(true);
         while !self.registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

@@ -554,6 +554,15 @@ impl Cluster3 {
         }
     }
 
+    /// Stops node `i` as a service manager does (SIGTERM) and waits for it to exit; returns how long it
+    /// took. Fails the test if it does not exit cleanly within 30 s.
+    pub fn stop(&mut self, i: usize) -> Duration {
+        let started = Instant::now();
+        let mut node = self.nodes[i].take().expect("node is running");
+        assert!(node.terminate(Duration::from_secs(30)), "node {} did not stop cleanly", i + 1);
+        started.elapsed()
+    }
+
     pub fn restart(&mut self, i: usize, generation: u32) {
         self.nodes[i] = Some(spawn_node(self.dir.path(), &self.ports, i, generation, false));
     }

@@ -137,12 +137,18 @@ pub async fn send_batch(
             timestamp: now_secs(),
             ..Default::default()
         };
-        pending.push((uid, core.groups.submit(core.send_command(msg)).await));
+        let cmd = core.send_command(msg);
+        pending.push((uid, cmd.clone(), core.groups.submit(cmd).await));
     }
-    for (uid, submitted) in pending {
+    for (uid, cmd, submitted) in pending {
         let result = match submitted {
             Ok(p) => p.wait().await,
             Err(e) => Err(e),
+        };
+        // One at a time from here, retried while leadership moves; dedup keeps a retry single.
+        let result = match result {
+            Err(e) if e.leader_moving() => core.groups.propose(cmd).await,
+            other => other,
         };
         let done = core.settle(&result);
         if !matches!(done, Outcome::Sent { .. }) {

@@ -129,14 +129,20 @@ pub async fn health(State(core): State<AppState>) -> impl IntoResponse {
     let leaders: Vec<Option<u64>> =
         core.groups.all().iter().map(|g| g.raft.metrics().borrow().current_leader).collect();
     let without = leaders.iter().filter(|l| l.is_none()).count();
+    let leaving = core.groups.leaving();
+    let status = match (leaving, without) {
+        (true, _) => "stopping",
+        (false, 0) => "ok",
+        (false, _) => "no-leader",
+    };
     let body = serde_json::json!({
-        "status": if without == 0 { "ok" } else { "no-leader" },
+        "status": status,
         "node_id": me,
         "slots": leaders.len(),
         "without_leader": without,
         "leading": leaders.iter().filter(|l| **l == Some(me)).count(),
     });
-    let code = if without == 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body))
 }
 

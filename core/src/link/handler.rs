@@ -195,10 +195,17 @@ impl LinkHandler {
                 Ok(Err(e)) => core.settle(&Err(e)),
                 Ok(Ok(p)) => core.settle(&p.wait().await),
             };
-            drop(held);
             let (message_id, message_seq) = done.stored();
             let _ = tx.send(LinkFrame::SendResult { req, reason: done.reason(), message_id, message_seq }).await;
+            // Only once the answer is queued: a closing link waits for the whole budget.
+            drop(held);
         });
+    }
+
+    /// Waits (up to `limit`) until every SEND taken from this link has its answer queued.
+    pub async fn settle_in_flight(&self, limit: std::time::Duration) {
+        let all = self.core.config.link_send_budget as u32;
+        let _ = tokio::time::timeout(limit, self.budget.acquire_many(all)).await;
     }
 }
 

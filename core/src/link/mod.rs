@@ -20,6 +20,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// cut network) and is closed, which also frees its edge id for the edge's next link.
 const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long a stopping node waits for a link's SENDs in flight to be answered before it closes the link
+/// (the edge sends any still unanswered again over another node's link).
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// Presence frames queued per link: a million-session snapshot is about 50.
 const PRESENCE_QUEUE: usize = 128;
 
@@ -52,8 +56,15 @@ fn peer_edge(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<P
 /// Serves edge links; with `tls`, only edges presenting a certificate the link CA issued to an edge
 /// get past the handshake, and the edge id is the certificate's.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Core>) {
+    let mut closing = core.closing.subscribe();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // The listener closes with this loop: an edge's next link is refused at once and goes to
+            // another node.
+            _ = crate::context::raised(&mut closing) => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 tern_shared::transport::keepalive(&stream);
@@ -88,7 +99,14 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
 /// Serves edge links over QUIC: each bidirectional stream an edge opens is one link. The endpoint's TLS
 /// config requires the edge's certificate.
 pub async fn serve_quic(endpoint: quinn::Endpoint, core: Arc<Core>) {
-    while let Some(incoming) = endpoint.accept().await {
+    let mut closing = core.closing.subscribe();
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = crate::context::raised(&mut closing) => None,
+        };
+        // Links already up end on their own (`handle`); the endpoint lives while they do.
+        let Some(incoming) = incoming else { return };
         let core = core.clone();
         tokio::spawn(async move {
             let peer = incoming.remote_address();
@@ -135,6 +153,11 @@ enum LinkError {
     Impostor { cert: String, claimed: String },
     #[error("edge `{0}` is linked from another process or certificate; refused while its links live")]
     Taken(String),
+    #[error(
+        "the edge speaks link version {0}, this core node {LINK_VERSION}: run edges and core nodes of releases \
+         the CHANGELOG lets run side by side"
+    )]
+    Version(u16),
     #[error("silent for {SILENCE_LIMIT:?}")]
     Silent,
 }
@@ -142,7 +165,14 @@ enum LinkError {
 impl LinkError {
     /// A peer turned away, rather than a link that ended.
     fn is_refusal(&self) -> bool {
-        matches!(self, LinkError::Tls(_) | LinkError::Identity(_) | LinkError::Impostor { .. } | LinkError::Taken(_))
+        matches!(
+            self,
+            LinkError::Tls(_)
+                | LinkError::Identity(_)
+                | LinkError::Impostor { .. }
+                | LinkError::Taken(_)
+                | LinkError::Version(_)
+        )
     }
 }
 
@@ -167,7 +197,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
         Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs, lane, instance }) => {
             (edge_id, addrs, lane, instance)
         }
-        Some(LinkFrame::Hello { version, .. }) => return Err(LinkError::BadHello(format!("link version {version}"))),
+        Some(LinkFrame::Hello { version, .. }) => return Err(refuse(w, LinkError::Version(version)).await),
         other => return Err(LinkError::BadHello(format!("{other:?}"))),
     };
     if let Some(c) = cert.as_ref().filter(|c| c.id != edge_id) {
@@ -179,7 +209,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
         Err(_) => return Err(refuse(w, LinkError::Taken(edge_id)).await),
     };
     let (tx, rx) = mpsc::channel(core.config.link_queue);
-    let writer = tokio::spawn(write_loop(w, rx));
+    let mut writer = tokio::spawn(write_loop(w, rx));
     let _ = tx.send(LinkFrame::HelloAck { node_id: core.config.node_id }).await;
     // A request lane answers over itself; only the presence lane stands for the edge.
     let link_no = (lane == 0).then(|| core.presence.register_edge(&edge_id, addrs, tx.clone()));
@@ -198,8 +228,16 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
             worker.handle(frame).await;
         }
     });
+    let mut closing = core.closing.subscribe();
     let result = loop {
-        match tokio::time::timeout(SILENCE_LIMIT, reader.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(SILENCE_LIMIT, reader.next()) => next,
+            _ = crate::context::raised(&mut closing) => {
+                handler.settle_in_flight(CLOSE_WAIT).await;
+                break Ok(());
+            }
+        };
+        match next {
             Ok(Ok(Some(frame))) if is_presence(&frame) => {
                 if presence_tx.send(frame).await.is_err() {
                     break Ok(());
@@ -220,7 +258,10 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
     if let Some(link_no) = link_no {
         core.presence.unregister_edge(&edge_id, link_no);
     }
-    core.metrics.edge_links.dec();
+    // Answers already queued go out before the link closes (the writer ends with its last sender).
+    drop(handler);
+    let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
     writer.abort();
+    core.metrics.edge_links.dec();
     result
 }

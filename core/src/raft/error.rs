@@ -13,3 +13,11 @@ pub enum ProposeError {
     #[error("not committed within {0:?} (no majority reachable?)")]
     Timeout(std::time::Duration),
 }
+
+impl ProposeError {
+    /// The group had no leader this node could reach: trying again shortly may succeed. A timeout is
+    /// not: the entry may still commit, and the caller has waited long enough.
+    pub fn leader_moving(&self) -> bool {
+        matches!(self, ProposeError::NotLeader(_))
+    }
+}

@@ -10,7 +10,14 @@ use super::proposer::{Pending, Proposer};
 use super::types::{Command, CommandResult, Raft};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tern_shared::channel::slot_of;
+use tokio::time::Instant;
+
+/// How long a write keeps being tried while leadership moves (a transfer, an election, a leader that
+/// restarted under a pooled connection): long enough for an election across a WAN, short of the HTTP
+/// request deadline.
+pub const WRITE_RETRY_FOR: Duration = Duration::from_secs(10);
 
 pub struct Group {
     pub slot: u16,
@@ -32,12 +39,26 @@ impl Group {
 
 pub struct Groups {
     groups: Vec<Group>,
+    /// Raised when this node stops (`crate::stop`): it neither campaigns nor takes leadership again.
+    leaving: AtomicBool,
 }
 
 impl Groups {
     /// `groups[i]` must be the group of slot `i`.
     pub fn new(groups: Vec<Group>) -> Groups {
-        Groups { groups }
+        Groups { groups, leaving: AtomicBool::new(false) }
+    }
+
+    pub fn leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
+    /// This node stops campaigning in every group, for good.
+    pub fn leave(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+        for g in &self.groups {
+            g.raft.runtime_config().elect(false);
+        }
     }
 
     pub fn all(&self) -> &[Group] {
@@ -60,9 +81,26 @@ impl Groups {
         &self.groups[usize::from(slot)]
     }
 
-    /// Proposes one command to its group and waits until it is committed and applied.
+    /// Proposes one command to its group and waits until it is committed and applied; tried again
+    /// for up to [`WRITE_RETRY_FOR`] while the group has no reachable leader. A retry may propose a
+    /// command whose first try was committed after all (a leader lost just after appending it): every
+    /// command is safe to apply twice (sets, adds and removes; messages dedup by `client_msg_no`,
+    /// which the API fills in when the caller gave none), except `PresenceEvent`, whose webhook is
+    /// at-least-once anyway.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, ProposeError> {
-        self.of(cmd.key()).proposer.propose(cmd).await
+        let proposer = &self.of(cmd.key()).proposer;
+        let deadline = Instant::now() + WRITE_RETRY_FOR;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match proposer.propose(cmd.clone()).await {
+                Err(e) if e.leader_moving() && Instant::now() + pause < deadline => {
+                    tracing::debug!(error = %e, "write retried while leadership moves");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Queues one command in its group; a group commits in the order commands were submitted.

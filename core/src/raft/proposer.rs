@@ -4,7 +4,7 @@
 
 use super::dial::Dial;
 use super::error::ProposeError;
-use super::leader::{await_leader, leader_of, LeaderConn};
+use super::leader::{await_leader, leader_of, LeaderConn, ELECTION_WAIT};
 use super::types::{Batch, BatchResult, Command, CommandResult, NodeId, Raft};
 use crate::store::apply::MAX_BATCH;
 use openraft::error::ClientWriteError;
@@ -185,30 +185,53 @@ async fn run(
     }
 }
 
-/// Sends groups to the leader one at a time, so they commit in the order this node received them.
+/// Sends groups to the leader one at a time, so they commit in the order this node received them. A
+/// group the leader could not take (it restarted under a pooled connection, or lost leadership) is
+/// sent again, before any later group, while a new leader is elected: every command is safe to apply
+/// twice (see `Groups::propose`), and failing it would only have the client send it again, possibly
+/// after a later one.
 async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>, forwarded: prometheus::IntCounter) {
     let mut leader = LeaderConn::default();
     while let Some((cmds, replies)) = rx.recv().await {
-        let Some((id, addr)) = leader_of(&raft, &dial) else {
-            fail_all(replies, ProposeError::NotLeader(None));
-            continue;
+        let request = RaftRequest::Propose(Batch(cmds));
+        let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+        let mut pause = std::time::Duration::from_millis(10);
+        let result = loop {
+            let attempt = forward_once(&raft, &dial, &mut leader, &request, &forwarded).await;
+            match attempt {
+                Err(e) if e.leader_moving() && tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                other => break other,
+            }
         };
-        forwarded.inc();
-        match leader
-            .to(id, addr, &dial)
-            .call(&RaftRequest::Propose(Batch(cmds)), std::time::Duration::from_secs(10))
-            .await
-        {
-            Ok(RaftResponse::Propose(Ok(results))) => deliver(replies, results),
-            Ok(RaftResponse::Propose(Err(e))) => {
-                tracing::info!(leader = id, error = %e, "forwarded batch refused");
-                fail_all(replies, ProposeError::NotLeader(Some(id)));
-            }
-            Ok(other) => fail_all(replies, ProposeError::Fatal(format!("leader answered {other:?}"))),
-            Err(e) => {
-                tracing::info!(leader = id, error = %e, "cannot forward to the leader");
-                fail_all(replies, ProposeError::NotLeader(Some(id)));
-            }
+        match result {
+            Ok(results) => deliver(replies, results),
+            Err(e) => fail_all(replies, e),
+        }
+    }
+}
+
+async fn forward_once(
+    raft: &Raft,
+    dial: &Dial,
+    leader: &mut LeaderConn,
+    request: &RaftRequest,
+    forwarded: &prometheus::IntCounter,
+) -> Result<BatchResult, ProposeError> {
+    let (id, addr) = leader_of(raft, dial).ok_or(ProposeError::NotLeader(None))?;
+    forwarded.inc();
+    match leader.to(id, addr, dial).call(request, std::time::Duration::from_secs(10)).await {
+        Ok(RaftResponse::Propose(Ok(results))) => Ok(results),
+        Ok(RaftResponse::Propose(Err(e))) => {
+            tracing::debug!(leader = id, error = %e, "forwarded batch refused");
+            Err(ProposeError::NotLeader(Some(id)))
+        }
+        Ok(other) => Err(ProposeError::Fatal(format!("leader answered {other:?}"))),
+        Err(e) => {
+            tracing::debug!(leader = id, error = %e, "cannot forward to the leader");
+            Err(ProposeError::NotLeader(Some(id)))
         }
     }
 }

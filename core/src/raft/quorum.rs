@@ -56,6 +56,9 @@ pub async fn run(groups: Arc<Groups>, node_id: NodeId, every: Duration, grace: D
             last_majority = Some(now);
         }
         let allow = may_elect(last_majority, now, grace);
+        if groups.leaving() {
+            return;
+        }
         if allow != allowed {
             allowed = allow;
             for g in groups.all() {

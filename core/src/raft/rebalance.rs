@@ -19,6 +19,9 @@ pub async fn run(groups: Arc<Groups>, node_id: NodeId, preferred: Vec<NodeId>, l
     tick.tick().await;
     loop {
         tick.tick().await;
+        if groups.leaving() {
+            return;
+        }
         match step(&groups, node_id, &preferred, lease).await {
             Ok(moved) => {
                 for (slot, to) in moved {

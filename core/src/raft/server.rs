@@ -88,6 +88,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
             RaftRequest::Transfer(target) => {
                 RaftResponse::Done(super::transfer::transfer(group, port.node_id, target, port.lease).await)
             }
+            // A stopping node takes no leadership (a transfer probing it fails at once and picks another
+            // voter) and keeps its elections off (a `Hold` would turn them back on when it ends).
+            RaftRequest::Step(_) if port.groups.leaving() => RaftResponse::Done(Err("this node is stopping".into())),
             RaftRequest::Step(step) => {
                 super::transfer::on_step(raft, port.node_id, step);
                 RaftResponse::Done(Ok(()))

@@ -1,4 +1,5 @@
-//! The edge's admin endpoints: `/healthz` (503 while the core is unreachable) and `/metrics`.
+//! The edge's admin endpoints: `/healthz` (503 while the core is unreachable or the edge drains) and
+//! `/metrics`.
 
 use crate::Edge;
 use axum::extract::State;
@@ -13,9 +14,15 @@ pub fn router(edge: Arc<Edge>) -> Router {
 }
 
 async fn healthz(State(edge): State<Arc<Edge>>) -> impl IntoResponse {
-    let up = edge.link.is_up();
+    let draining = edge.draining();
+    let up = edge.link.is_up() && !draining;
+    let status = match (draining, up) {
+        (true, _) => "draining",
+        (false, true) => "ok",
+        (false, false) => "core-unreachable",
+    };
     let body = serde_json::json!({
-        "status": if up { "ok" } else { "core-unreachable" },
+        "status": status,
         "edge_id": edge.config.edge_id,
         "region": edge.config.region,
         "sessions": edge.registry.len(),

@@ -144,10 +144,14 @@ impl pingora::proxy::ProxyHttp for AccessProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Draining: the client learns from this answer not to send on this connection again.
+        if self.edge().draining() {
+            session.set_keepalive(None);
+        }
         if let (Some(upstream), Some(addr)) = (&ctx.upstream, ctx.tried.last()) {
             upstream.succeeded(*addr);
         }
