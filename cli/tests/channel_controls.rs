@@ -96,3 +96,54 @@ async fn deny_and_allow_lists_bans_and_removals_are_enforced() {
         api.post("/channel/subscriber_remove_all", serde_json::json!({"channel_id": "x", "channel_type": 1})).await;
     assert_eq!(status, 400);
 }
+
+/// `/message/send` with `subscribers`: only the listed uids get it, in WuKongIM's temporary channel
+/// (type 8, named after the list), which they alone can read back and which makes no conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_list_of_uids_reaches_them_alone() {
+    let cl = Cluster::start("").await;
+    for uid in ["alice", "bob", "carol"] {
+        cl.api.user(uid, 0).await;
+    }
+    let mut alice = connect(&cl.tcp(), "alice", 0).await;
+    let mut bob = connect(&cl.tcp(), "bob", 0).await;
+    let mut carol = connect(&cl.tcp(), "carol", 0).await;
+    let payload = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"{\"type\":99}");
+    let to = |subscribers: &[&str], sync_once: u8, channel_id: &str| {
+        serde_json::json!({"header": {"sync_once": sync_once}, "from_uid": "", "channel_id": channel_id,
+            "subscribers": subscribers, "payload": payload})
+    };
+    for (bad, why) in
+        [(to(&["bob"], 0, ""), "sync_once"), (to(&["bob"], 1, "g1"), "channel_id"), (to(&["b@d"], 1, ""), "uid")]
+    {
+        let (status, body) = cl.api.post("/message/send", bad).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["msg"].as_str().unwrap_or_default().contains(why), "{body}");
+    }
+    let sent = cl.api.ok("/message/send", to(&["bob", "carol"], 1, "")).await;
+    assert_eq!(sent["status"], 200, "{sent}");
+    let temp = tern_shared::channel::temp_channel_id(&["bob".to_string(), "carol".to_string()]);
+    for (uid, client) in [("bob", &mut bob), ("carol", &mut carol)] {
+        match client.recv_timeout(Duration::from_secs(5)).await {
+            Some(Incoming::Message(m)) => {
+                assert_eq!((m.channel_id.as_str(), m.channel_type), (temp.as_str(), 8), "{uid}");
+                assert_eq!(m.payload, b"{\"type\":99}", "{uid}");
+            }
+            other => panic!("{uid} got {other:?}"),
+        }
+    }
+    assert_eq!(alice.recv_timeout(Duration::from_millis(500)).await, None, "alice is not on the list");
+    let sync = |uid: &str| {
+        serde_json::json!({"login_uid": uid, "channel_id": temp, "channel_type": 8, "start_message_seq": 1,
+            "end_message_seq": 0, "limit": 10, "pull_mode": 1})
+    };
+    let read = cl.api.ok("/channel/messagesync", sync("bob")).await;
+    assert_eq!(read["messages"].as_array().map(Vec::len), Some(1), "{read}");
+    assert_eq!(cl.api.post("/channel/messagesync", sync("alice")).await.0, 403);
+    let conversations =
+        cl.api.ok("/conversation/sync", serde_json::json!({"uid": "bob", "version": 0, "msg_count": 1})).await;
+    assert_eq!(conversations, serde_json::json!([]), "a temporary channel makes no conversation");
+    // The same list again: the same channel, the next seq.
+    let again = cl.api.ok("/message/send", to(&["bob", "carol"], 1, "")).await;
+    assert_eq!(again["message_seq"], 2, "{again}");
+}

@@ -4,59 +4,14 @@
 
 mod common;
 
+use common::hooks::{hook_toml, receiver, Hooks};
 use common::{connect, free_ports, Cluster3};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "hook-secret";
 
 /// One test at a time: a port `free_ports` hands out is free only until another test's process binds
 /// an ephemeral one.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// One POST the receiver took.
-#[derive(Debug, Clone)]
-struct Hook {
-    event: String,
-    ids: Vec<u64>,
-    body: serde_json::Value,
-}
-
-type Hooks = Arc<Mutex<Vec<Hook>>>;
-
-/// The business server: takes every POST on `port` whose signature holds (others get 401).
-async fn receiver(port: u16, hooks: Hooks) -> tokio::task::JoinHandle<()> {
-    use axum::extract::{Query, State};
-    use axum::http::{HeaderMap, StatusCode};
-    async fn take(
-        State(hooks): State<Hooks>,
-        Query(q): Query<BTreeMap<String, String>>,
-        headers: HeaderMap,
-        body: axum::body::Bytes,
-    ) -> StatusCode {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        if header("x-tern-signature") != tern_core::webhook::plan::signature(SECRET.as_bytes(), &body) {
-            return StatusCode::UNAUTHORIZED;
-        }
-        let ids = header("x-tern-event-id").split(',').filter_map(|s| s.parse().ok()).collect();
-        let body = serde_json::from_slice(&body).unwrap_or_default();
-        hooks.lock().unwrap().push(Hook { event: q.get("event").cloned().unwrap_or_default(), ids, body });
-        StatusCode::OK
-    }
-    let app = axum::Router::new().route("/hook", axum::routing::post(take)).with_state(hooks);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("receiver port");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    })
-}
-
-fn hook_toml(port: u16) -> String {
-    format!(
-        "[webhook]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\ninterval_ms = 100\n\
-         retry_min_ms = 200\nretry_max_ms = 1000\nbatch_size = 20\n"
-    )
-}
 
 fn send_body(from: &str, channel_id: &str, channel_type: u8, no: &str) -> serde_json::Value {
     serde_json::json!({
@@ -137,6 +92,38 @@ async fn offline_recipients_are_those_without_a_session() {
     assert_eq!((fields[0][..3].to_vec(), fields[0][4], fields[0][5]), (vec!["bob", "0", "1"], "1", "1"), "{lines:?}");
     assert_eq!((fields[1][..3].to_vec(), fields[1][4], fields[1][5]), (vec!["bob", "0", "0"], "0", "0"), "{lines:?}");
     assert_eq!(fields[0][3], fields[1][3], "the same session: {lines:?}");
+
+    // carol's edge dies (-9) with her session on it: once it has not come back for the grace, she is
+    // recorded offline.
+    let _carol = connect(&edge.addr("tcp"), "carol", 0).await;
+    let carol_lines = |hooks: &Hooks| -> Vec<String> {
+        let hooks = hooks.lock().unwrap();
+        let lines = hooks
+            .iter()
+            .filter(|h| h.event == "user.onlinestatus")
+            .flat_map(|h| h.body.as_array().cloned().unwrap_or_default());
+        lines.filter_map(|l| l.as_str().map(str::to_string)).filter(|l| l.starts_with("carol-")).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while carol_lines(&hooks).is_empty() {
+        assert!(Instant::now() < deadline, "carol's session never announced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut edge = edge;
+    edge.kill9();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(25);
+    let lines = loop {
+        let lines = carol_lines(&hooks);
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "carol never recorded offline: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("offline recorded {:?} after the edge died", killed.elapsed());
+    let fields: Vec<&str> = lines[1].split('-').collect();
+    assert_eq!((fields[..3].to_vec(), fields[4], fields[5]), (vec!["carol", "0", "0"], "0", "0"), "{lines:?}");
 }
 
 /// The receiver is down for 30 s while messages are sent and the leader of their slot is killed:

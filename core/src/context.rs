@@ -11,6 +11,7 @@ use crate::store::keys::DENY;
 use crate::store::Db;
 use std::sync::Arc;
 use tern_shared::channel::{kind, person_channel_for};
+use tern_shared::link::SessionInfo;
 use tern_shared::proto::Reason;
 
 pub struct Core {
@@ -69,6 +70,36 @@ impl Core {
             Command::SendWithEvents(m)
         } else {
             Command::Send(m)
+        }
+    }
+
+    /// On the leader of the uid's group, a `user.onlinestatus` line for the webhook outbox (group
+    /// commit batches them). Lost if the group has no leader: presence itself is not in raft.
+    pub async fn online_event(&self, uid: &str, device_flag: u8, online: bool, session: u64) {
+        if !self.config.webhook.sends("user.onlinestatus") {
+            return;
+        }
+        let p = &self.presence;
+        let (on_device, total) = (p.device_sessions(uid, device_flag).len(), p.sessions_of(uid).len());
+        let line = crate::webhook::plan::online_line(uid, device_flag, online, session, on_device, total);
+        let event = Command::PresenceEvent { uid: uid.to_string(), line };
+        if let Err(e) = self.groups.submit(event).await {
+            tracing::info!(uid, error = %e, "user.onlinestatus event not recorded");
+        }
+    }
+
+    /// An edge's presence link closed and took `sessions` with it. If the edge is not back with them
+    /// within `grace` (its link dropped for a moment, or this node restarted, and the edge's snapshot
+    /// restores them), it is gone: the leader of each uid's group records them offline.
+    pub async fn sessions_lost(&self, edge_id: &str, sessions: Vec<SessionInfo>, grace: std::time::Duration) {
+        if sessions.is_empty() || !self.config.webhook.sends("user.onlinestatus") {
+            return;
+        }
+        tokio::time::sleep(grace).await;
+        for s in sessions {
+            if !self.presence.has_session(edge_id, s.session) && self.groups.of(&s.uid).leads() {
+                self.online_event(&s.uid, s.device_flag, false, s.session).await;
+            }
         }
     }
 

@@ -13,7 +13,7 @@ pub struct Header {
     #[serde(default)]
     red_dot: u8,
     #[serde(default)]
-    sync_once: u8,
+    pub sync_once: u8,
 }
 
 impl Header {

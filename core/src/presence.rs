@@ -46,11 +46,9 @@ impl Inner {
         Some(info)
     }
 
-    fn drop_edge_sessions(&mut self, edge_id: &str) {
+    fn drop_edge_sessions(&mut self, edge_id: &str) -> Vec<SessionInfo> {
         let ids: Vec<u64> = self.edges.get(edge_id).map(|e| e.sessions.keys().copied().collect()).unwrap_or_default();
-        for id in ids {
-            self.drop_session(edge_id, id);
-        }
+        ids.into_iter().filter_map(|id| self.drop_session(edge_id, id)).collect()
     }
 }
 
@@ -70,12 +68,20 @@ impl Presence {
     }
 
     /// Forgets an edge when its link `link_no` closes (a newer link of the same edge is kept).
-    pub fn unregister_edge(&self, edge_id: &str, link_no: u64) {
+    /// The edge's presence link `link_no` closed: its sessions are forgotten (and returned) unless a
+    /// newer link of the edge has taken over.
+    pub fn unregister_edge(&self, edge_id: &str, link_no: u64) -> Vec<SessionInfo> {
         let mut g = self.lock();
-        if g.edges.get(edge_id).is_some_and(|e| e.link_no == link_no) {
-            g.drop_edge_sessions(edge_id);
-            g.edges.remove(edge_id);
+        if g.edges.get(edge_id).is_none_or(|e| e.link_no != link_no) {
+            return Vec::new();
         }
+        let dropped = g.drop_edge_sessions(edge_id);
+        g.edges.remove(edge_id);
+        dropped
+    }
+
+    pub fn has_session(&self, edge_id: &str, session: u64) -> bool {
+        self.lock().edges.get(edge_id).is_some_and(|e| e.sessions.contains_key(&session))
     }
 
     /// Records a new session and replaces older ones of the same uid and device flag, WuKongIM's rules:

@@ -4,6 +4,9 @@
 pub mod kind {
     pub const PERSON: u8 = 1;
     pub const GROUP: u8 = 2;
+    /// A business server's message to a list of uids (`/message/send` with `subscribers`): members
+    /// only, no conversations.
+    pub const TEMP: u8 = 8;
 }
 
 /// Number of slots channels hash into, fixed for a cluster. Each slot is a raft group with its own
@@ -61,7 +64,7 @@ pub fn valid_channel_id(id: &str) -> bool {
 pub enum ChannelError {
     #[error("person channels need valid uids on both sides; group ids are 1-128 bytes without control characters")]
     BadId,
-    #[error("channel type not supported: 1 (person) and 2 (group) are")]
+    #[error("channel type not supported: 1 (person), 2 (group) and 8 (temporary) are")]
     UnsupportedType,
 }
 
@@ -71,15 +74,34 @@ pub enum ChannelError {
 pub fn stored_channel_id(sender: &str, channel_id: &str, channel_type: u8) -> Result<String, ChannelError> {
     match channel_type {
         kind::PERSON if valid_uid(sender) && valid_uid(channel_id) => Ok(person_channel_id(sender, channel_id)),
-        kind::GROUP if valid_channel_id(channel_id) => Ok(channel_id.to_string()),
-        kind::PERSON | kind::GROUP => Err(ChannelError::BadId),
+        kind::GROUP | kind::TEMP if valid_channel_id(channel_id) => Ok(channel_id.to_string()),
+        kind::PERSON | kind::GROUP | kind::TEMP => Err(ChannelError::BadId),
         _ => Err(ChannelError::UnsupportedType),
     }
+}
+
+/// The temporary channel of a message to `subscribers`, WuKongIM's: the decimal FNV-1a 64 hash of the
+/// uids joined by commas, then `____cmd`. The same list in the same order gives the same channel.
+pub fn temp_channel_id(subscribers: &[String]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in subscribers.join(",").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h}____cmd")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_channel_ids_are_wukongims() {
+        let id = temp_channel_id(&["u1".to_string(), "u2".to_string()]);
+        assert_eq!(id, "17922244540036557902____cmd");
+        assert_ne!(id, temp_channel_id(&["u2".to_string(), "u1".to_string()]));
+        assert_eq!(stored_channel_id("", &id, kind::TEMP), Ok(id.clone()));
+    }
 
     #[test]
     fn person_channel_is_symmetric() {

@@ -22,6 +22,9 @@ pub struct DeliverArgs {
     /// Group members online and receiving (the sender is one more).
     #[arg(long, default_value_t = 500)]
     receivers: u64,
+    /// Group members who stay offline (they cost the fan-out a membership scan, not a delivery).
+    #[arg(long, default_value_t = 0)]
+    offline: u64,
     /// Messages the sender sends.
     #[arg(long, default_value_t = 200)]
     messages: u64,
@@ -39,6 +42,7 @@ pub struct DeliverArgs {
 #[derive(Serialize)]
 struct Summary {
     receivers: u64,
+    offline_members: u64,
     sent_acked: u64,
     expected_deliveries: u64,
     delivered: u64,
@@ -107,6 +111,11 @@ pub async fn run(a: DeliverArgs) -> anyhow::Result<()> {
     a.api.user(&http, &sender_uid, false).await?;
     let body = serde_json::json!({"channel_id": group, "channel_type": 2, "subscribers": [sender_uid]});
     a.api.post(&http, "/channel", body).await?;
+    let offline: Vec<String> = (0..a.offline).map(|i| format!("doff-{tag}-{i}")).collect();
+    for chunk in offline.chunks(1000) {
+        let body = serde_json::json!({"channel_id": group, "channel_type": 2, "subscribers": chunk});
+        a.api.post(&http, "/channel/subscriber_add", body).await?;
+    }
     let bar = progress(a.receivers, "receivers online");
     let clients: Vec<anyhow::Result<Client>> = stream::iter(uids.chunks(1000).map(|c| c.to_vec()).collect::<Vec<_>>())
         .then(|chunk| {
@@ -175,6 +184,7 @@ pub async fn run(a: DeliverArgs) -> anyhow::Result<()> {
     let expected = acked * a.receivers;
     let s = Summary {
         receivers: a.receivers,
+        offline_members: a.offline,
         sent_acked: acked,
         expected_deliveries: expected,
         delivered,

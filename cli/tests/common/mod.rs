@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod hooks;
 pub mod regions;
 
 use std::io::{BufRead, BufReader};

@@ -46,15 +46,28 @@ pub(super) fn stored_channel(viewer: &str, channel_id: &str, channel_type: u8) -
 }
 
 /// A business server sends a message as `from_uid`.
-pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) -> Result<Json<SendResp>, ApiError> {
-    if !req.subscribers.is_empty() {
-        return Err(ApiError::bad_request(
-            "`subscribers` (send to a list of uids) is not supported yet; send to a channel",
-        ));
-    }
+///
+/// With `subscribers` (and no channel), the message goes to those uids only, as WuKongIM does it: in a
+/// temporary channel (type 8) named after the list (`temp_channel_id`), whose members become exactly
+/// those uids, with `sync_once` required, and no conversation for anyone. The answer is then
+/// `{"status": 200}` with the ids.
+pub async fn send(
+    State(core): State<AppState>,
+    ApiJson(req): ApiJson<SendReq>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let payload = B64.decode(req.payload.as_bytes()).map_err(|_| ApiError::bad_request("payload must be base64"))?;
+    if payload.is_empty() {
+        return Err(ApiError::bad_request("payload cannot be empty"));
+    }
     // No sender: the system sends it (WuKongIM's `____system`).
-    let req = if req.from_uid.trim().is_empty() { SendReq { from_uid: SYSTEM_UID.into(), ..req } } else { req };
+    let mut req = if req.from_uid.trim().is_empty() { SendReq { from_uid: SYSTEM_UID.into(), ..req } } else { req };
+    let to_list = !req.subscribers.is_empty();
+    if to_list {
+        req.channel_id = to_subscribers(&core, &req).await?;
+        req.channel_type = kind::TEMP;
+    } else if req.channel_id.is_empty() {
+        return Err(ApiError::bad_request("channel_id or subscribers is required"));
+    }
     let channel_id = stored_channel(&req.from_uid, &req.channel_id, req.channel_type)?;
     let client_msg_no =
         if req.client_msg_no.is_empty() { tern_shared::client::random_msg_no() } else { req.client_msg_no };
@@ -72,13 +85,43 @@ pub async fn send(State(core): State<AppState>, ApiJson(req): ApiJson<SendReq>) 
     let done = core.settle(&core.groups.propose(core.send_command(msg)).await);
     let status = match done {
         Outcome::Sent { message_id, message_seq } => {
-            return Ok(Json(SendResp { message_id, client_msg_no, message_seq }))
+            let sent = SendResp { message_id, client_msg_no, message_seq };
+            let mut body = serde_json::to_value(sent).map_err(ApiError::internal)?;
+            if to_list {
+                body["status"] = 200.into();
+            }
+            return Ok(Json(body));
         }
         Outcome::Refused(_) => StatusCode::BAD_REQUEST,
         // Worth sending again (same client_msg_no): the leader is moving, or the entry did not commit.
         Outcome::NotLeader | Outcome::Failed => StatusCode::SERVICE_UNAVAILABLE,
     };
     Err(ApiError::new(status, format!("message refused: reason code {}", done.reason())))
+}
+
+/// The temporary channel of `req.subscribers`, its members set to them.
+async fn to_subscribers(core: &AppState, req: &SendReq) -> Result<String, ApiError> {
+    if !req.channel_id.is_empty() {
+        return Err(ApiError::bad_request("channel_id must be empty when subscribers are given"));
+    }
+    if req.header.sync_once != 1 {
+        return Err(ApiError::bad_request("a message to subscribers needs header.sync_once = 1"));
+    }
+    if req.subscribers.len() > MAX_BATCH_UIDS {
+        return Err(ApiError::bad_request(format!("at most {MAX_BATCH_UIDS} subscribers at once")));
+    }
+    if let Some(bad) = req.subscribers.iter().find(|u| !tern_shared::channel::valid_uid(u)) {
+        return Err(ApiError::bad_request(format!("subscriber {bad:?} is not a valid uid")));
+    }
+    let channel_id = tern_shared::channel::temp_channel_id(&req.subscribers);
+    let members = crate::raft::Command::AddSubscribers {
+        channel_id: channel_id.clone(),
+        channel_type: kind::TEMP,
+        reset: true,
+        uids: req.subscribers.clone(),
+    };
+    core.groups.propose(members).await?;
+    Ok(channel_id)
 }
 
 #[derive(Deserialize)]
@@ -194,8 +237,9 @@ pub async fn sync(State(core): State<AppState>, ApiJson(req): ApiJson<SyncReq>) 
     let stored = stored_channel(&req.login_uid, &req.channel_id, req.channel_type)?;
     // Every message acked before this request is visible, whichever node answers.
     core.groups.of(&stored).reads.wait().await?;
-    // A group is read by its members, the deny list's aside; without a login_uid the business server reads.
-    if req.channel_type == kind::GROUP && !req.login_uid.is_empty() {
+    // A group (or temporary channel) is read by its members, the deny list's aside; without a login_uid
+    // the business server reads.
+    if req.channel_type != kind::PERSON && !req.login_uid.is_empty() {
         let member = core.db.is_subscriber(&stored, req.channel_type, &req.login_uid)?;
         if !member || core.db.is_listed(&stored, req.channel_type, crate::store::keys::DENY, &req.login_uid)? {
             return Err(ApiError::new(

@@ -1,7 +1,7 @@
 //! What a core node does with each frame an edge sends.
 
 use crate::context::Core;
-use crate::raft::{Command, Origin};
+use crate::raft::Origin;
 use crate::rules::send::{client_message, Outcome};
 use std::sync::Arc;
 use tern_shared::channel::valid_uid;
@@ -153,19 +153,8 @@ impl LinkHandler {
         good
     }
 
-    /// On the leader of the uid's group, a `user.onlinestatus` line for the webhook outbox (group
-    /// commit batches them). Lost if the group has no leader: presence itself is not in raft.
     async fn online_event(&self, uid: &str, device_flag: u8, online: bool, session: u64) {
-        if !self.core.config.webhook.sends("user.onlinestatus") {
-            return;
-        }
-        let p = &self.core.presence;
-        let (on_device, total) = (p.device_sessions(uid, device_flag).len(), p.sessions_of(uid).len());
-        let line = crate::webhook::plan::online_line(uid, device_flag, online, session, on_device, total);
-        let event = Command::PresenceEvent { uid: uid.to_string(), line };
-        if let Err(e) = self.core.groups.submit(event).await {
-            tracing::info!(uid, error = %e, "user.onlinestatus event not recorded");
-        }
+        self.core.online_event(uid, device_flag, online, session).await
     }
 
     async fn reply(&self, frame: LinkFrame) {

@@ -256,7 +256,9 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
     // Frames of this link still queued must not reach a newer link's presence.
     presence.abort();
     if let Some(link_no) = link_no {
-        core.presence.unregister_edge(&edge_id, link_no);
+        let lost = core.presence.unregister_edge(&edge_id, link_no);
+        let (core, edge_id) = (core.clone(), edge_id.clone());
+        tokio::spawn(async move { core.sessions_lost(&edge_id, lost, SILENCE_LIMIT).await });
     }
     // Answers already queued go out before the link closes (the writer ends with its last sender).
     drop(handler);

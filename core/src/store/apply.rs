@@ -133,7 +133,7 @@ pub fn apply_command(
         Command::RemoveToken { uid, device_flag } => st.delete(keys::token(&uid, device_flag, slots)),
         Command::UpsertChannel { channel, subscribers } => {
             let k = ChannelKeys::new(&channel.channel_id, channel.channel_type, slots);
-            join(st, &k, &subscribers)?;
+            join(st, &k, channel.channel_type, &subscribers)?;
             st.put(k.channel(), super::encode(&channel));
         }
         Command::DeleteChannel { channel_id, channel_type } => {
@@ -152,7 +152,7 @@ pub fn apply_command(
                 leave(st, &k, &gone);
                 st.delete_prefix(&k.subscriber_prefix())?;
             }
-            join(st, &k, &uids)?;
+            join(st, &k, channel_type, &uids)?;
         }
         Command::RemoveSubscribers { channel_id, channel_type, uids } => {
             let k = ChannelKeys::new(&channel_id, channel_type, slots);
@@ -198,7 +198,7 @@ pub fn apply_command(
                     ListChange::Remove => {
                         let members = subscribers(st, &k)?;
                         let back: Vec<String> = uids.into_iter().filter(|u| members.contains(u)).collect();
-                        join(st, &k, &back)?;
+                        join(st, &k, channel_type, &back)?;
                     }
                 }
             }
@@ -257,12 +257,13 @@ fn conversation(st: &Overlay<'_>, k: &ChannelKeys, uid: &str) -> Result<Option<C
     st.get(&k.conversation(uid))?.map(|raw| super::decode("conversation", &raw)).transpose()
 }
 
-/// New members: subscribed, with a conversation in which what came before them counts as read.
-fn join(st: &mut Overlay<'_>, k: &ChannelKeys, uids: &[String]) -> Result<(), StoreError> {
+/// New members: subscribed, with a conversation in which what came before them counts as read (none
+/// in a temporary channel, as WuKongIM).
+fn join(st: &mut Overlay<'_>, k: &ChannelKeys, channel_type: u8, uids: &[String]) -> Result<(), StoreError> {
     let read = ConversationRecord { read_seq: last_seq(st, k)?, ..Default::default() };
     for uid in uids {
         st.put(k.subscriber(uid), Vec::new());
-        if conversation(st, k, uid)?.is_none() {
+        if channel_type != kind::TEMP && conversation(st, k, uid)?.is_none() {
             st.put(k.conversation(uid), super::encode(&read));
         }
     }

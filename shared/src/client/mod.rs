@@ -32,6 +32,8 @@ pub struct ClientOptions {
     pub ws_headers: Vec<(String, String)>,
     /// Answer each RECV with a RECVACK, as the SDKs do (off: a client that never acks, for tests).
     pub ack_recvs: bool,
+    /// Wait this long before each RECVACK (a slow client, for tests).
+    pub ack_delay: Duration,
 }
 
 impl ClientOptions {
@@ -50,6 +52,7 @@ impl ClientOptions {
             source: None,
             ws_headers: Vec::new(),
             ack_recvs: true,
+            ack_delay: Duration::ZERO,
         }
     }
 }
@@ -305,7 +308,7 @@ impl Client {
         });
         let pending: Pending = Arc::default();
         let (inbox_tx, inbox) = mpsc::channel(4096);
-        let acks = opts.ack_recvs.then(|| out.clone());
+        let acks = opts.ack_recvs.then(|| (out.clone(), opts.ack_delay));
         let reader = tokio::spawn(read_loop(reader, cipher.clone(), acks, pending.clone(), inbox_tx));
         Ok(Client {
             out,
@@ -422,7 +425,7 @@ fn encode(p: &Packet, version: u8) -> Result<Bytes, ClientError> {
 async fn read_loop(
     mut reader: FrameReader,
     cipher: SessionCipher,
-    acks: Option<mpsc::Sender<Bytes>>,
+    acks: Option<(mpsc::Sender<Bytes>, Duration)>,
     pending: Pending,
     inbox: mpsc::Sender<Incoming>,
 ) {
@@ -454,8 +457,18 @@ async fn read_loop(
                     message_id: r.message_id,
                     message_seq: r.message_seq,
                 });
-                if let (Some(out), Ok(b)) = (&acks, encode(&ack, reader.version)) {
-                    let _ = out.send(b).await;
+                match (&acks, encode(&ack, reader.version)) {
+                    (Some((out, delay)), Ok(b)) if delay.is_zero() => {
+                        let _ = out.send(b).await;
+                    }
+                    (Some((out, delay)), Ok(b)) => {
+                        let (out, delay) = (out.clone(), *delay);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = out.send(b).await;
+                        });
+                    }
+                    _ => {}
                 }
                 let msg = Received {
                     flags: r.flags,
