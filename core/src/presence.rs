@@ -174,6 +174,11 @@ impl Presence {
         v
     }
 
+    /// Sessions per edge id.
+    pub fn sessions_by_edge(&self) -> std::collections::BTreeMap<String, usize> {
+        self.lock().edges.iter().map(|(id, e)| (id.clone(), e.sessions.len())).collect()
+    }
+
     pub fn counts(&self) -> (usize, usize) {
         let g = self.lock();
         (g.edges.len(), g.edges.values().map(|e| e.sessions.len()).sum())

@@ -16,6 +16,10 @@ use tern_wire::rpc::MembershipChange;
 /// This node's view: the nodes, how many groups each leads, and per group its leader, term, log
 /// positions and, where this node leads it, how far each follower has replicated.
 pub async fn status(State(core): State<AppState>) -> Json<serde_json::Value> {
+    Json(view(&core))
+}
+
+pub(super) fn view(core: &crate::context::Core) -> serde_json::Value {
     let mut leaders: BTreeMap<String, usize> = BTreeMap::new();
     let mut groups = Vec::new();
     let mut nodes = Vec::new();
@@ -55,13 +59,13 @@ pub async fn status(State(core): State<AppState>) -> Json<serde_json::Value> {
             "replication": replication,
         }));
     }
-    Json(serde_json::json!({
+    serde_json::json!({
         "node_id": core.config.node_id,
         "slots": core.config.slots,
         "nodes": nodes,
         "leaders": leaders,
         "groups": groups,
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -104,10 +108,12 @@ pub async fn add(State(core): State<AppState>, ApiJson(req): ApiJson<AddReq>) ->
     }
     tern_shared::config::check_addr("raft_addr", &req.raft_addr, false)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::info!(id = req.id, raft_addr = %req.raft_addr, "operator: node addition");
     change(&core, MembershipChange::Add { id: req.id, raft_addr: req.raft_addr }).await
 }
 
 pub async fn remove(State(core): State<AppState>, ApiJson(req): ApiJson<RemoveReq>) -> Result<Response, ApiError> {
+    tracing::info!(id = req.id, "operator: node removal");
     change(&core, MembershipChange::Remove { id: req.id }).await
 }
 
@@ -128,6 +134,7 @@ fn transfer_failed(e: String) -> ApiError {
 
 /// Moves the leadership of one group (or of all) to a voter; answers once it leads.
 pub async fn transfer(State(core): State<AppState>, ApiJson(req): ApiJson<TransferReq>) -> Result<Response, ApiError> {
+    tracing::info!(to = req.node_id, slot = ?req.slot, "operator: leadership transfer");
     let (me, lease) = (core.config.node_id, lease(&core));
     let to = req.node_id;
     match req.slot {
@@ -145,6 +152,7 @@ pub async fn transfer(State(core): State<AppState>, ApiJson(req): ApiJson<Transf
 /// Spreads leadership evenly over the voters (the preferred leaders, when set and up); answers with
 /// where each group's leadership went.
 pub async fn balance(State(core): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    tracing::info!("operator: leadership balance");
     let preferred = &core.config.raft.preferred_leaders;
     let moved = crate::raft::transfer::balance(&core.groups, core.config.node_id, preferred, lease(&core))
         .await

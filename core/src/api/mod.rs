@@ -3,6 +3,7 @@
 mod auth;
 mod channel;
 mod cluster;
+mod console;
 mod conversation;
 mod error;
 mod lookup;
@@ -68,12 +69,18 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/cluster/nodes/remove", post(cluster::remove))
         .route("/cluster/leader/transfer", post(cluster::transfer))
         .route("/cluster/leader/balance", post(cluster::balance))
+        .route("/console/api/overview", get(console::overview))
+        .route("/console/api/user", get(console::user))
+        .route("/console/api/channel", get(console::channel))
         .route_layer(middleware::from_fn_with_state(core.clone(), auth::require_admin_token));
     Router::new()
         .merge(managed)
         .merge(admin)
         .route("/route", get(route::route))
         .route("/route/batch", post(route::route_batch))
+        .route("/console", get(console::page))
+        .route("/console/app.js", get(console::script))
+        .route("/console/app.css", get(console::style))
         .route("/health", get(route::health))
         .route("/metrics", get(route::metrics))
         .with_state(core)

@@ -54,6 +54,7 @@ pub async fn device_quit(
     ApiJson(req): ApiJson<DeviceQuitReq>,
 ) -> Result<Response, ApiError> {
     check_uid(&req.uid)?;
+    tracing::info!(uid = %req.uid, device_flag = req.device_flag, "device quit: token revoked, sessions kicked");
     let flags: Vec<u8> = match req.device_flag {
         -1 => vec![0, 1, 2],
         f => vec![u8::try_from(f).map_err(|_| ApiError::bad_request("device_flag must be 0-255, or -1 for all"))?],
