@@ -93,6 +93,15 @@ async fn an_operator_sees_and_steers_the_cluster_in_a_browser() {
     let cluster = admin_get(&format!("{base}/cluster")).await;
     assert_eq!(cluster["groups"][0]["leader"].as_u64(), Some(to), "{cluster}");
     traffic.abort();
+    // A node that goes away shows as unreachable within a few heartbeats.
+    assert_eq!(admin_get(&format!("{base}/console/api/overview")).await["reachable"]["3"], true);
+    let mut cl = cl;
+    cl.kill(2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin_get(&format!("{base}/console/api/overview")).await["reachable"]["3"] != false {
+        assert!(Instant::now() < deadline, "node 3 still shown reachable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for shot in ["login.png", "core.png", "deployment.png", "users.png", "channels.png", "core-phone.png"] {
         assert!(Path::new(&shots).join(shot).exists(), "{shot} not saved");
     }

@@ -58,6 +58,8 @@ pub async fn overview(State(core): State<AppState>) -> Json<serde_json::Value> {
     let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     Json(serde_json::json!({
         "cluster": super::cluster::view(&core),
+        // Whether each other voter answered this node's last probe (every heartbeat).
+        "reachable": core.groups.reachable(),
         "edges": edges,
         "at_ms": at_ms,
         "counters": {

@@ -8,6 +8,7 @@ use super::handover::Handover;
 use super::leader::ReadBarrier;
 use super::proposer::{Pending, Proposer};
 use super::types::{Command, CommandResult, Raft};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +42,22 @@ pub struct Groups {
     groups: Vec<Group>,
     /// Raised when this node stops (`crate::stop`): it neither campaigns nor takes leadership again.
     leaving: AtomicBool,
+    /// Whether each other voter answered the last probe (`quorum.rs`).
+    reachable: std::sync::Mutex<BTreeMap<super::types::NodeId, bool>>,
 }
 
 impl Groups {
     /// `groups[i]` must be the group of slot `i`.
     pub fn new(groups: Vec<Group>) -> Groups {
-        Groups { groups, leaving: AtomicBool::new(false) }
+        Groups { groups, leaving: AtomicBool::new(false), reachable: Default::default() }
+    }
+
+    pub fn reachable(&self) -> BTreeMap<super::types::NodeId, bool> {
+        self.reachable.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_reachable(&self, now: BTreeMap<super::types::NodeId, bool>) {
+        *self.reachable.lock().unwrap_or_else(|e| e.into_inner()) = now;
     }
 
     pub fn leaving(&self) -> bool {

@@ -31,7 +31,7 @@ pub async fn run(groups: Arc<Groups>, node_id: NodeId, every: Duration, grace: D
     loop {
         tick.tick().await;
         let Some(first) = groups.all().first() else { return };
-        let others: Vec<String> = {
+        let others: Vec<(NodeId, String)> = {
             let m = first.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
@@ -42,15 +42,17 @@ pub async fn run(groups: Arc<Groups>, node_id: NodeId, every: Duration, grace: D
             voters
                 .iter()
                 .filter(|id| **id != node_id)
-                .filter_map(|id| membership.get_node(id).map(|n| first.dial.addr(*id, &n.addr)))
+                .filter_map(|id| membership.get_node(id).map(|n| (*id, first.dial.addr(*id, &n.addr))))
                 .collect()
         };
         let voters = others.len() + 1;
-        let probes = others.into_iter().map(|addr| {
+        let probes = others.into_iter().map(|(id, addr)| {
             let mut peer = first.dial.peer(addr);
-            async move { peer.call(&RaftRequest::Step(Step::Probe), every).await.is_ok() }
+            async move { (id, peer.call(&RaftRequest::Step(Step::Probe), every).await.is_ok()) }
         });
-        let reached = futures_util::future::join_all(probes).await.into_iter().filter(|ok| *ok).count();
+        let results = futures_util::future::join_all(probes).await;
+        let reached = results.iter().filter(|(_, ok)| *ok).count();
+        groups.set_reachable(results.into_iter().collect());
         let now = Instant::now();
         if could_win(reached, voters) {
             last_majority = Some(now);

@@ -415,7 +415,7 @@ mod tests {
     fn a_group_message_writes_the_same_keys_whatever_the_group_s_size() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("db"), 8).unwrap();
-        for (id, members) in [("small", 10), ("large", 100_000)] {
+        for (id, members) in [("g10", 10), ("g100", 100), ("g10k", 10_000), ("g100k", 100_000)] {
             let channel = ChannelRecord { channel_id: id.into(), channel_type: kind::GROUP, ..Default::default() };
             let subscribers = (0..members).map(|i| format!("u{i}")).collect();
             // Joining writes per member (a subscriber marker and a conversation each), once.

@@ -164,14 +164,21 @@ function core(o) {
 
   const cl = o.cluster;
   const voters = cl.nodes.filter((n) => n.voter).map((n) => n.id);
-  table($('nodes'), ['', 'node', 'raft address', 'role', 'slots led'], cl.nodes.map((n) => {
+  table($('nodes'), ['', 'node', { text: 'raft address', narrow: true }, 'role', 'slots led', ''], cl.nodes.map((n) => {
     const led = cl.leaders[String(n.id)] || 0;
-    return el('tr', { 'data-node': n.id },
-      el('td', {}, dot(n.voter ? 'ok' : 'warn')),
+    const remove = el('button', {
+      type: 'button', class: 'danger',
+      onclick: () => act(`Remove node ${n.id} from every raft group? Its data stays on its disk.`, `node ${n.id} removed`,
+        () => api('/cluster/nodes/remove', { id: n.id })),
+    }, 'Remove');
+    const reached = n.id === cl.node_id || o.reachable[String(n.id)] !== false;
+    return el('tr', { 'data-node': n.id, title: reached ? '' : 'did not answer this node\'s last probe' },
+      el('td', {}, dot(!reached ? 'bad' : n.voter ? 'ok' : 'warn')),
       el('td', {}, `node ${n.id} `, n.id === cl.node_id ? el('span', { class: 'badge me' }, 'this node') : ''),
-      el('td', {}, n.raft_addr),
-      el('td', {}, n.voter ? 'voter' : 'learner'),
-      el('td', {}, String(led)));
+      el('td', { class: 'hide-narrow' }, n.raft_addr),
+      el('td', {}, `${n.voter ? 'voter' : 'learner'}${reached ? '' : ', unreachable'}`),
+      el('td', {}, String(led)),
+      el('td', {}, n.id === cl.node_id ? '' : remove));
   }));
 
   table($('slots'), ['slot', 'leader', 'term', { text: 'log / applied', narrow: true }, { text: 'follower lag', narrow: true }, 'move leader'],
@@ -205,11 +212,12 @@ function deployment(o) {
   const cards = Object.entries(regions).sort().map(([region, edges]) => el('div', { class: 'card', 'data-region': region },
     el('div', { class: 'label' }, 'region'),
     el('div', { class: 'value' }, region),
-    el('ul', {}, edges.map((e) => el('li', { 'data-edge': e.id }, dot('ok'), `${e.id}: ${e.sessions.toLocaleString()} sessions`)))));
+    el('ul', {}, edges.map((e) => el('li', { 'data-edge': e.id }, dot('ok'), `${e.id}: ${e.sessions.toLocaleString()} session${e.sessions === 1 ? '' : 's'}`)))));
   $('regions').replaceChildren(...(cards.length ? cards : [el('p', { class: 'muted' }, 'no edge is linked to this node')]));
   const cl = o.cluster;
-  $('voters').replaceChildren(...cl.nodes.map((n) => el('div', { class: 'card' },
-    el('div', { class: 'label' }, n.voter ? 'voter' : 'learner'),
+  $('voters').replaceChildren(...cl.nodes.map((n) => el('div', { class: 'card', 'data-node': n.id },
+    el('div', { class: 'label' }, dot(n.id === cl.node_id || o.reachable[String(n.id)] !== false ? 'ok' : 'bad'),
+      n.voter ? 'voter' : 'learner'),
     el('div', { class: 'value' }, `node ${n.id}`),
     el('div', { class: 'muted' }, `${cl.leaders[String(n.id)] || 0} slots led · ${n.raft_addr}`))));
 }
@@ -299,6 +307,13 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('logout').addEventListener('click', () => signOut());
   for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => show(b.dataset.view));
+  $('add-node').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const id = Number($('add-id').value);
+    const raftAddr = $('add-addr').value.trim();
+    act(`Add node ${id} at ${raftAddr}? It must be running with join = true; it becomes a voter once caught up.`,
+      `node ${id} added`, () => api('/cluster/nodes/add', { id, raft_addr: raftAddr }));
+  });
   $('balance').addEventListener('click', () => act('Spread slot leadership evenly over the voters?', 'leadership rebalanced',
     () => api('/cluster/leader/balance', {})));
   $('user-form').addEventListener('submit', (ev) => { ev.preventDefault(); lookUpUser($('uid').value.trim()); });
