@@ -1,6 +1,7 @@
 //! Rolling restarts: three core nodes and two edges under steady client sends (to a group and to person
 //! channels) and business API calls through the edges' access layer. Every core node is stopped the
-//! way a service manager stops it (SIGTERM) and started again, in turn, then every edge. No API call may
+//! way a service manager stops it (SIGTERM) and started again, in turn, then every edge; each starts
+//! as the previous release's link version and comes back as this one's, as in an upgrade. No API call may
 //! fail, every SEND is acked (after retryable refusals at most), no acked message is lost, stored twice
 //! or reordered, and presence is complete afterwards.
 
@@ -46,11 +47,12 @@ impl Edge {
         format!("127.0.0.1:{}", self.ports[2])
     }
 
-    fn start(&mut self, dir: &Path, links: &str, apis: &[String], generation: u32) {
+    /// `extra`: top-level settings (e.g. the link version of an older release).
+    fn start(&mut self, dir: &Path, links: &str, apis: &[String], generation: u32, extra: &str) {
         let apis: Vec<String> = apis.iter().map(|a| format!("\"{a}\"")).collect();
         let [tcp, http, proxy] = self.ports;
         let toml = format!(
-            "edge_id = \"{}\"\ntcp_addr = \"127.0.0.1:{tcp}\"\nws_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
+            "{extra}edge_id = \"{}\"\ntcp_addr = \"127.0.0.1:{tcp}\"\nws_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
              core_addr = \"{links}\"\n[http_proxy]\naddr = \"127.0.0.1:{proxy}\"\n[[http_proxy.upstreams]]\n\
              name = \"core\"\nprefix = \"/\"\naddrs = [{}]\nhealth_path = \"/health\"\n",
             self.id,
@@ -214,7 +216,9 @@ async fn caller(c: usize, proxies: Vec<String>, healthy: Arc<Mutex<Vec<bool>>>, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
-    let mut cl = Cluster3::start("").await;
+    // Every node starts as the previous release (link version 6) and comes back as this one: edges and
+    // core nodes of both link together while the upgrade rolls.
+    let mut cl = Cluster3::start("max_link_version = 6\n").await;
     let api = cl.api(0);
     let members: Vec<String> = (0..SENDERS).map(|k| format!("s{k}")).collect();
     for m in &members {
@@ -231,7 +235,7 @@ async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
         Edge { id: "edge-b", ports: [p[3], p[4], p[5]], proc: None },
     ];
     for e in edges.iter_mut() {
-        e.start(cl.dir.path(), &links, &apis, 0);
+        e.start(cl.dir.path(), &links, &apis, 0, "link_version = 6\n");
         common::wait_edge_up(e.proc.as_ref().expect("edge")).await;
     }
     let tcp: Vec<String> = edges.iter().map(Edge::tcp).collect();
@@ -252,6 +256,7 @@ async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
     for i in 0..3 {
         let took = cl.stop(i);
         restarts.lock().unwrap().push(format!("core {} stopped in {took:?}", i + 1));
+        std::fs::write(cl.dir.path().join(format!("core{}.toml", i + 1)), "").expect("core config");
         cl.restart(i, 1);
         cl.every_group_led().await;
         // Back in the cluster: caught up and answering, before the next one goes.
@@ -262,7 +267,7 @@ async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
         let mut proc = e.proc.take().expect("edge running");
         assert!(proc.terminate(Duration::from_secs(30)), "edge {} did not stop cleanly", e.id);
         restarts.lock().unwrap().push(format!("{} stopped in {:?}", e.id, started.elapsed()));
-        e.start(cl.dir.path(), &links, &apis, n as u32 + 1);
+        e.start(cl.dir.path(), &links, &apis, n as u32 + 1, "");
         common::wait_edge_up(e.proc.as_ref().expect("edge")).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -338,6 +343,23 @@ async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
                 break;
             }
             assert!(Instant::now() < deadline, "node {} sees {count} of {SENDERS} online: {online}", node + 1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Upgraded all round: every edge now reports its round trip (link version 7) to every node.
+    for node in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let overview = cl.api(node).ok_get("/console/api/overview").await;
+            let edges = overview["edges"].as_array().cloned().unwrap_or_default();
+            let reporting = edges
+                .iter()
+                .filter(|e| matches!(e["id"].as_str(), Some("edge-a" | "edge-b")) && e["rtt_ms"].is_f64())
+                .count();
+            if reporting == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {}: {edges:?}", node + 1);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

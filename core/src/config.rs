@@ -51,6 +51,10 @@ pub struct CoreConfig {
     /// Payload bytes of one link's SENDs waiting for their commit; past it the link is not read until
     /// some are answered.
     pub link_send_budget: usize,
+    /// The newest edge↔core link version this node accepts (this release's by default). During an
+    /// upgrade, set it to the previous release's until every node runs the new one, so no edge is left
+    /// speaking a version that some node cannot.
+    pub max_link_version: u16,
     /// The deployment's regions, for `/route`'s fallback order (rendered from `deploy/regions`).
     pub regions: Vec<RouteRegion>,
     pub webhook: WebhookSettings,
@@ -211,6 +215,7 @@ impl Default for CoreConfig {
             http: HttpLimits::default(),
             link_queue: 16 * 1024,
             link_send_budget: 64 << 20,
+            max_link_version: tern_shared::link::LINK_VERSION,
             regions: Vec::new(),
             webhook: WebhookSettings::default(),
         }
@@ -255,6 +260,10 @@ impl Validate for CoreConfig {
         }
         check_addr("http_addr", &self.http_addr, false)?;
         check_addr("link_addr", &self.link_addr, false)?;
+        if !tern_shared::link::speaks(self.max_link_version) {
+            let (min, max) = (tern_shared::link::MIN_LINK_VERSION, tern_shared::link::LINK_VERSION);
+            return Err(ConfigError::invalid("max_link_version", format!("this release speaks {min} to {max}")));
+        }
         check_addr("raft_addr", &self.raft_addr, false)?;
         check_addr("link_quic_addr", &self.link_quic_addr, true)?;
         if !self.link_quic_addr.is_empty() && self.link_tls.is_none() {

@@ -20,6 +20,8 @@ struct EdgeEntry {
     tx: mpsc::Sender<LinkFrame>,
     addrs: EdgeAddrs,
     sessions: HashMap<u64, SessionInfo>,
+    /// The edge's last reported link round trip to this node, in microseconds (edges of link version 7).
+    rtt_us: Option<u64>,
 }
 
 #[derive(Default)]
@@ -63,7 +65,7 @@ impl Presence {
         g.drop_edge_sessions(edge_id);
         g.next_link += 1;
         let link_no = g.next_link;
-        g.edges.insert(edge_id.to_string(), EdgeEntry { link_no, tx, addrs, sessions: HashMap::new() });
+        g.edges.insert(edge_id.to_string(), EdgeEntry { link_no, tx, addrs, sessions: HashMap::new(), rtt_us: None });
         link_no
     }
 
@@ -174,9 +176,15 @@ impl Presence {
         v
     }
 
-    /// Sessions per edge id.
-    pub fn sessions_by_edge(&self) -> std::collections::BTreeMap<String, usize> {
-        self.lock().edges.iter().map(|(id, e)| (id.clone(), e.sessions.len())).collect()
+    /// Sessions per edge id, and the edge's last reported link round trip in microseconds.
+    pub fn edge_stats(&self) -> std::collections::BTreeMap<String, (usize, Option<u64>)> {
+        self.lock().edges.iter().map(|(id, e)| (id.clone(), (e.sessions.len(), e.rtt_us))).collect()
+    }
+
+    pub fn set_rtt(&self, edge_id: &str, micros: u64) {
+        if let Some(e) = self.lock().edges.get_mut(edge_id) {
+            e.rtt_us = Some(micros);
+        }
     }
 
     pub fn counts(&self) -> (usize, usize) {

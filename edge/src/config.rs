@@ -82,6 +82,10 @@ pub struct EdgeConfig {
     pub logins_per_sec: u32,
     /// On SIGTERM: how long to wait for sessions to close before exiting.
     pub drain_timeout_ms: u64,
+    /// The edge↔core link version offered first (this release's by default). During an upgrade, new
+    /// edges may be held at the previous release's version until every core node speaks the new one;
+    /// an edge also steps down by itself when a core node refuses its version.
+    pub link_version: u16,
     /// On SIGTERM: how long the HTTP access layer keeps serving, closing each connection after its
     /// answer, before it stops (within `drain_timeout_ms`).
     pub drain_grace_ms: u64,
@@ -143,6 +147,7 @@ impl Default for EdgeConfig {
             refuse_no_encrypt: false,
             max_sessions: 1_000_000,
             drain_timeout_ms: 10_000,
+            link_version: tern_shared::link::LINK_VERSION,
             drain_grace_ms: 1_000,
             proxy_protocol: false,
             max_sessions_per_ip: 10_000,
@@ -164,6 +169,10 @@ impl Validate for EdgeConfig {
         }
         if !tern_shared::pki::valid_name(&self.region) {
             return Err(ConfigError::invalid("region", "must be 1-64 letters, digits, '.', '_' or '-'"));
+        }
+        if !tern_shared::link::speaks(self.link_version) {
+            let (min, max) = (tern_shared::link::MIN_LINK_VERSION, tern_shared::link::LINK_VERSION);
+            return Err(ConfigError::invalid("link_version", format!("this release speaks {min} to {max}")));
         }
         check_addr("tcp_addr", &self.tcp_addr, true)?;
         check_addr("ws_addr", &self.ws_addr, true)?;

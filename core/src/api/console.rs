@@ -44,14 +44,15 @@ pub async fn style() -> Response {
 /// This node's view of the cluster (as `/cluster`), the edges linked to it with their sessions, and
 /// counters the page turns into rates.
 pub async fn overview(State(core): State<AppState>) -> Json<serde_json::Value> {
-    let sessions = core.presence.sessions_by_edge();
+    let stats = core.presence.edge_stats();
     let edges: Vec<serde_json::Value> = core
         .presence
         .edge_addrs()
         .into_iter()
         .map(|(id, addrs)| {
-            let n = sessions.get(&id).copied().unwrap_or(0);
-            serde_json::json!({"id": id, "region": addrs.region, "sessions": n, "tcp": addrs.tcp, "ws": addrs.ws})
+            let (sessions, rtt_us) = stats.get(&id).copied().unwrap_or_default();
+            let rtt_ms = rtt_us.map(|us| us as f64 / 1000.0);
+            serde_json::json!({"id": id, "region": addrs.region, "sessions": sessions, "rtt_ms": rtt_ms, "tcp": addrs.tcp})
         })
         .collect();
     let m = &core.metrics;

@@ -28,6 +28,9 @@ pub(super) struct LinkHandler {
 impl LinkHandler {
     pub async fn handle(&self, frame: LinkFrame) {
         match frame {
+            LinkFrame::LinkRtt { micros } => {
+                self.core.presence.set_rtt(&self.edge_id, micros);
+            }
             LinkFrame::Ping(nonce) => {
                 let leaders = self
                     .core

@@ -8,7 +8,7 @@ use handler::LinkHandler;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_shared::link::io::{write_loop, FrameReader};
-use tern_shared::link::{LinkFrame, LINK_VERSION};
+use tern_shared::link::{LinkFrame, MIN_LINK_VERSION};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -154,10 +154,10 @@ enum LinkError {
     #[error("edge `{0}` is linked from another process or certificate; refused while its links live")]
     Taken(String),
     #[error(
-        "the edge speaks link version {0}, this core node {LINK_VERSION}: run edges and core nodes of releases \
-         the CHANGELOG lets run side by side"
+        "the edge offers link version {0}, this core node speaks {MIN_LINK_VERSION} to {1}: run edges and core \
+         nodes of releases the CHANGELOG lets run side by side"
     )]
-    Version(u16),
+    Version(u16, u16),
     #[error("silent for {SILENCE_LIMIT:?}")]
     Silent,
 }
@@ -171,7 +171,7 @@ impl LinkError {
                 | LinkError::Identity(_)
                 | LinkError::Impostor { .. }
                 | LinkError::Taken(_)
-                | LinkError::Version(_)
+                | LinkError::Version(..)
         )
     }
 }
@@ -193,11 +193,15 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
     let (r, w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r);
     let hello = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await.map_err(|_| LinkError::NoHello)??;
-    let (edge_id, addrs, lane, instance) = match hello {
-        Some(LinkFrame::Hello { version: LINK_VERSION, edge_id, addrs, lane, instance }) => {
-            (edge_id, addrs, lane, instance)
+    let (edge_id, addrs, lane, instance, version) = match hello {
+        Some(LinkFrame::Hello { version, edge_id, addrs, lane, instance })
+            if tern_shared::link::speaks(version) && version <= core.config.max_link_version =>
+        {
+            (edge_id, addrs, lane, instance, version)
         }
-        Some(LinkFrame::Hello { version, .. }) => return Err(refuse(w, LinkError::Version(version)).await),
+        Some(LinkFrame::Hello { version, .. }) => {
+            return Err(refuse(w, LinkError::Version(version, core.config.max_link_version)).await)
+        }
         other => return Err(LinkError::BadHello(format!("{other:?}"))),
     };
     if let Some(c) = cert.as_ref().filter(|c| c.id != edge_id) {
@@ -214,7 +218,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Send + 'static>(
     // A request lane answers over itself; only the presence lane stands for the edge.
     let link_no = (lane == 0).then(|| core.presence.register_edge(&edge_id, addrs, tx.clone()));
     core.metrics.edge_links.inc();
-    tracing::info!(%edge_id, lane, "edge link up");
+    tracing::info!(%edge_id, lane, version, "edge link up");
     let sends = core.metrics.edge_sends.with_label_values(&[&lane.to_string()]);
     let budget = Arc::new(tokio::sync::Semaphore::new(core.config.link_send_budget));
     let handler = LinkHandler { core: core.clone(), edge_id: edge_id.clone(), tx, sends, budget };

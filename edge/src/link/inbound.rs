@@ -13,6 +13,7 @@ impl Link {
                 if let Some(at) = sent {
                     let (node, lane) = (self.node_id().to_string(), self.lane.to_string());
                     self.metrics.link_rtt.with_label_values(&[&node, &lane]).set(at.elapsed().as_secs_f64());
+                    self.rtt_us.store(at.elapsed().as_micros().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             LinkFrame::AuthResult { req, reason, device_level } => {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tern_shared::link::io::{write_loop, FrameReader};
-use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage, LINK_VERSION};
+use tern_shared::link::{EdgeAddrs, LinkFrame, OutgoingMessage, MIN_LINK_VERSION};
 use tern_shared::proto::{self, Packet, Reason};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -81,6 +81,13 @@ pub struct Link {
     up: AtomicBool,
     /// The core node at the other end (from its HelloAck); 0 = unknown.
     node_id: AtomicU64,
+    /// The link version the next `Hello` offers: `link_version`, lowered one step each time a core
+    /// node of an older release refuses it.
+    offer: std::sync::atomic::AtomicU16,
+    /// The version of the live link (what the accepted `Hello` offered).
+    agreed: std::sync::atomic::AtomicU16,
+    /// The last round trip measured on this link, in microseconds (0: none yet).
+    rtt_us: AtomicU64,
     /// Per slot, the leader of its raft group as this link's node last reported (0 = unknown).
     leaders: Mutex<Arc<[u64]>>,
     /// The last pings' nonces and when each was sent, for the link's round trip (one a second: eight
@@ -134,6 +141,9 @@ impl Link {
             current: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             node_id: AtomicU64::new(0),
+            offer: std::sync::atomic::AtomicU16::new(config.link_version),
+            agreed: std::sync::atomic::AtomicU16::new(0),
+            rtt_us: AtomicU64::new(0),
             pings: Mutex::default(),
             leaders: Mutex::new(Arc::from([])),
             next_req: AtomicU64::new(1),
@@ -260,8 +270,9 @@ impl Link {
         let mut reader = FrameReader::new(r);
         let (tx, rx) = mpsc::channel(self.queue);
         let writer = tokio::spawn(write_loop(w, rx));
+        let offer = self.offer.load(Ordering::Relaxed);
         let hello = LinkFrame::Hello {
-            version: LINK_VERSION,
+            version: offer,
             edge_id: self.edge_id.clone(),
             addrs: self.addrs.clone(),
             lane: self.lane,
@@ -271,7 +282,14 @@ impl Link {
         match tokio::time::timeout(DEAD_AFTER, reader.next()).await {
             Ok(Ok(Some(LinkFrame::HelloAck { node_id }))) => {
                 self.node_id.store(node_id, Ordering::Relaxed);
-                tracing::info!(core = %node, node_id, lane = self.lane, "link to core up")
+                self.agreed.store(offer, Ordering::Relaxed);
+                tracing::info!(core = %node, node_id, lane = self.lane, version = offer, "link to core up")
+            }
+            // A core node of the previous release: offer it the version before (the next attempt).
+            Ok(Ok(Some(LinkFrame::Refused(why)))) if why.contains("link version") && offer > MIN_LINK_VERSION => {
+                writer.abort();
+                self.offer.store(offer - 1, Ordering::Relaxed);
+                return Err(format!("refused by the core: {why}; offering link version {} next", offer - 1));
             }
             Ok(Ok(Some(LinkFrame::Refused(why)))) => {
                 writer.abort();
@@ -314,6 +332,13 @@ impl Link {
                         pings.pop_front();
                     }
                     pings.push_back((n, std::time::Instant::now()));
+                }
+                let rtt = link.rtt_us.load(Ordering::Relaxed);
+                if link.agreed.load(Ordering::Relaxed) >= 7
+                    && rtt > 0
+                    && tx.send(LinkFrame::LinkRtt { micros: rtt }).await.is_err()
+                {
+                    break;
                 }
                 if tx.send(LinkFrame::Ping(n)).await.is_err() {
                     break;

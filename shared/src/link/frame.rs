@@ -3,8 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped on any incompatible change to these frames.
-pub const LINK_VERSION: u16 = 6;
+/// The link version this release speaks. A link speaks the version the edge offered in the `Hello`
+/// the core accepted; frames added in a version (marked "since") are sent only on links at that version
+/// or later, so an edge and a core node of adjacent releases work together during an upgrade.
+pub const LINK_VERSION: u16 = 7;
+/// The oldest link version this release still speaks (the previous release's).
+pub const MIN_LINK_VERSION: u16 = 6;
+
+/// Whether this release speaks link version `v`.
+pub fn speaks(v: u16) -> bool {
+    (MIN_LINK_VERSION..=LINK_VERSION).contains(&v)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkFrame {
@@ -76,6 +85,11 @@ pub enum LinkFrame {
     },
     /// The core's answer to a `Hello` it turns away, and why; the link then closes.
     Refused(String),
+    /// Since version 7: the round trip the edge last measured on this link (ping to pong), so the core
+    /// can show how far each edge is.
+    LinkRtt {
+        micros: u64,
+    },
 }
 
 /// Addresses an edge advertises to clients (empty = not offered).

@@ -212,7 +212,8 @@ function deployment(o) {
   const cards = Object.entries(regions).sort().map(([region, edges]) => el('div', { class: 'card', 'data-region': region },
     el('div', { class: 'label' }, 'region'),
     el('div', { class: 'value' }, region),
-    el('ul', {}, edges.map((e) => el('li', { 'data-edge': e.id }, dot('ok'), `${e.id}: ${e.sessions.toLocaleString()} session${e.sessions === 1 ? '' : 's'}`)))));
+    el('ul', {}, edges.map((e) => el('li', { 'data-edge': e.id }, dot('ok'), `${e.id}: ${e.sessions.toLocaleString()} session${e.sessions === 1 ? '' : 's'}`,
+      e.rtt_ms == null ? '' : el('span', { class: 'muted' }, ` · ${e.rtt_ms.toFixed(1)} ms to this node`))))));
   $('regions').replaceChildren(...(cards.length ? cards : [el('p', { class: 'muted' }, 'no edge is linked to this node')]));
   const cl = o.cluster;
   $('voters').replaceChildren(...cl.nodes.map((n) => el('div', { class: 'card', 'data-node': n.id },
