@@ -1,6 +1,7 @@
 //! The operator console at `/console`: its data endpoints want the admin token, and in a real headless
 //! Chromium (`browser/console.mjs`) an operator signs in, sees three nodes and every slot's leader,
-//! moves a leader from the page and sees it move, finds an online user's edge, and uses it on a phone.
+//! moves a leader from the page and sees it move, finds an online user's edge, and uses it on a phone;
+//! the page and its data also come through an edge's access layer.
 //! Screenshots go to the test's directory, or to `TERN_SCREENSHOTS` (docs/console holds current ones).
 
 mod common;
@@ -60,6 +61,18 @@ async fn an_operator_sees_and_steers_the_cluster_in_a_browser() {
         assert_eq!(status(&format!("{base}{path}"), Some(BUSINESS)).await, 401, "{path} with the business token");
     }
     assert_eq!(status(&format!("{base}/console/api/overview"), Some(ADMIN)).await, 200);
+    // Through an edge's access layer too.
+    let front_toml = format!(
+        "edge_id = \"front\"\n[http_proxy]\naddr = \"127.0.0.1:0\"\n[[http_proxy.upstreams]]\nname = \"core\"\n\
+         prefix = \"/\"\naddrs = [\"127.0.0.1:{}\"]\nhealth_path = \"/health\"\n",
+        cl.http_port(0)
+    );
+    let front = common::start_edge(cl.dir.path(), &cl.link_addr(0), &front_toml, 1);
+    let proxied = format!("http://{}", front.addr("proxy"));
+    assert_eq!(status(&format!("{proxied}/console"), None).await, 200);
+    assert_eq!(status(&format!("{proxied}/console/api/overview"), None).await, 401);
+    assert_eq!(status(&format!("{proxied}/console/api/overview"), Some(ADMIN)).await, 200);
+    drop(front);
     let deadline = Instant::now() + Duration::from_secs(10);
     let edge = loop {
         let user = admin_get(&format!("{base}/console/api/user?uid=alice")).await;

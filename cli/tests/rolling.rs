@@ -372,3 +372,41 @@ fn summary(d: &mut [Duration]) -> String {
     let at = |q: f64| d.get(((d.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
     format!("{} sends, p50 {:?}, p99 {:?}, max {:?}", d.len(), at(0.5), at(0.99), at(1.0))
 }
+
+/// `tern dev --restart`: the running `tern dev` restarts its three core nodes one at a time while a
+/// business server calls the API through its edge's access layer. No call fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tern_dev_restarts_its_core_nodes_one_at_a_time_without_a_failed_call() {
+    let dir = tempfile::tempdir().unwrap();
+    // An address of its own on loopback: `tern dev` binds WuKongIM's default ports.
+    let n = std::process::id();
+    let host = format!("127.0.{}.{}", 100 + n % 100, 2 + (n / 100) % 250);
+    let data = dir.path().join("dev");
+    let data = data.to_str().expect("path");
+    let log = dir.path().join("dev.log");
+    let _dev = Proc::spawn(&["dev", "--host", &host, "--data-dir", data], &log);
+    let proxy = format!("{host}:5090");
+    let stop = Arc::new(AtomicBool::new(false));
+    let healthy = Arc::new(Mutex::new(vec![true]));
+    let calls = tokio::spawn(caller(0, vec![proxy], healthy, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let asked = std::process::Command::new(common::BIN).args(["dev", "--restart", "--data-dir", data]).status();
+    assert!(asked.expect("tern dev --restart").success());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("rolling restart done") {
+            assert_eq!(text.matches("rolling restart: core node back").count(), 3, "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rolling restart did not finish; log:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let calls = calls.await.expect("caller");
+    eprintln!("{} API calls during the restart, {} failed", calls.made, calls.failed.len());
+    assert!(calls.failed.is_empty(), "{:?}", calls.failed);
+    assert!(calls.made > 50, "too few calls: {}", calls.made);
+}

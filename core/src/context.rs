@@ -95,7 +95,12 @@ impl Core {
         if sessions.is_empty() || !self.config.webhook.sends("user.onlinestatus") {
             return;
         }
-        tokio::time::sleep(grace).await;
+        let mut closing = self.closing.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            // A stopping node leaves that to the others.
+            _ = raised(&mut closing) => return,
+        }
         for s in sessions {
             if !self.presence.has_session(edge_id, s.session) && self.groups.of(&s.uid).leads() {
                 self.online_event(&s.uid, s.device_flag, false, s.session).await;

@@ -166,10 +166,13 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     }
     drop(applied_tx);
     let groups = Arc::new(Groups::new(groups));
+    // Raised by `stop`: the raft port, links and the HTTP API close.
+    let closing = tokio::sync::watch::Sender::new(false);
     let port = crate::raft::server::RaftPort {
         groups: groups.clone(),
         node_id: config.node_id,
         lease: Duration::from_millis(config.raft.election_max_ms),
+        closing: closing.subscribe(),
     };
     tokio::spawn(crate::raft::server::serve(raft_listener, port, raft_acceptor));
     if config.peers.is_empty() && !config.join {
@@ -203,7 +206,6 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         });
     }
     let claims = Arc::default();
-    let closing = tokio::sync::watch::Sender::new(false);
     let core = Arc::new(Core { config, db, groups, presence, claims, metrics, closing });
 
     tokio::spawn(crate::link::serve(link, link_tls, core.clone()));

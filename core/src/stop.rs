@@ -7,7 +7,8 @@
 //!    group now and HTTP balancers have seen its `/health` fail;
 //! 4. links and the HTTP API stop accepting, answer what is in flight and close; an edge sends any SEND
 //!    still unanswered again over another node (dedup by client msg no);
-//! 5. raft stops in every group.
+//! 5. raft stops in every group. Every task holding the node's state has ended (or ends as its
+//!    connection closes), so its RocksDB closes and the node can be started again in the same process.
 //!
 //! A node that cannot hand a group over (no other voter reachable) still stops: the voters left elect
 //! a leader as they would after a crash.

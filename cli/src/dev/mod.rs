@@ -65,12 +65,82 @@ pub struct DevArgs {
     /// With --regions: the DNS server answering the deployment's names by the asking address's region.
     #[arg(long, default_value = "127.0.0.1:5053")]
     dns: std::net::SocketAddr,
+    /// Ask the `tern dev` running on this data dir to restart its core nodes one at a time, the way a
+    /// rolling upgrade does (each hands its leadership over first), then exit.
+    #[arg(long)]
+    restart: bool,
+}
+
+/// Where a running `tern dev` keeps its process id, for `--restart`.
+fn pid_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("dev.pid")
+}
+
+/// `tern dev --restart`: signals the running one (SIGUSR1), which reports its progress itself.
+fn ask_restart(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let file = pid_file(data_dir);
+    let pid = std::fs::read_to_string(&file)
+        .with_context(|| format!("no tern dev runs on {} ({} is missing)", data_dir.display(), file.display()))?;
+    let pid = pid.trim();
+    let sent = std::process::Command::new("kill").args(["-USR1", pid]).status().context("running kill")?;
+    if !sent.success() {
+        anyhow::bail!("tern dev (pid {pid}) is not running; remove {}", file.display());
+    }
+    println!("Asked tern dev (pid {pid}) to restart its core nodes one at a time; it reports in its terminal.");
+    Ok(())
+}
+
+/// Restarts every core node in turn: stop (leadership handed over, what is in flight answered), start
+/// again on the same data once its RocksDB is released, wait until it knows every group's leader.
+async fn roll(cores: &mut Vec<tern_core::CoreHandle>) -> anyhow::Result<()> {
+    for i in 0..cores.len() {
+        let running = cores.remove(i);
+        let config = running.core.config.clone();
+        let id = config.node_id;
+        tracing::info!(node = id, "rolling restart: stopping a core node");
+        let stopped = running.stop().await;
+        tracing::info!(node = id, took = ?stopped.took, handed = stopped.handed, "rolling restart: core node stopped");
+        // The last tasks holding its RocksDB end as their connections close.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let again = loop {
+            match tern_core::start(config.clone()).await {
+                Ok(h) => break h,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(node = id, error = %e, "not startable yet");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("starting core node {id} again")),
+            }
+        };
+        for g in again.core.groups.all() {
+            g.raft.wait(Some(Duration::from_secs(30))).metrics(|m| m.current_leader.is_some(), "a leader").await?;
+        }
+        cores.insert(i, again);
+        tracing::info!(node = id, "rolling restart: core node back");
+    }
+    let first = &cores[0].core;
+    let lease = Duration::from_millis(first.config.raft.election_max_ms);
+    if let Err(e) = tern_core::raft::transfer::balance(
+        &first.groups,
+        first.config.node_id,
+        &first.config.raft.preferred_leaders,
+        lease,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not spread raft leadership after the restart");
+    }
+    tracing::info!("rolling restart done");
+    Ok(())
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
 const DEMO_GROUP: &str = "demo";
 
 pub async fn run(a: DevArgs) -> anyhow::Result<()> {
+    if a.restart {
+        return ask_restart(&a.data_dir);
+    }
     if let Some(dir) = &a.regions {
         return run_regions(&a, dir).await;
     }
@@ -168,8 +238,29 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     println!("Try, in two terminals:");
     println!("  tern chat --addr {} --uid alice --token alice-token --to bob", show(edge.tcp_addr));
     println!("  tern chat --addr {} --uid bob --token bob-token --to alice", show(edge.tcp_addr));
+    println!(
+        "Restart the core nodes one at a time, as an upgrade does: tern dev --restart --data-dir {}",
+        a.data_dir.display()
+    );
     println!("Ctrl-C stops.");
-    tokio::signal::ctrl_c().await?;
+    println!(
+        "TERN_READY {}",
+        serde_json::json!({"http": apis, "tcp": show(edge.tcp_addr), "proxy": show(edge.proxy_addr)})
+    );
+    let pid = pid_file(&a.data_dir);
+    std::fs::write(&pid, std::process::id().to_string()).with_context(|| format!("writing {}", pid.display()))?;
+    let mut restart = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => break r?,
+            _ = restart.recv() => {
+                if let Err(e) = roll(&mut cores).await {
+                    tracing::error!(error = %e, "rolling restart failed");
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&pid);
     Ok(())
 }
 

@@ -20,12 +20,19 @@ pub struct RaftPort {
     pub node_id: NodeId,
     /// The leader lease (`election_max_ms`), which a leadership transfer waits out.
     pub lease: Duration,
+    /// Raised when the node stops: the port closes and so does every connection to it.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAcceptor>) {
     let port = Arc::new(port);
+    let mut closing = port.closing.clone();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = crate::context::raised(&mut closing) => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 let (raft, tls) = (port.clone(), tls.clone());
                 tokio::spawn(async move {
@@ -70,7 +77,13 @@ fn node_of(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<Nod
 
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<RaftPort>) -> std::io::Result<()> {
     let mut conn = BufStream::new(stream);
-    while let Some((slot, req)) = read_frame::<_, (u16, RaftRequest)>(&mut conn).await? {
+    let mut closing = port.closing.clone();
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame::<_, (u16, RaftRequest)>(&mut conn) => frame?,
+            _ = crate::context::raised(&mut closing) => return Ok(()),
+        };
+        let Some((slot, req)) = frame else { break };
         let Some(group) = port.groups.get(slot) else {
             // Slot counts are checked at start-up; a node of another cluster could still get here.
             write_frame(&mut conn, &RaftResponse::Done(Err(format!("no raft group {slot} here")))).await?;

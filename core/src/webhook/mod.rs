@@ -54,6 +54,10 @@ async fn run(w: Webhook, http: reqwest::Client, slot: u16) {
     let mut taken: HashSet<(&'static str, Vec<u64>)> = HashSet::new();
     loop {
         tokio::time::sleep(if failures == 0 { interval } else { plan::backoff(failures, min, max) }).await;
+        // A stopping node has handed its leadership over.
+        if w.groups.leaving() {
+            return;
+        }
         if !group.leads() {
             taken.clear();
             continue;
