@@ -11,7 +11,7 @@ use crate::store::Db;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tern_shared::channel::{kind, person_channel_for, person_pair, slot_of};
-use tern_shared::link::{DeliverTarget, DeliveredMessage, Delivery, LinkFrame};
+use tern_shared::link::{DeliverTarget, Delivery, LinkFrame};
 use tokio::sync::mpsc;
 
 pub async fn run(
@@ -36,7 +36,7 @@ pub async fn run(
         for (edge_id, targets) in plan(&presence, &applied, &uids) {
             let Some(link) = presence.link_of(&edge_id) else { continue };
             let copies = targets.iter().map(|t| t.sessions.len() as u64).sum::<u64>();
-            let frame = LinkFrame::Deliver(Delivery { message: delivered(&applied.message), targets });
+            let frame = LinkFrame::Deliver(Delivery { message: (&applied.message).into(), targets });
             // A full link queue means that edge is not keeping up; its clients resync by seq.
             if link.try_send(frame).is_ok() {
                 metrics.deliveries.inc_by(copies);
@@ -93,22 +93,6 @@ fn plan(presence: &Presence, applied: &Applied, uids: &[String]) -> BTreeMap<Str
             (edge, targets)
         })
         .collect()
-}
-
-fn delivered(m: &StoredMessage) -> DeliveredMessage {
-    DeliveredMessage {
-        message_id: m.message_id,
-        message_seq: m.message_seq,
-        client_msg_no: m.client_msg_no.clone(),
-        from_uid: m.from_uid.clone(),
-        channel_type: m.channel_type,
-        header_flags: m.header_flags,
-        setting: m.setting,
-        expire: m.expire,
-        topic: m.topic.clone(),
-        timestamp: m.timestamp,
-        payload: m.payload.clone(),
-    }
 }
 
 #[cfg(test)]

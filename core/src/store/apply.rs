@@ -359,27 +359,15 @@ fn store_message(
         st.put(k.last_seq(), message_seq.to_be_bytes().to_vec());
         on_message(st, &k, &msg, message_seq)?;
     }
-    let stored = StoredMessage {
-        message_id,
-        message_seq,
-        client_msg_no: msg.client_msg_no,
-        from_uid: msg.from_uid,
-        channel_id: msg.channel_id,
-        channel_type: msg.channel_type,
-        header_flags: msg.header_flags,
-        setting: msg.setting,
-        expire: msg.expire,
-        topic: msg.topic,
-        timestamp: msg.timestamp,
-        payload: msg.payload,
-    };
+    let origin = msg.origin.clone();
+    let stored = StoredMessage::new(msg, message_id, message_seq);
     if persist {
         st.put(k.message(message_seq), super::encode(&stored));
         if let Some(key) = dedup_key {
             st.put(key, super::encode(&DedupRecord { message_id, message_seq }));
         }
     }
-    applied.push(Applied { message: stored, origin: msg.origin });
+    applied.push(Applied { message: stored, origin });
     Ok(CommandResult::Sent { message_id, message_seq, duplicate: false })
 }
 

@@ -64,6 +64,45 @@ pub struct StoredMessage {
     pub payload: Vec<u8>,
 }
 
+impl StoredMessage {
+    /// `msg` as stored under `message_id` and `message_seq` (0 when it is not persisted).
+    pub fn new(msg: crate::raft::NewMessage, message_id: i64, message_seq: u64) -> StoredMessage {
+        StoredMessage {
+            message_id,
+            message_seq,
+            client_msg_no: msg.client_msg_no,
+            from_uid: msg.from_uid,
+            channel_id: msg.channel_id,
+            channel_type: msg.channel_type,
+            header_flags: msg.header_flags,
+            setting: msg.setting,
+            expire: msg.expire,
+            topic: msg.topic,
+            timestamp: msg.timestamp,
+            payload: msg.payload,
+        }
+    }
+}
+
+/// What an edge needs of a stored message to write its RECVs (the channel id is per target).
+impl From<&StoredMessage> for tern_shared::link::DeliveredMessage {
+    fn from(m: &StoredMessage) -> Self {
+        tern_shared::link::DeliveredMessage {
+            message_id: m.message_id,
+            message_seq: m.message_seq,
+            client_msg_no: m.client_msg_no.clone(),
+            from_uid: m.from_uid.clone(),
+            channel_type: m.channel_type,
+            header_flags: m.header_flags,
+            setting: m.setting,
+            expire: m.expire,
+            topic: m.topic.clone(),
+            timestamp: m.timestamp,
+            payload: m.payload.clone(),
+        }
+    }
+}
+
 /// A user's conversation in one channel. Read mode: it holds only how far the user has read, so a
 /// message to a group writes nothing per member; unread is the channel's last seq minus `read_seq`,
 /// computed when asked.
