@@ -277,7 +277,21 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cut_at = Instant::now();
     dev.steer("cut", "ap-southeast").await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The operator console's view from eu-west shows the cut at once: ap-southeast's voter unreachable,
+    // its edge gone from the edges linked here.
+    let console = dev.api(0);
+    let shown = loop {
+        let o = console.ok_get("/console/api/overview").await;
+        let voter_lost = o["reachable"]["3"] == false;
+        let edge_gone = !o["edges"].as_array().is_some_and(|e| e.iter().any(|e| e["id"] == "ap-southeast-1"));
+        if voter_lost && edge_gone {
+            break cut_at.elapsed();
+        }
+        assert!(cut_at.elapsed() < Duration::from_secs(3), "the console does not show the cut: {o}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("the console showed the cut after {shown:?}");
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(cut_at.elapsed())).await;
     dev.steer("heal", "ap-southeast").await;
     let healed_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
