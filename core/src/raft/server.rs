@@ -95,6 +95,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
             RaftRequest::Vote(r) => RaftResponse::Vote(raft.vote(r).await),
             RaftRequest::Snapshot(r) => RaftResponse::Snapshot(raft.install_snapshot(r).await),
             RaftRequest::Propose(batch) => {
+                // A forwarded group waits out a handover like this node's own (`transfer.rs`); the leader
+                // it then reaches refuses it, and the forwarder sends it to the new one.
+                while group.handover.active() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 RaftResponse::Propose(raft.client_write(batch).await.map(|r| r.data).map_err(|e| e.to_string()))
             }
             RaftRequest::Membership(change) => RaftResponse::Membership(super::membership::apply(raft, change).await),

@@ -15,6 +15,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the target keeps campaigning, and past the lease how long the leader waits for it.
 const TAKE_OVER: Duration = Duration::from_secs(3);
+/// How long a transfer waits for the leader's own entries to be applied before it steps aside.
+const SETTLE: Duration = Duration::from_secs(1);
 /// Entries the target may still lack when the transfer starts (it catches up while the lease runs out).
 const MAX_LAG: u64 = 100;
 
@@ -84,6 +86,7 @@ pub async fn transfer(group: &Group, node_id: NodeId, target: NodeId, lease: Dur
         }
     }
     let _raised = handover.raise();
+    settle(raft).await;
     raft.runtime_config().heartbeat(false);
     let campaign = Step::Campaign { after_ms: (lease + Duration::from_millis(100)).as_millis() as u64 };
     let asked = dial.peer(target_addr).call(&RaftRequest::Step(campaign), RPC_TIMEOUT).await;
@@ -98,6 +101,19 @@ pub async fn transfer(group: &Group, node_id: NodeId, target: NodeId, lease: Dur
     };
     raft.runtime_config().heartbeat(true);
     taken
+}
+
+/// With new writes held: waits (briefly) until what this leader appended is applied, then tells the
+/// followers the commit index before heartbeats stop. Otherwise the target could learn of the last
+/// commits only once it leads, apply them as the leader and push those messages a second time (the old
+/// leader pushed them when it applied them).
+async fn settle(raft: &Raft) {
+    let _ = raft
+        .wait(Some(SETTLE))
+        .metrics(|m| m.last_applied.map(|l| l.index) >= m.last_log_index, "own entries applied")
+        .await;
+    let _ = raft.trigger().heartbeat().await;
+    tokio::time::sleep(Duration::from_millis(raft.config().heartbeat_interval)).await;
 }
 
 /// Spreads leadership evenly: group `slot` goes to the voter at `slot % voters` (in id order). Returns
