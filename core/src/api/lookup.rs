@@ -19,9 +19,12 @@ const SEARCH_DEPTH: usize = 10_000;
 /// Seqs, ids and client msg nos one `/messages` call may ask for.
 const MAX_LOOKUPS: usize = 1000;
 
-/// `{"status":404}` with HTTP 200, as WuKongIM answers a message it does not have.
-fn not_found() -> Response {
-    Json(serde_json::json!({"status": 404})).into_response()
+/// The message, or `{"status":404}` with HTTP 200, as WuKongIM answers a message it does not have.
+fn one(found: Option<StoredMessage>) -> Response {
+    match found {
+        Some(m) => Json(MessageJson::as_sent(m)).into_response(),
+        None => Json(serde_json::json!({"status": 404})).into_response(),
+    }
 }
 
 /// WuKongIM's checks of the channel a lookup names, in its order and words; `login_uid` when a person
@@ -80,11 +83,15 @@ pub async fn messages(State(core): State<AppState>, ApiJson(req): ApiJson<Messag
         found.extend(core.db.message(&stored, req.channel_type, *seq)?);
     }
     if !req.message_ids.is_empty() || !req.client_msg_nos.is_empty() {
-        let mut by_id = search(&core, &stored, req.channel_type, |m| req.message_ids.contains(&m.message_id))?;
-        by_id.sort_by_key(|m| req.message_ids.iter().position(|id| *id == m.message_id));
-        let mut by_no = search(&core, &stored, req.channel_type, |m| req.client_msg_nos.contains(&m.client_msg_no))?;
-        by_no.sort_by_key(|m| req.client_msg_nos.iter().position(|no| *no == m.client_msg_no));
-        found.extend(by_id.into_iter().chain(by_no));
+        // One read of the channel's newest messages serves both lists.
+        let by_id = |m: &StoredMessage| req.message_ids.contains(&m.message_id);
+        let by_no = |m: &StoredMessage| req.client_msg_nos.contains(&m.client_msg_no);
+        let hits = search(&core, &stored, req.channel_type, |m| by_id(m) || by_no(m))?;
+        let mut ids: Vec<StoredMessage> = hits.iter().filter(|m| by_id(m)).cloned().collect();
+        ids.sort_by_key(|m| req.message_ids.iter().position(|id| *id == m.message_id));
+        let mut nos: Vec<StoredMessage> = hits.into_iter().filter(|m| by_no(m)).collect();
+        nos.sort_by_key(|m| req.client_msg_nos.iter().position(|no| *no == m.client_msg_no));
+        found.extend(ids.into_iter().chain(nos));
     }
     let messages: Vec<MessageJson> = found.into_iter().map(MessageJson::as_sent).collect();
     Ok(Json(serde_json::json!({"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": messages}))
@@ -114,7 +121,7 @@ pub async fn message(State(core): State<AppState>, ApiJson(req): ApiJson<Message
         (req.message_id != 0 && m.message_id == req.message_id)
             || (!req.client_msg_no.is_empty() && m.client_msg_no == req.client_msg_no)
     })?;
-    Ok(hit.into_iter().next().map_or_else(not_found, |m| Json(MessageJson::as_sent(m)).into_response()))
+    Ok(one(hit.into_iter().next()))
 }
 
 #[derive(Deserialize)]
@@ -138,7 +145,7 @@ pub async fn by_client_msg_no(
     }
     core.groups.of(&q.channel_id).reads.wait().await?;
     let hit = search(&core, &q.channel_id, q.channel_type, |m| m.client_msg_no == q.client_msg_no)?;
-    Ok(hit.into_iter().next().map_or_else(not_found, |m| Json(MessageJson::as_sent(m)).into_response()))
+    Ok(one(hit.into_iter().next()))
 }
 
 #[derive(Deserialize)]
@@ -158,5 +165,5 @@ pub async fn last_message(State(core): State<AppState>, Query(q): Query<LastMess
     core.groups.of(&stored).reads.wait().await?;
     let last = core.db.last_seq(&stored, q.channel_type)?;
     let message = if last == 0 { None } else { core.db.message(&stored, q.channel_type, last)? };
-    Ok(message.map_or_else(not_found, |m| Json(MessageJson::as_sent(m)).into_response()))
+    Ok(one(message))
 }

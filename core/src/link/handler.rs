@@ -63,14 +63,14 @@ impl LinkHandler {
                     for (link, kick) in kicks {
                         let _ = link.try_send(kick);
                     }
-                    self.online_event(&uid, device_flag, true, session).await;
+                    self.core.online_event(&uid, device_flag, true, session).await;
                 }
                 self.update_gauge();
             }
             LinkFrame::SessionClose { session } => {
                 if let Some(info) = self.core.presence.close(&self.edge_id, session) {
                     if self.core.groups.of(&info.uid).leads() {
-                        self.online_event(&info.uid, info.device_flag, false, session).await;
+                        self.core.online_event(&info.uid, info.device_flag, false, session).await;
                     }
                 }
                 self.update_gauge();
@@ -154,10 +154,6 @@ impl LinkHandler {
             }
         }
         good
-    }
-
-    async fn online_event(&self, uid: &str, device_flag: u8, online: bool, session: u64) {
-        self.core.online_event(uid, device_flag, online, session).await
     }
 
     async fn reply(&self, frame: LinkFrame) {
