@@ -1,7 +1,7 @@
 //! Rolling restarts: three core nodes and two edges under steady client sends (to a group and to person
 //! channels) and business API calls through the edges' access layer. Every core node is stopped the
 //! way a service manager stops it (SIGTERM) and started again, in turn, then every edge; each starts
-//! as the previous release's link version and comes back as this one's, as in an upgrade. No API call may
+//! as the previous release's link and raft port versions and comes back as this one's, as in an upgrade. No API call may
 //! fail, every SEND is acked (after retryable refusals at most), no acked message is lost, stored twice
 //! or reordered, and presence is complete afterwards.
 
@@ -216,9 +216,9 @@ async fn caller(c: usize, proxies: Vec<String>, healthy: Arc<Mutex<Vec<bool>>>, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
-    // Every node starts as the previous release (link version 6) and comes back as this one: edges and
-    // core nodes of both link together while the upgrade rolls.
-    let mut cl = Cluster3::start("max_link_version = 6\n").await;
+    // Every node starts as the previous release (link version 6, raft port version 1) and comes back as
+    // this one: edges and core nodes of both work together while the upgrade rolls.
+    let mut cl = Cluster3::start("max_link_version = 6\nmax_raft_version = 1\n").await;
     let api = cl.api(0);
     let members: Vec<String> = (0..SENDERS).map(|k| format!("s{k}")).collect();
     for m in &members {
@@ -362,6 +362,10 @@ async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
             assert!(Instant::now() < deadline, "node {}: {edges:?}", node + 1);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let view = cl.api(node).ok_get("/cluster").await;
+        let versions: Vec<&serde_json::Value> =
+            view["nodes"].as_array().into_iter().flatten().map(|n| &n["raft_version"]).collect();
+        assert_eq!(versions, [&serde_json::json!(2); 3], "node {}'s view of raft port versions", node + 1);
     }
     drop(clients);
 }
@@ -373,10 +377,12 @@ fn summary(d: &mut [Duration]) -> String {
     format!("{} sends, p50 {:?}, p99 {:?}, max {:?}", d.len(), at(0.5), at(0.99), at(1.0))
 }
 
-/// `tern dev --restart`: the running `tern dev` restarts its three core nodes one at a time while a
-/// business server calls the API through its edge's access layer. No call fails.
+/// `tern dev --restart`: the running `tern dev` restarts its three core nodes one at a time, then its
+/// edge, while a business server calls the API through the edge's access layer and, when that refuses
+/// the connection (the edge is down), a core node directly. No call fails; afterwards the edge takes
+/// logins and sends again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tern_dev_restarts_its_core_nodes_one_at_a_time_without_a_failed_call() {
+async fn tern_dev_restarts_its_nodes_one_at_a_time_without_a_failed_call() {
     let dir = tempfile::tempdir().unwrap();
     // An address of its own on loopback: `tern dev` binds WuKongIM's default ports.
     let n = std::process::id();
@@ -385,10 +391,11 @@ async fn tern_dev_restarts_its_core_nodes_one_at_a_time_without_a_failed_call() 
     let data = data.to_str().expect("path");
     let log = dir.path().join("dev.log");
     let _dev = Proc::spawn(&["dev", "--host", &host, "--data-dir", data], &log);
-    let proxy = format!("{host}:5090");
+    let (proxy, core_api, tcp) = (format!("{host}:5090"), format!("{host}:5001"), format!("{host}:5100"));
+    let before = Client::connect(ClientOptions::new(&tcp, "alice", "alice-token")).await.expect("alice");
     let stop = Arc::new(AtomicBool::new(false));
-    let healthy = Arc::new(Mutex::new(vec![true]));
-    let calls = tokio::spawn(caller(0, vec![proxy], healthy, stop.clone()));
+    let healthy = Arc::new(Mutex::new(vec![true, true]));
+    let calls = tokio::spawn(caller(0, vec![proxy.clone(), core_api], healthy, stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let asked = std::process::Command::new(common::BIN).args(["dev", "--restart", "--data-dir", data]).status();
@@ -398,6 +405,7 @@ async fn tern_dev_restarts_its_core_nodes_one_at_a_time_without_a_failed_call() 
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if text.contains("rolling restart done") {
             assert_eq!(text.matches("rolling restart: core node back").count(), 3, "{text}");
+            assert!(text.contains("rolling restart: edge back linked=true"), "{text}");
             break;
         }
         assert!(Instant::now() < deadline, "the rolling restart did not finish; log:\n{text}");
@@ -409,4 +417,13 @@ async fn tern_dev_restarts_its_core_nodes_one_at_a_time_without_a_failed_call() 
     eprintln!("{} API calls during the restart, {} failed", calls.made, calls.failed.len());
     assert!(calls.failed.is_empty(), "{:?}", calls.failed);
     assert!(calls.made > 50, "too few calls: {}", calls.made);
+
+    // The edge drained its sessions; a client logs in again and sends.
+    let old = before.send_text("bob", 1, "on the old session").await;
+    assert!(old.is_err(), "alice's session from before the restart is still open: {old:?}");
+    let alice = Client::connect(ClientOptions::new(&tcp, "alice", "alice-token")).await.expect("alice again");
+    let ack = alice.send_text("bob", 1, "after the restart").await.expect("sendack");
+    assert_eq!(ack.reason_code, Reason::Success.code());
+    let health = reqwest::get(format!("http://{proxy}/health")).await.expect("access layer");
+    assert!(health.status().is_success());
 }

@@ -55,6 +55,9 @@ pub struct CoreConfig {
     /// upgrade, set it to the previous release's until every node runs the new one, so no edge is left
     /// speaking a version that some node cannot.
     pub max_link_version: u16,
+    /// The newest raft port version this node speaks (this release's by default). Nodes agree on the
+    /// newest both speak by themselves; setting it lower makes a node talk as an older release would.
+    pub max_raft_version: u16,
     /// The deployment's regions, for `/route`'s fallback order (rendered from `deploy/regions`).
     pub regions: Vec<RouteRegion>,
     pub webhook: WebhookSettings,
@@ -216,6 +219,7 @@ impl Default for CoreConfig {
             link_queue: 16 * 1024,
             link_send_budget: 64 << 20,
             max_link_version: tern_shared::link::LINK_VERSION,
+            max_raft_version: tern_wire::rpc::RAFT_PORT_VERSION,
             regions: Vec::new(),
             webhook: WebhookSettings::default(),
         }
@@ -263,6 +267,10 @@ impl Validate for CoreConfig {
         if !tern_shared::link::speaks(self.max_link_version) {
             let (min, max) = (tern_shared::link::MIN_LINK_VERSION, tern_shared::link::LINK_VERSION);
             return Err(ConfigError::invalid("max_link_version", format!("this release speaks {min} to {max}")));
+        }
+        let raft_versions = tern_wire::rpc::MIN_RAFT_PORT_VERSION..=tern_wire::rpc::RAFT_PORT_VERSION;
+        if !raft_versions.contains(&self.max_raft_version) {
+            return Err(ConfigError::invalid("max_raft_version", format!("this release speaks {raft_versions:?}")));
         }
         check_addr("raft_addr", &self.raft_addr, false)?;
         check_addr("link_quic_addr", &self.link_quic_addr, true)?;

@@ -119,7 +119,8 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         }
         None => (None, None),
     };
-    let dial = Dial::new(config.dial.iter().map(|p| (p.id, p.raft_addr.clone())).collect(), peer_tls);
+    let versions = crate::raft::versions::Versions::new(config.node_id, config.max_raft_version);
+    let dial = Dial::new(config.dial.iter().map(|p| (p.id, p.raft_addr.clone())).collect(), peer_tls, versions.clone());
     let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
         BTreeMap::from([(config.node_id, BasicNode::new(raft_addr.to_string()))])
     } else {
@@ -173,6 +174,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
         node_id: config.node_id,
         lease: Duration::from_millis(config.raft.election_max_ms),
         closing: closing.subscribe(),
+        versions,
     };
     tokio::spawn(crate::raft::server::serve(raft_listener, port, raft_acceptor));
     if config.peers.is_empty() && !config.join {

@@ -1,6 +1,11 @@
 //! Messages between core nodes: raft's own RPCs, plus writes forwarded to the leader and read-index
 //! requests. Each is one length-prefixed bincode frame, a request prefixed by its raft group (slot); a
 //! connection carries one request at a time.
+//!
+//! Versions: a connection of raft port version 2 or later opens with `Hello`, which the other node
+//! answers with the version both speak (or why it will not talk). Version 1, the releases before the
+//! greeting, sends requests from the first frame and closes a connection on any frame it cannot read,
+//! `Hello` included; a node that sees that falls back to version 1 for that address.
 
 use crate::command::{Batch, BatchResult, NodeId, TypeConfig};
 use bincode::Options;
@@ -13,6 +18,15 @@ use openraft::LogId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The newest raft port version this release speaks.
+pub const RAFT_PORT_VERSION: u16 = 2;
+/// The oldest: version 1 has no greeting, so a connection whose first frame is a request is one.
+pub const MIN_RAFT_PORT_VERSION: u16 = 1;
+/// The raft log's command set (`command.rs`). A release that adds a command raises it; nodes tell
+/// each other theirs in `Hello`, and `/cluster` shows every node's, so a command a voter cannot read is
+/// not proposed while that voter runs an older release.
+pub const LOG_VERSION: u16 = 1;
 
 /// Bound on one frame; snapshot chunks (3 MiB by default) are the largest.
 pub const MAX_RPC_FRAME: usize = 64 << 20;
@@ -32,6 +46,32 @@ pub enum RaftRequest {
     Transfer(NodeId),
     /// The leader's instructions to the other nodes during a transfer.
     Step(Step),
+    /// The first frame of a connection from version 2 on (its group is ignored).
+    Hello(Hello),
+}
+
+/// Who dials, and what it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub node: NodeId,
+    /// The raft port versions the dialing node speaks, oldest and newest.
+    pub min: u16,
+    pub max: u16,
+    pub log: u16,
+}
+
+/// The answer to `Hello`: the version the connection speaks from now on, and who answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agreed {
+    pub node: NodeId,
+    pub version: u16,
+    pub log: u16,
+}
+
+/// The newest version both ranges hold.
+pub fn agree(ours: (u16, u16), theirs: (u16, u16)) -> Option<u16> {
+    let version = ours.1.min(theirs.1);
+    (version >= ours.0.max(theirs.0)).then_some(version)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,6 +83,7 @@ pub enum RaftResponse {
     ReadIndex(Result<Option<LogId<NodeId>>, String>),
     Membership(Result<(), String>),
     Done(Result<(), String>),
+    Hello(Result<Agreed, String>),
 }
 
 /// A change of the voters, asked of whichever node leads.
@@ -124,6 +165,15 @@ mod tests {
             prop_assert_eq!(g, group);
             prop_assert!(matches!(req, RaftRequest::Transfer(t) if t == target));
         }
+    }
+
+    #[test]
+    fn versions_agree_on_the_newest_both_speak() {
+        assert_eq!(agree((1, 2), (1, 2)), Some(2));
+        assert_eq!(agree((1, 3), (2, 2)), Some(2));
+        assert_eq!(agree((1, 2), (1, 1)), Some(1));
+        assert_eq!(agree((3, 4), (1, 2)), None);
+        assert_eq!(agree((1, 2), (3, 5)), None);
     }
 
     #[test]

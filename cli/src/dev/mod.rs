@@ -1,6 +1,7 @@
 //! `tern dev`: a whole deployment in one process on loopback, with demo users to chat as; with
 //! `--regions`, every region of a deployment description (`regions.rs`).
 
+mod edge;
 pub mod regions;
 
 use anyhow::Context;
@@ -66,7 +67,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:5053")]
     dns: std::net::SocketAddr,
     /// Ask the `tern dev` running on this data dir to restart its core nodes one at a time, the way a
-    /// rolling upgrade does (each hands its leadership over first), then exit.
+    /// rolling upgrade does (each hands its leadership over first), then its edge, then exit.
     #[arg(long)]
     restart: bool,
 }
@@ -86,13 +87,14 @@ fn ask_restart(data_dir: &std::path::Path) -> anyhow::Result<()> {
     if !sent.success() {
         anyhow::bail!("tern dev (pid {pid}) is not running; remove {}", file.display());
     }
-    println!("Asked tern dev (pid {pid}) to restart its core nodes one at a time; it reports in its terminal.");
+    println!("Asked tern dev (pid {pid}) to restart its core nodes one at a time, then its edge; it reports in its terminal.");
     Ok(())
 }
 
 /// Restarts every core node in turn: stop (leadership handed over, what is in flight answered), start
 /// again on the same data once its RocksDB is released, wait until it knows every group's leader.
-async fn roll(cores: &mut Vec<tern_core::CoreHandle>) -> anyhow::Result<()> {
+/// Then the edge: drained (its clients reconnect and resync), ended, started again.
+async fn roll(cores: &mut Vec<tern_core::CoreHandle>, edge: &mut edge::DevEdge) -> anyhow::Result<()> {
     for i in 0..cores.len() {
         let running = cores.remove(i);
         let config = running.core.config.clone();
@@ -130,6 +132,15 @@ async fn roll(cores: &mut Vec<tern_core::CoreHandle>) -> anyhow::Result<()> {
     {
         tracing::warn!(error = %e, "could not spread raft leadership after the restart");
     }
+    tracing::info!("rolling restart: stopping the edge");
+    edge.restart().await.context("restarting the edge")?;
+    for _ in 0..100 {
+        if edge.handle.edge.link.is_up() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::info!(linked = edge.handle.edge.link.is_up(), "rolling restart: edge back");
     tracing::info!("rolling restart done");
     Ok(())
 }
@@ -203,7 +214,8 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     edge_cfg.validate()?;
-    let edge = tern_edge::start(edge_cfg).await.context("starting edge")?;
+    let mut dev_edge = edge::DevEdge::start(edge_cfg).await?;
+    let edge = &dev_edge.handle;
 
     seed_demo(core).await?;
     for _ in 0..50 {
@@ -239,7 +251,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     println!("  tern chat --addr {} --uid alice --token alice-token --to bob", show(edge.tcp_addr));
     println!("  tern chat --addr {} --uid bob --token bob-token --to alice", show(edge.tcp_addr));
     println!(
-        "Restart the core nodes one at a time, as an upgrade does: tern dev --restart --data-dir {}",
+        "Restart the nodes one at a time, as an upgrade does: tern dev --restart --data-dir {}",
         a.data_dir.display()
     );
     println!("Ctrl-C stops.");
@@ -254,7 +266,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         tokio::select! {
             r = tokio::signal::ctrl_c() => break r?,
             _ = restart.recv() => {
-                if let Err(e) = roll(&mut cores).await {
+                if let Err(e) = roll(&mut cores, &mut dev_edge).await {
                     tracing::error!(error = %e, "rolling restart failed");
                 }
             }

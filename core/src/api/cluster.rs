@@ -31,9 +31,19 @@ pub(super) fn view(core: &crate::context::Core) -> serde_json::Value {
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
         if g.slot == 0 {
+            let versions = g.dial.versions();
             nodes = membership
                 .nodes()
-                .map(|(id, n)| serde_json::json!({"id": id, "raft_addr": n.addr, "voter": voters.contains(id)}))
+                .map(|(id, n)| {
+                    let known = versions.of(*id, &g.dial.addr(*id, &n.addr));
+                    serde_json::json!({
+                        "id": id,
+                        "raft_addr": n.addr,
+                        "voter": voters.contains(id),
+                        "raft_version": known.map(|k| k.port),
+                        "log_version": known.map(|k| k.log),
+                    })
+                })
                 .collect();
         }
         let last_log = m.last_log_index.unwrap_or(0);

@@ -4,20 +4,26 @@
 
 use super::peer::{Peer, PeerTls, Pool};
 use super::types::NodeId;
+use super::versions::Versions;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Dial {
     overrides: Arc<BTreeMap<NodeId, String>>,
     tls: Option<PeerTls>,
     group: u16,
     pool: Pool,
+    versions: Versions,
 }
 
 impl Dial {
-    pub fn new(overrides: BTreeMap<NodeId, String>, tls: Option<PeerTls>) -> Self {
-        Dial { overrides: Arc::new(overrides), tls, group: 0, pool: Pool::default() }
+    pub fn new(overrides: BTreeMap<NodeId, String>, tls: Option<PeerTls>, versions: Versions) -> Self {
+        Dial { overrides: Arc::new(overrides), tls, group: 0, pool: Pool::default(), versions }
+    }
+
+    pub fn versions(&self) -> &Versions {
+        &self.versions
     }
 
     /// The same dialing for raft group `group`.
@@ -32,6 +38,6 @@ impl Dial {
 
     /// A connection (pooled, or opened on first use) to a node at `addr`, for this group's requests.
     pub fn peer(&self, addr: String) -> Peer {
-        Peer::new(addr, self.tls.clone(), self.group, self.pool.clone())
+        Peer::new(addr, self.tls.clone(), self.group, self.pool.clone(), self.versions.clone())
     }
 }

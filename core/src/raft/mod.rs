@@ -16,5 +16,6 @@ pub mod rebalance;
 pub mod server;
 pub mod transfer;
 pub mod types;
+pub mod versions;
 
 pub use types::*;

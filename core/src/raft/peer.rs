@@ -1,6 +1,7 @@
 //! A connection to another core node, taken from the node's pool or opened on first use, dropped after
 //! any failure and given back to the pool when the `Peer` is done with it.
 
+use super::versions::{Known, Versions};
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,7 @@ pub struct Peer {
     conn: Option<Conn>,
     state: State,
     pool: Pool,
+    versions: Versions,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,39 @@ enum State {
 /// How long a connection may take to open (TCP and TLS handshakes), whatever the call's timeout.
 const CONNECT_FOR: Duration = Duration::from_secs(5);
 
-async fn connect(addr: &str, tls: Option<PeerTls>) -> io::Result<Conn> {
+/// A connection to `addr`, greeted (see `versions.rs`).
+async fn connect(addr: &str, tls: Option<PeerTls>, versions: &Versions) -> io::Result<Conn> {
+    let mut conn = open_stream(addr, tls.clone()).await?;
+    let Some(hello) = versions.hello_for(addr) else { return Ok(conn) };
+    write_frame(&mut conn, &(0u16, RaftRequest::Hello(hello))).await?;
+    match read_frame::<_, RaftResponse>(&mut conn).await {
+        Ok(Some(RaftResponse::Hello(Ok(agreed)))) => {
+            versions.answered(addr, Known { port: agreed.version, log: agreed.log });
+            Ok(conn)
+        }
+        Ok(Some(RaftResponse::Hello(Err(why)))) => {
+            if versions.should_warn(addr) {
+                tracing::warn!(%addr, reason = %why, "raft peer refused this node's raft port versions");
+            }
+            Err(io::Error::other(format!("{addr} refused this node's raft port versions: {why}")))
+        }
+        Ok(Some(other)) => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, format!("{addr} answered a greeting with {other:?}")))
+        }
+        // A node of the release before greetings cannot read one and closes the connection.
+        Ok(None) => {
+            versions.mark_legacy(addr);
+            open_stream(addr, tls).await
+        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
+            versions.mark_legacy(addr);
+            open_stream(addr, tls).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn open_stream(addr: &str, tls: Option<PeerTls>) -> io::Result<Conn> {
     let s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     let stream: Box<dyn Io> = match tls {
@@ -122,8 +156,8 @@ fn drain(mut conn: Conn, pool: Pool, addr: String) {
 }
 
 impl Peer {
-    pub fn new(addr: String, tls: Option<PeerTls>, group: u16, pool: Pool) -> Self {
-        Peer { addr, tls, group, conn: None, state: State::Idle, pool }
+    pub fn new(addr: String, tls: Option<PeerTls>, group: u16, pool: Pool, versions: Versions) -> Self {
+        Peer { addr, tls, group, conn: None, state: State::Idle, pool, versions }
     }
 
     pub fn addr(&self) -> &str {
@@ -181,9 +215,10 @@ impl Peer {
     /// rather than every attempt starting a handshake that never finishes in time.
     async fn open(&self) -> io::Result<Conn> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (addr, tls, pool) = (self.addr.clone(), self.tls.clone(), self.pool.clone());
+        let (addr, tls, pool, versions) =
+            (self.addr.clone(), self.tls.clone(), self.pool.clone(), self.versions.clone());
         tokio::spawn(async move {
-            let opened = match tokio::time::timeout(CONNECT_FOR, connect(&addr, tls)).await {
+            let opened = match tokio::time::timeout(CONNECT_FOR, connect(&addr, tls, &versions)).await {
                 Ok(r) => r,
                 Err(_) => Err(io::Error::new(
                     io::ErrorKind::TimedOut,

@@ -22,6 +22,7 @@ pub struct RaftPort {
     pub lease: Duration,
     /// Raised when the node stops: the port closes and so does every connection to it.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    pub versions: super::versions::Versions,
 }
 
 pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAcceptor>) {
@@ -37,12 +38,13 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
                 let (raft, tls) = (port.clone(), tls.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
+                    let versions = raft.versions.clone();
                     let result = match tls {
-                        None => connection(stream, raft).await,
+                        None => connection(stream, raft, None).await,
                         Some(acceptor) => {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 Ok(Ok(tls)) => match node_of(tls.get_ref().1.peer_certificates()) {
-                                    Ok(_) => connection(tls, raft).await,
+                                    Ok(id) => connection(tls, raft, Some(id)).await,
                                     Err(e) => return tracing::warn!(%peer, error = %e, "raft peer refused"),
                                 },
                                 Ok(Err(e)) => {
@@ -53,8 +55,18 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
                             }
                         }
                     };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "raft connection closed");
+                    match result {
+                        Ok(()) => {}
+                        // A frame of a newer release (or a greeting, when set to speak only version 1).
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                            if versions.should_warn(&peer.ip().to_string()) {
+                                let (_, max) = versions.range();
+                                let log = tern_wire::rpc::LOG_VERSION;
+                                tracing::warn!(%peer, error = %e, "raft frame not understood, connection closed: this node \
+                                    speaks raft port versions up to {max} and raft log version {log}; is the peer a newer release?");
+                            }
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "raft connection closed"),
                     }
                 });
             }
@@ -75,15 +87,46 @@ fn node_of(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<Nod
     }
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<RaftPort>) -> std::io::Result<()> {
+/// One peer's connection; `cert_node` is the node its certificate names (with `raft_tls`).
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    port: Arc<RaftPort>,
+    cert_node: Option<NodeId>,
+) -> std::io::Result<()> {
     let mut conn = BufStream::new(stream);
     let mut closing = port.closing.clone();
+    let mut first = true;
     loop {
         let frame = tokio::select! {
             frame = read_frame::<_, (u16, RaftRequest)>(&mut conn) => frame?,
             _ = crate::context::raised(&mut closing) => return Ok(()),
         };
         let Some((slot, req)) = frame else { break };
+        let req = match req {
+            RaftRequest::Hello(hello) if first && port.versions.range().1 >= 2 => {
+                first = false;
+                let answer = super::versions::greet(port.node_id, port.versions.range(), &hello, cert_node);
+                match &answer {
+                    Ok(agreed) => {
+                        let known = super::versions::Known { port: agreed.version, log: hello.log };
+                        port.versions.greeted_by(hello.node, known);
+                    }
+                    Err(why) => tracing::warn!(node = hello.node, reason = %why, "raft peer refused"),
+                }
+                let refused = answer.is_err();
+                write_frame(&mut conn, &RaftResponse::Hello(answer)).await?;
+                if refused {
+                    return Ok(());
+                }
+                continue;
+            }
+            // What a node of version 1 does with a frame it cannot read.
+            RaftRequest::Hello(_) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a greeting this node does not take"))
+            }
+            req => req,
+        };
+        first = false;
         let Some(group) = port.groups.get(slot) else {
             // Slot counts are checked at start-up; a node of another cluster could still get here.
             write_frame(&mut conn, &RaftResponse::Done(Err(format!("no raft group {slot} here")))).await?;
@@ -116,6 +159,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
             RaftRequest::ReadIndex => {
                 RaftResponse::ReadIndex(group.reads.read_index().await.map_err(|e| e.to_string()))
             }
+            // Taken above; never answered here.
+            RaftRequest::Hello(_) => RaftResponse::Done(Err("a greeting comes first".into())),
         };
         write_frame(&mut conn, &resp).await?;
     }
