@@ -78,9 +78,14 @@ try {
     // Three refreshes give the small charts a few points.
     await new Promise((r) => setTimeout(r, 6500));
     await page.screenshot({ path: join(shots, 'core.png'), fullPage: true });
+    const fsyncs = await page.$eval('[data-rate="wal_syncs"] .value', (v) => Number(v.textContent.replace(/,/g, '')));
+    if (!(fsyncs > 0)) throw new Error(`fsyncs per second shows ${fsyncs} under traffic`);
     await page.click('nav button[data-view="deployment"]');
-    await page.waitForSelector('#regions [data-edge]', { timeout: 10000 });
+    // The edge's round trip to each of the three nodes, and its connection rate.
+    await page.waitForFunction(() => document.querySelectorAll('#regions [data-edge] [data-rtt-node]').length === 3
+      && document.querySelector('#regions [data-edge] [data-connects]'), { timeout: 10000 });
     await page.screenshot({ path: join(shots, 'deployment.png'), fullPage: true });
+    return { fsyncs, edge: await text('#regions [data-edge]') };
   });
 
   await step('an online user and their edge', async () => {

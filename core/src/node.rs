@@ -87,6 +87,7 @@ pub async fn start(config: CoreConfig) -> Result<CoreHandle, StartError> {
     let link_quic_addr = link_quic.as_ref().and_then(|e| e.local_addr().ok());
     let db = Db::open(&config.data_dir.join("db"), config.slots)?;
     let metrics = Metrics::new();
+    let _ = metrics.registry.register(Box::new(db.wal_syncs().clone()));
     let presence = Arc::new(Presence::default());
     let (applied_tx, applied_rx) = tokio::sync::mpsc::channel(64 * 1024);
     // Raised while this node leads a group; entries replayed at start-up are not pushed again.

@@ -20,8 +20,19 @@ struct EdgeEntry {
     tx: mpsc::Sender<LinkFrame>,
     addrs: EdgeAddrs,
     sessions: HashMap<u64, SessionInfo>,
-    /// The edge's last reported link round trip to this node, in microseconds (edges of link version 7).
-    rtt_us: Option<u64>,
+    /// The edge's last report (edges of link version 7).
+    report: Option<EdgeReport>,
+}
+
+/// What an edge last reported about itself (`LinkFrame::LinkReport`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeReport {
+    /// Round trip of its link to this node, in microseconds.
+    pub micros: u64,
+    /// Round trip of its presence link to each core node, by node id.
+    pub by_node: Vec<(u64, u64)>,
+    /// Client connections accepted since the edge started.
+    pub connects: u64,
 }
 
 #[derive(Default)]
@@ -65,7 +76,7 @@ impl Presence {
         g.drop_edge_sessions(edge_id);
         g.next_link += 1;
         let link_no = g.next_link;
-        g.edges.insert(edge_id.to_string(), EdgeEntry { link_no, tx, addrs, sessions: HashMap::new(), rtt_us: None });
+        g.edges.insert(edge_id.to_string(), EdgeEntry { link_no, tx, addrs, sessions: HashMap::new(), report: None });
         link_no
     }
 
@@ -176,14 +187,14 @@ impl Presence {
         v
     }
 
-    /// Sessions per edge id, and the edge's last reported link round trip in microseconds.
-    pub fn edge_stats(&self) -> std::collections::BTreeMap<String, (usize, Option<u64>)> {
-        self.lock().edges.iter().map(|(id, e)| (id.clone(), (e.sessions.len(), e.rtt_us))).collect()
+    /// Sessions per edge id, and the edge's last report.
+    pub fn edge_stats(&self) -> std::collections::BTreeMap<String, (usize, Option<EdgeReport>)> {
+        self.lock().edges.iter().map(|(id, e)| (id.clone(), (e.sessions.len(), e.report.clone()))).collect()
     }
 
-    pub fn set_rtt(&self, edge_id: &str, micros: u64) {
+    pub fn set_report(&self, edge_id: &str, report: EdgeReport) {
         if let Some(e) = self.lock().edges.get_mut(edge_id) {
-            e.rtt_us = Some(micros);
+            e.report = Some(report);
         }
     }
 

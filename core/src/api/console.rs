@@ -50,9 +50,19 @@ pub async fn overview(State(core): State<AppState>) -> Json<serde_json::Value> {
         .edge_addrs()
         .into_iter()
         .map(|(id, addrs)| {
-            let (sessions, rtt_us) = stats.get(&id).copied().unwrap_or_default();
-            let rtt_ms = rtt_us.map(|us| us as f64 / 1000.0);
-            serde_json::json!({"id": id, "region": addrs.region, "sessions": sessions, "rtt_ms": rtt_ms, "tcp": addrs.tcp})
+            let (sessions, report) = stats.get(&id).cloned().unwrap_or_default();
+            let ms = |us: u64| us as f64 / 1000.0;
+            let by_node: serde_json::Map<String, serde_json::Value> =
+                report.iter().flat_map(|r| &r.by_node).map(|(node, us)| (node.to_string(), ms(*us).into())).collect();
+            serde_json::json!({
+                "id": id,
+                "region": addrs.region,
+                "sessions": sessions,
+                "rtt_ms": report.as_ref().map(|r| ms(r.micros)),
+                "rtt_ms_by_node": by_node,
+                "connects": report.as_ref().map(|r| r.connects),
+                "tcp": addrs.tcp,
+            })
         })
         .collect();
     let m = &core.metrics;
@@ -67,6 +77,7 @@ pub async fn overview(State(core): State<AppState>) -> Json<serde_json::Value> {
             "messages_stored": m.messages_stored.get(),
             "deliveries": m.deliveries.get(),
             "raft_commits": m.commit_latency.get_sample_count(),
+            "wal_syncs": core.db.wal_syncs().get(),
             "forwarded_batches": m.forwarded_batches.get(),
             "online_sessions": m.online_sessions.get(),
         },

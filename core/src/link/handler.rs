@@ -28,8 +28,8 @@ pub(super) struct LinkHandler {
 impl LinkHandler {
     pub async fn handle(&self, frame: LinkFrame) {
         match frame {
-            LinkFrame::LinkRtt { micros } => {
-                self.core.presence.set_rtt(&self.edge_id, micros);
+            LinkFrame::LinkReport { micros, by_node, connects } => {
+                self.core.presence.set_report(&self.edge_id, crate::presence::EdgeReport { micros, by_node, connects });
             }
             LinkFrame::Ping(nonce) => {
                 let leaders = self

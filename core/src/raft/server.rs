@@ -40,11 +40,11 @@ pub async fn serve(listener: TcpListener, port: RaftPort, tls: Option<TlsAccepto
                     let _ = stream.set_nodelay(true);
                     let versions = raft.versions.clone();
                     let result = match tls {
-                        None => connection(stream, raft, None).await,
+                        None => connection(stream, raft).await,
                         Some(acceptor) => {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 Ok(Ok(tls)) => match node_of(tls.get_ref().1.peer_certificates()) {
-                                    Ok(id) => connection(tls, raft, Some(id)).await,
+                                    Ok(_) => connection(tls, raft).await,
                                     Err(e) => return tracing::warn!(%peer, error = %e, "raft peer refused"),
                                 },
                                 Ok(Err(e)) => {
@@ -87,12 +87,7 @@ fn node_of(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<Nod
     }
 }
 
-/// One peer's connection; `cert_node` is the node its certificate names (with `raft_tls`).
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-    port: Arc<RaftPort>,
-    cert_node: Option<NodeId>,
-) -> std::io::Result<()> {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<RaftPort>) -> std::io::Result<()> {
     let mut conn = BufStream::new(stream);
     let mut closing = port.closing.clone();
     let mut first = true;
@@ -105,7 +100,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         let req = match req {
             RaftRequest::Hello(hello) if first && port.versions.range().1 >= 2 => {
                 first = false;
-                let answer = super::versions::greet(port.node_id, port.versions.range(), &hello, cert_node);
+                let answer = super::versions::greet(port.node_id, port.versions.range(), &hello);
                 match &answer {
                     Ok(agreed) => {
                         let known = super::versions::Known { port: agreed.version, log: hello.log };

@@ -83,6 +83,10 @@ impl Db {
         self.db.cf_handle(name).ok_or(StoreError::MissingCf(name))
     }
 
+    pub fn wal_syncs(&self) -> &prometheus::IntCounter {
+        &self.wal.syncs
+    }
+
     /// Approximate on-disk size of live data, for metrics.
     pub fn live_size(&self) -> u64 {
         self.db.property_int_value("rocksdb.total-sst-files-size").ok().flatten().unwrap_or(0)

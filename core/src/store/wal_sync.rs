@@ -14,6 +14,8 @@ use std::sync::Arc;
 const LINGER: std::time::Duration = std::time::Duration::from_micros(300);
 
 pub struct WalSync {
+    /// WAL syncs done (`tern_core_wal_syncs_total`): commits per sync shows how well they group.
+    pub syncs: prometheus::IntCounter,
     tx: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -21,6 +23,9 @@ pub struct WalSync {
 impl WalSync {
     pub fn start(db: Arc<DB>) -> std::io::Result<WalSync> {
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        let syncs = prometheus::IntCounter::new("wal_syncs_total", "Syncs of the write-ahead log (fsyncs)")
+            .map_err(std::io::Error::other)?;
+        let counted = syncs.clone();
         let thread = std::thread::Builder::new().name("wal-sync".into()).spawn(move || {
             let mut busy = false;
             while let Ok(first) = rx.recv() {
@@ -30,12 +35,13 @@ impl WalSync {
                 let waiting: Vec<_> = std::iter::once(first).chain(rx.try_iter()).collect();
                 busy = waiting.len() > 1;
                 let synced = db.flush_wal(true).map_err(|e| e.to_string());
+                counted.inc();
                 for callback in waiting {
                     callback.log_io_completed(synced.clone().map_err(std::io::Error::other));
                 }
             }
         })?;
-        Ok(WalSync { tx: Some(tx), thread: Some(thread) })
+        Ok(WalSync { syncs, tx: Some(tx), thread: Some(thread) })
     }
 
     /// Completes `callback` once everything written so far is on disk.

@@ -13,7 +13,11 @@ impl Link {
                 if let Some(at) = sent {
                     let (node, lane) = (self.node_id().to_string(), self.lane.to_string());
                     self.metrics.link_rtt.with_label_values(&[&node, &lane]).set(at.elapsed().as_secs_f64());
-                    self.rtt_us.store(at.elapsed().as_micros().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
+                    let micros = at.elapsed().as_micros().max(1) as u64;
+                    self.rtt_us.store(micros, std::sync::atomic::Ordering::Relaxed);
+                    if self.lane == 0 {
+                        locked(&self.rtts).insert(self.node_id(), micros);
+                    }
                 }
             }
             LinkFrame::AuthResult { req, reason, device_level } => {

@@ -98,6 +98,7 @@ pub struct Link {
     sends: Mutex<HashMap<u64, PendingSend>>,
     /// Where SENDs in flight on a lost link go to be sent again (the pool's resend loop).
     resend: mpsc::Sender<PendingSend>,
+    rtts: Arc<Mutex<std::collections::BTreeMap<u64, u64>>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -107,6 +108,8 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What every link of the edge is given alike.
 #[derive(Clone)]
 pub(super) struct Common {
+    /// The round trip last measured on each core node's presence lane, by node id, for `LinkReport`.
+    pub rtts: Arc<Mutex<std::collections::BTreeMap<u64, u64>>>,
     pub addrs: EdgeAddrs,
     pub instance: u64,
     pub registry: Arc<Registry>,
@@ -122,7 +125,7 @@ impl Link {
         quic: Option<(quinn::Endpoint, std::net::SocketAddr)>,
         common: Common,
     ) -> Result<Arc<Link>, crate::StartError> {
-        let Common { addrs, instance, registry, metrics, resend } = common;
+        let Common { rtts, addrs, instance, registry, metrics, resend } = common;
         let tls = config.link_tls.as_ref().map(|t| t.connector()).transpose()?;
         Ok(Arc::new(Link {
             tls,
@@ -150,6 +153,7 @@ impl Link {
             auths: Mutex::default(),
             sends: Mutex::default(),
             resend,
+            rtts,
         }))
     }
 
@@ -334,11 +338,12 @@ impl Link {
                     pings.push_back((n, std::time::Instant::now()));
                 }
                 let rtt = link.rtt_us.load(Ordering::Relaxed);
-                if link.agreed.load(Ordering::Relaxed) >= 7
-                    && rtt > 0
-                    && tx.send(LinkFrame::LinkRtt { micros: rtt }).await.is_err()
-                {
-                    break;
+                if link.lane == 0 && link.agreed.load(Ordering::Relaxed) >= 7 && rtt > 0 {
+                    let by_node = locked(&link.rtts).iter().map(|(n, us)| (*n, *us)).collect();
+                    let report = LinkFrame::LinkReport { micros: rtt, by_node, connects: link.metrics.connects.get() };
+                    if tx.send(report).await.is_err() {
+                        break;
+                    }
                 }
                 if tx.send(LinkFrame::Ping(n)).await.is_err() {
                     break;
@@ -365,6 +370,9 @@ impl Link {
     /// twice, and its SENDACK carries the first seq. CONNECT checks fail (the client retries).
     async fn went_down(&self) {
         *self.current.lock().await = None;
+        if self.lane == 0 {
+            locked(&self.rtts).remove(&self.node_id());
+        }
         if self.up.swap(false, Ordering::Relaxed) {
             self.metrics.links_up.dec();
         }

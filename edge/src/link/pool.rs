@@ -41,7 +41,14 @@ impl LinkPool {
         let quic_addrs = list(&config.core_quic_addr);
         let (resend, resends) = mpsc::channel(config.link_queue);
         let instance = rand::random();
-        let common = super::Common { addrs, instance, registry: registry.clone(), metrics: metrics.clone(), resend };
+        let common = super::Common {
+            rtts: Arc::default(),
+            addrs,
+            instance,
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+            resend,
+        };
         let endpoint = match (&config.link_tls, quic_addrs.is_empty()) {
             (Some(t), false) => Some(super::quic::endpoint(t)?),
             _ => None,

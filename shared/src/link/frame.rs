@@ -85,10 +85,14 @@ pub enum LinkFrame {
     },
     /// The core's answer to a `Hello` it turns away, and why; the link then closes.
     Refused(String),
-    /// Since version 7: the round trip the edge last measured on this link (ping to pong), so the core
-    /// can show how far each edge is.
-    LinkRtt {
+    /// Since version 7, every second on the presence lane: the round trip the edge last measured on
+    /// this link (ping to pong), on its presence lane to every core node (by node id), and the client
+    /// connections it has accepted since it started, so any core node can show how far each edge is
+    /// from each node and how fast clients arrive.
+    LinkReport {
         micros: u64,
+        by_node: Vec<(u64, u64)>,
+        connects: u64,
     },
 }
 

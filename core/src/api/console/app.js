@@ -110,6 +110,7 @@ async function refresh() {
     state.overview = o;
     $('node').textContent = `node ${o.cluster.node_id} · ${o.cluster.nodes.length} nodes · ${o.cluster.slots} slots`;
     rates(o);
+    edgeRates(o);
     if (state.view === 'core') core(o);
     if (state.view === 'deployment') deployment(o);
   } catch (e) {
@@ -125,7 +126,7 @@ function rates(o) {
   state.last = c;
   if (!prev || c.at <= prev.at) return;
   const secs = (c.at - prev.at) / 1000;
-  for (const k of ['messages_stored', 'deliveries', 'raft_commits']) {
+  for (const k of ['messages_stored', 'deliveries', 'raft_commits', 'wal_syncs']) {
     const h = (state.history[k] ||= []);
     h.push(Math.max(0, (c[k] - prev[k]) / secs));
     if (h.length > HISTORY) h.shift();
@@ -133,6 +134,19 @@ function rates(o) {
   const h = (state.history.online_sessions ||= []);
   h.push(c.online_sessions);
   if (h.length > HISTORY) h.shift();
+}
+
+// Client connections per second at each edge, from the totals the edges report.
+function edgeRates(o) {
+  const edges = state.edgeConnects || {};
+  state.edgeConnects = {};
+  for (const e of o.edges) {
+    if (e.connects == null) continue;
+    const was = edges[e.id];
+    const secs = was ? (o.at_ms - was.at) / 1000 : 0;
+    const rate = secs > 0 && e.connects >= was.connects ? (e.connects - was.connects) / secs : null;
+    state.edgeConnects[e.id] = { connects: e.connects, at: o.at_ms, rate };
+  }
 }
 
 function spark(points) {
@@ -153,6 +167,7 @@ function core(o) {
     ['messages_stored', 'messages stored /s'],
     ['deliveries', 'deliveries /s'],
     ['raft_commits', 'raft entries committed here /s'],
+    ['wal_syncs', 'fsyncs /s'],
     ['online_sessions', 'sessions online'],
   ].map(([k, label]) => {
     const h = state.history[k] || [];
@@ -176,7 +191,8 @@ function core(o) {
       el('td', {}, dot(!reached ? 'bad' : n.voter ? 'ok' : 'warn')),
       el('td', {}, `node ${n.id} `, n.id === cl.node_id ? el('span', { class: 'badge me' }, 'this node') : ''),
       el('td', { class: 'hide-narrow' }, n.raft_addr),
-      el('td', {}, `${n.voter ? 'voter' : 'learner'}${reached ? '' : ', unreachable'}`),
+      el('td', {}, `${n.voter ? 'voter' : 'learner'}${reached ? '' : ', unreachable'}`,
+        n.raft_version ? el('span', { class: 'muted hide-narrow' }, ` · raft v${n.raft_version}`) : ''),
       el('td', {}, String(led)),
       el('td', {}, n.id === cl.node_id ? '' : remove));
   }));
@@ -212,8 +228,7 @@ function deployment(o) {
   const cards = Object.entries(regions).sort().map(([region, edges]) => el('div', { class: 'card', 'data-region': region },
     el('div', { class: 'label' }, 'region'),
     el('div', { class: 'value' }, region),
-    el('ul', {}, edges.map((e) => el('li', { 'data-edge': e.id }, dot('ok'), `${e.id}: ${e.sessions.toLocaleString()} session${e.sessions === 1 ? '' : 's'}`,
-      e.rtt_ms == null ? '' : el('span', { class: 'muted' }, ` · ${e.rtt_ms.toFixed(1)} ms to this node`))))));
+    el('ul', {}, edges.map(edgeLine))));
   $('regions').replaceChildren(...(cards.length ? cards : [el('p', { class: 'muted' }, 'no edge is linked to this node')]));
   const cl = o.cluster;
   $('voters').replaceChildren(...cl.nodes.map((n) => el('div', { class: 'card', 'data-node': n.id },
@@ -221,6 +236,18 @@ function deployment(o) {
       n.voter ? 'voter' : 'learner'),
     el('div', { class: 'value' }, `node ${n.id}`),
     el('div', { class: 'muted' }, `${cl.leaders[String(n.id)] || 0} slots led · ${n.raft_addr}`))));
+}
+
+// An edge: sessions, connections per second, and its link round trip to each core node (edges of
+// link version 7 report them).
+function edgeLine(e) {
+  const rate = state.edgeConnects?.[e.id]?.rate;
+  const rtts = Object.entries(e.rtt_ms_by_node || {}).map(([node, ms]) =>
+    el('span', { class: 'rtt', 'data-rtt-node': node }, `n${node} ${ms.toFixed(1)} ms`));
+  return el('li', { 'data-edge': e.id }, dot('ok'),
+    `${e.id}: ${e.sessions.toLocaleString()} session${e.sessions === 1 ? '' : 's'}`,
+    rate == null ? '' : el('span', { class: 'muted', 'data-connects': e.id }, ` · ${rate.toFixed(1)} connects/s`),
+    rtts.length ? el('div', { class: 'muted' }, 'link round trip: ', ...rtts.flatMap((r, i) => (i ? [' · ', r] : [r]))) : '');
 }
 
 // ---- users ----
