@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Cluster;
+use common::Topology;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tern_shared::proto::{self, Packet};
@@ -35,7 +35,7 @@ async fn login(edge: &str, header: &[u8], uid: &str) -> (Option<u8>, TcpStream) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_addresses_and_per_address_limits() {
-    let cl = Cluster::start("proxy_protocol = true\nmax_sessions_per_ip = 2").await;
+    let cl = Topology::nodes(1).edge("proxy_protocol = true\nmax_sessions_per_ip = 2").start().await;
     for uid in ["u1", "u2", "u3", "u4"] {
         cl.api.user(uid, 0).await;
     }
@@ -65,7 +65,7 @@ async fn proxy_protocol_addresses_and_per_address_limits() {
 async fn a_login_storm_is_admitted_at_the_configured_rate_and_only_the_far_end_refused() {
     // 20 logins a second, none waiting over 2 s: of 80 at once, 20 go at once, about 40 wait their turn
     // (up to 2 s), and the rest are refused with a retryable reason.
-    let cl = Cluster::start("logins_per_sec = 20\nconnect_timeout_ms = 2000").await;
+    let cl = Topology::nodes(1).edge("logins_per_sec = 20\nconnect_timeout_ms = 2000").start().await;
     for i in 0..80 {
         cl.api.user(&format!("storm-{i}"), 0).await;
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, Cluster};
+use common::{connect, Cluster, Topology};
 use std::time::Duration;
 use tern_shared::client::{Client, ClientError, ClientOptions, Incoming};
 use tern_shared::proto::{self, Packet};
@@ -57,7 +57,7 @@ fn connect_frame(uid: &str, token: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_connection_is_closed_alone_with_a_reason() {
-    let cl = Cluster::start("connect_timeout_ms = 1000\nmax_frame = 4096").await;
+    let cl = Topology::nodes(1).edge("connect_timeout_ms = 1000\nmax_frame = 4096").start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let alice = connect(&cl.tcp(), "alice", 0).await;
@@ -109,7 +109,7 @@ async fn each_bad_connection_is_closed_alone_with_a_reason() {
         // announces sessions on its first link and alice's SEND may take another: wait until the core
         // counts bob's new session (alice and bob), or the message can overtake the announcement.
         bob = connect(&addr, "bob", 0).await;
-        let http = cl.core.addr("http");
+        let http = cl.node(0).addr("http");
         common::wait_metric(&http, "tern_core_online_sessions", Duration::from_secs(5), |n| n == 2.0).await;
         still_works(&alice, &mut bob, 6 + i).await;
     }
@@ -185,7 +185,7 @@ impl Raw {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_and_others_keep_going() {
-    let cl = Cluster::start("session_queue = 8\nwrite_timeout_ms = 1000").await;
+    let cl = Topology::nodes(1).edge("session_queue = 8\nwrite_timeout_ms = 1000").start().await;
     for uid in ["alice", "bob", "slow"] {
         cl.api.user(uid, 0).await;
     }
@@ -239,7 +239,7 @@ async fn refusal(o: ClientOptions) -> Option<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_guessing_is_cut_off_per_address_and_per_uid_without_locking_out_good_logins() {
-    let cl = Cluster::start("login_failures_per_addr = 3\nlogin_failures_per_uid = 4").await;
+    let cl = Topology::nodes(1).edge("login_failures_per_addr = 3\nlogin_failures_per_uid = 4").start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let login = |from: [u8; 4], uid: &str, token: &str| {
@@ -279,7 +279,7 @@ async fn token_guessing_is_cut_off_per_address_and_per_uid_without_locking_out_g
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_guesses_count_against_the_address_a_local_proxy_names() {
-    let cl = Cluster::start("login_failures_per_addr = 3\nlogin_failures_per_uid = 100").await;
+    let cl = Topology::nodes(1).edge("login_failures_per_addr = 3\nlogin_failures_per_uid = 100").start().await;
     cl.api.user("alice", 0).await;
     // The edge's own access layer and local proxies connect from loopback and name the client in
     // X-Forwarded-For (a remote peer's header is ignored: `listeners/ws.rs`'s unit test).
@@ -308,7 +308,7 @@ async fn edge_rss(cl: &Cluster) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_pipelining_big_sends_is_held_to_its_budget_while_others_keep_their_latency() {
     const MIB: usize = 1 << 20;
-    let cl = Cluster::start("max_frame = 2097152").await;
+    let cl = Topology::nodes(1).edge("max_frame = 2097152").start().await;
     for uid in ["flood", "alice", "bob"] {
         cl.api.user(uid, 0).await;
     }
@@ -321,7 +321,7 @@ async fn a_client_pipelining_big_sends_is_held_to_its_budget_while_others_keep_t
     // With the core paused, nothing is answered: the edge reads the flood only up to the client's
     // budget (2 MiB), and the rest waits in the client and the kernel. Unencrypted payloads (the
     // protocol's NO_ENCRYPT) keep the edge from being the bottleneck itself.
-    cl.core.signal("STOP");
+    cl.node(0).signal("STOP");
     let mut acks = Vec::new();
     for n in 0..40u8 {
         let msg = tern_shared::client::Outgoing {
@@ -335,7 +335,7 @@ async fn a_client_pipelining_big_sends_is_held_to_its_budget_while_others_keep_t
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let held = edge_rss(&cl).await.saturating_sub(before) as usize;
-    cl.core.signal("CONT");
+    cl.node(0).signal("CONT");
 
     // While the flood drains, another client's messages still go through promptly.
     let mut slowest = Duration::ZERO;
@@ -358,7 +358,7 @@ async fn a_client_pipelining_big_sends_is_held_to_its_budget_while_others_keep_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_can_refuse_payloads_in_the_clear() {
-    let cl = Cluster::start("refuse_no_encrypt = true").await;
+    let cl = Topology::nodes(1).edge("refuse_no_encrypt = true").start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let alice = connect(&cl.tcp(), "alice", 0).await;
@@ -379,7 +379,7 @@ async fn an_edge_can_refuse_payloads_in_the_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_speaking_another_link_version_is_refused_with_the_reason() {
     use tern_shared::link::{encode, io::FrameReader, EdgeAddrs, LinkFrame, LINK_VERSION};
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let newer = LINK_VERSION + 1;
@@ -392,7 +392,7 @@ async fn an_edge_speaking_another_link_version_is_refused_with_the_reason() {
     };
     let mut frame = Vec::new();
     encode(&hello, &mut frame).unwrap();
-    let mut tcp = TcpStream::connect(cl.core.addr("link")).await.unwrap();
+    let mut tcp = TcpStream::connect(cl.node(0).addr("link")).await.unwrap();
     tcp.write_all(&frame).await.unwrap();
     let mut reader = FrameReader::new(tcp);
     match tokio::time::timeout(Duration::from_secs(5), reader.next()).await {

@@ -5,12 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, BIN};
+use common::{Cluster, Topology, BIN};
 use std::process::Command;
 
 fn bench(cl: &Cluster, args: &[&str]) -> serde_json::Value {
     let out_file = cl.dir.path().join(format!("{}.json", args[0]));
-    let api = format!("http://{}", cl.core.addr("http"));
+    let api = format!("http://{}", cl.node(0).addr("http"));
     let mut cmd = Command::new(BIN);
     cmd.arg("bench").args(args).args(["--api", &api, "--json", out_file.to_str().unwrap()]);
     let out = cmd.output().expect("run tern bench");
@@ -22,7 +22,7 @@ fn bench(cl: &Cluster, args: &[&str]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_send_and_deliver_modes_report_consistent_summaries() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let tcp = cl.tcp();
     let health = format!("http://{}/healthz", cl.edge.addr("http"));
 
@@ -54,7 +54,7 @@ async fn connect_send_and_deliver_modes_report_consistent_summaries() {
     assert_eq!(s["edge_sessions_after"].as_u64(), Some(5000), "{s}");
     assert!(s["edge_bytes_per_session"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
     // 5,000 sessions share links_per_node (2) × nodes (1) multiplexed links between the edge and the core.
-    let core_metrics = format!("http://{}/metrics", cl.core.addr("http"));
+    let core_metrics = format!("http://{}/metrics", cl.node(0).addr("http"));
     let metrics = reqwest::get(&core_metrics).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tern_core_edge_links 2\n"), "{metrics}");
 
@@ -62,7 +62,8 @@ async fn connect_send_and_deliver_modes_report_consistent_summaries() {
     assert_eq!((s["acked"].as_u64(), s["failed"].as_u64()), (Some(400), Some(0)), "{s}");
     // Sessions are pinned to lanes, so four senders use both links.
     for lane in ["0", "1"] {
-        let n = common::metric(&cl.core.addr("http"), &format!("tern_core_edge_sends_total{{lane=\"{lane}\"}}")).await;
+        let n =
+            common::metric(&cl.node(0).addr("http"), &format!("tern_core_edge_sends_total{{lane=\"{lane}\"}}")).await;
         assert!(n.unwrap_or(0.0) >= 50.0, "lane {lane} carried {n:?} of 400 sends");
     }
     assert!(s["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
@@ -87,7 +88,7 @@ async fn connect_mode_holds_tls_ws_wss_and_quic_sessions() {
         pem.display(),
         key.display()
     );
-    let cl = Cluster::start(&toml).await;
+    let cl = Topology::nodes(1).edge(&toml).start().await;
     let health = format!("http://{}/healthz", cl.edge.addr("http"));
     for transport in ["tls", "ws", "wss", "quic"] {
         let addr = cl.edge.addr(transport);
@@ -119,7 +120,7 @@ async fn connect_mode_holds_tls_ws_wss_and_quic_sessions() {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let edge = common::metric(&cl.edge.addr("http"), "tern_edge_sessions").await;
-            let core = common::metric(&cl.core.addr("http"), "tern_core_online_sessions").await;
+            let core = common::metric(&cl.node(0).addr("http"), "tern_core_online_sessions").await;
             if (edge, core) == (Some(0.0), Some(0.0)) {
                 break;
             }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect, Cluster};
+use common::{connect, Topology};
 use std::time::Duration;
 use tern_shared::client::{Client, ClientError, ClientOptions, Incoming};
 use tern_shared::proto::Reason;
@@ -19,7 +19,7 @@ fn list(channel_id: &str, channel_type: u8, uids: &[&str]) -> serde_json::Value 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_and_allow_lists_bans_and_removals_are_enforced() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let api = &cl.api;
     for u in ["alice", "bob", "carol", "dave", "eve"] {
         api.user(u, 0).await;
@@ -101,7 +101,7 @@ async fn deny_and_allow_lists_bans_and_removals_are_enforced() {
 /// (type 8, named after the list), which they alone can read back and which makes no conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_a_list_of_uids_reaches_them_alone() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     for uid in ["alice", "bob", "carol"] {
         cl.api.user(uid, 0).await;
     }

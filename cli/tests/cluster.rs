@@ -4,7 +4,7 @@
 mod common;
 
 use common::certs::{ca, mtls};
-use common::{connect, metric, wait_metric, Api, Cluster3};
+use common::{connect, metric, wait_metric, Api, Cluster, Topology};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ async fn storm(client: Client, k: usize, acks: Acks) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_during_a_send_storm_loses_no_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cl = Cluster3::start("").await;
+    let mut cl = Topology::nodes(3).start().await;
     // Every group led by one node, so killing it takes every channel's leader down at once.
     let leader = cl.leader_of(0).await;
     cl.api(leader).ok("/cluster/leader/transfer", serde_json::json!({"node_id": leader + 1})).await;
@@ -187,7 +187,7 @@ async fn a_lost_leading_voter_across_a_wan_costs_one_election() {
         "[raft]\nheartbeat_ms = {}\nelection_min_ms = {}\nelection_max_ms = {}\nbalance_interval_ms = 600000\n",
         t.heartbeat_ms, t.election_min_ms, t.election_max_ms
     );
-    let mut cl = Cluster3::start_across_wan(&toml, rtt).await;
+    let mut cl = Topology::nodes(3).core(&toml).relays(rtt).start().await;
     let leader = cl.leader_of(0).await;
     cl.api(leader).ok("/cluster/leader/transfer", serde_json::json!({"node_id": leader + 1})).await;
     let api = cl.api((leader + 1) % 3);
@@ -259,7 +259,7 @@ async fn a_lost_leading_voter_across_a_wan_costs_one_election() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_cluster_killed_during_a_storm_keeps_every_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cl = Cluster3::start("").await;
+    let mut cl = Topology::nodes(3).start().await;
     let api = cl.api(0);
     storm_users(&api, SENDERS).await;
     let acks = Acks::default();
@@ -292,7 +292,7 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // Snapshot every 20 entries and keep only 5 behind it, so a follower that missed a few hundred
     // entries can only catch up by snapshot.
-    let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
+    let mut cl = Topology::nodes(3).core("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").start().await;
     let leader = cl.leader_of(common::person_slot("alice", "bob")).await;
     let follower = (leader + 1) % 3;
     let api = cl.api(leader);
@@ -335,7 +335,7 @@ async fn a_follower_back_after_compaction_catches_up_by_snapshot() {
 async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // Compacting after 20 entries, so the new node can only catch up on the busy groups by snapshot.
-    let mut cl = Cluster3::start("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").await;
+    let mut cl = Topology::nodes(3).core("[raft]\nsnapshot_every = 20\nkeep_logs = 5\n").start().await;
     let api = cl.api(1);
     storm_users(&api, 2).await;
     let tasks = storm_under_way(&cl.edge.addr("tcp"), 2, &Acks::default()).await;
@@ -389,7 +389,7 @@ async fn adding_and_removing_nodes_under_load_loses_no_acked_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_leader_stops_acking_and_the_majority_goes_on() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let cl = Cluster3::start_with_relays("[raft]\ncommit_timeout_ms = 2000\n").await;
+    let cl = Topology::nodes(3).core("[raft]\ncommit_timeout_ms = 2000\n").relays(0).start().await;
     let slot = usize::from(common::person_slot("alice", "bob"));
     let old = cl.leader_of(slot as u16).await;
     cl.api(old).user("alice", 0).await;
@@ -450,7 +450,7 @@ async fn core_nodes_talk_mutual_tls_on_the_raft_port() {
     let d = certs.path();
     let cluster_ca = ca(d, "cluster-ca");
     // Electing a leader already takes raft over TLS.
-    let cl = Cluster3::start(&mtls("raft_tls", &cluster_ca.node(1), &cluster_ca.pem())).await;
+    let cl = Topology::nodes(3).core(&mtls("raft_tls", &cluster_ca.node(1), &cluster_ca.pem())).start().await;
     let leader = cl.leader_of(common::person_slot("alice", "bob")).await;
     let follower = (leader + 1) % 3;
 
@@ -485,7 +485,7 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
     const PER_SENDER: usize = 400;
     let _serial = ONE_AT_A_TIME.lock().await;
     // One slot, so one group's snapshot holds all of it.
-    let mut cl = Cluster3::start("slots = 1\n[raft]\nsnapshot_every = 500\nkeep_logs = 50\n").await;
+    let mut cl = Topology::nodes(3).core("slots = 1\n[raft]\nsnapshot_every = 500\nkeep_logs = 50\n").start().await;
     let leader = cl.leader_of(0).await;
     let follower = (leader + 1) % 3;
     let api = cl.api(leader);
@@ -539,7 +539,7 @@ async fn a_snapshot_of_200_mb_reaches_a_lagging_follower() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leadership_moves_to_the_chosen_voter() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let cl = Cluster3::start("").await;
+    let cl = Topology::nodes(3).start().await;
     let slot = common::person_slot("alice", "bob");
     let leader = cl.leader_of(slot).await;
     let target = (leader + 1) % 3;
@@ -604,7 +604,7 @@ fn led_by(status: &serde_json::Value, node: usize) -> u64 {
 }
 
 /// Waits until each of `nodes` leads at least its fair share of the groups, as `nodes[0]` sees it.
-async fn wait_spread(cl: &Cluster3, nodes: &[usize]) {
+async fn wait_spread(cl: &Cluster, nodes: &[usize]) {
     let fair = u64::from(DEFAULT_SLOTS) / 3;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -620,7 +620,7 @@ async fn wait_spread(cl: &Cluster3, nodes: &[usize]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leadership_spreads_again_after_a_node_returns() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cl = Cluster3::start("[raft]\nbalance_interval_ms = 300\n").await;
+    let mut cl = Topology::nodes(3).core("[raft]\nbalance_interval_ms = 300\n").start().await;
     // The founder wins most first elections; the balancers even that out.
     wait_spread(&cl, &[0, 1, 2]).await;
     let victim = cl.leader_of(0).await;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{connect, Cluster3};
+use common::{connect, Topology};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,7 +34,8 @@ async fn an_operator_sees_and_steers_the_cluster_in_a_browser() {
         browser_dir.join("node_modules/puppeteer-core").is_dir() && Path::new("/usr/bin/chromium").exists(),
         "the console test needs Chromium and puppeteer-core: run scripts/setup"
     );
-    let cl = Cluster3::start(&format!("admin_token = \"{ADMIN}\"\nmanager_token = \"{BUSINESS}\"\n")).await;
+    let cl =
+        Topology::nodes(3).core(&format!("admin_token = \"{ADMIN}\"\nmanager_token = \"{BUSINESS}\"\n")).start().await;
     let mut api = cl.api(0);
     api.token = Some(BUSINESS.into());
     api.user("alice", 0).await;

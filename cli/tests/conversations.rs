@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Api, Cluster};
+use common::{Api, Topology};
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use tern_shared::channel::person_channel_id;
@@ -97,7 +97,7 @@ async fn sync(api: &Api, uid: &str, only_unread: bool) -> BTreeMap<(String, u8),
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_sync_matches_a_model_after_a_random_workload() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let api = &cl.api;
     for seed in 0..SEEDS {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -173,7 +173,7 @@ async fn conversation_sync_matches_a_model_after_a_random_workload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_requests_name_their_mistakes() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let (status, body) = cl.api.post("/conversation/sync", serde_json::json!({"msg_count": 1})).await;
     assert_eq!((status, body["msg"].as_str()), (400, Some("uid cannot be empty")));
     let (status, body) = cl.api.post("/conversations/setUnread", serde_json::json!({"uid": "a", "unread": 1})).await;

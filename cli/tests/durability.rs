@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, Cluster};
+use common::{connect, Topology};
 use std::collections::HashMap;
 use tern_shared::client::{Client, Outgoing};
 
@@ -65,7 +65,7 @@ fn check_channel(msgs: &[serde_json::Value], acked: &Acked, kind_tag: &str) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_messages_survive_kill_9_and_resends_are_deduplicated() {
-    let mut cl = Cluster::start("").await;
+    let mut cl = Topology::nodes(1).start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     cl.api.group("g", &["alice", "bob"]).await;
@@ -78,7 +78,7 @@ async fn acked_messages_survive_kill_9_and_resends_are_deduplicated() {
 
     // A second burst is still in flight when the core dies: some of it is acked, some not.
     let second = send_burst(&alice, "b", 600).await;
-    cl.core.kill9();
+    cl.kill(0);
     // With no core left, SENDs lost in flight are answered (as failed) within seconds, not one by one.
     let answered = std::time::Instant::now();
     collect(second, &mut acked).await;
@@ -86,7 +86,7 @@ async fn acked_messages_survive_kill_9_and_resends_are_deduplicated() {
     let acked_total = acked.len();
     eprintln!("acked before the crash: 600, acked in the burst cut by the crash: {}", acked_total - 600);
 
-    cl.restart_core(1).await;
+    cl.start_again(0, 1).await;
     let person = cl.api.sync_all("alice", "bob", 1).await;
     let group = cl.api.sync_all("alice", "g", 2).await;
     let found = check_channel(&person, &acked, "-1-") + check_channel(&group, &acked, "-2-");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect, metric, start_edge, wait_edge_up, wait_metric, Api, Cluster, Cluster3};
+use common::{connect, metric, start_edge, wait_edge_up, wait_metric, Api, Topology};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_shared::client::{Client, ClientOptions, Incoming};
@@ -72,7 +72,7 @@ fn proxy_toml(extra: &str, upstreams: &[(&str, &str, Vec<String>)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limits_rates() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let (slow, heads) = slow_refuser().await;
     let cert = rcgen::generate_simple_self_signed(vec!["a.test".to_string()]).unwrap();
     let (pem, key) = (cl.dir.path().join("a.pem"), cl.dir.path().join("a.key"));
@@ -83,7 +83,7 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
         proxy_toml(
             "requests_per_sec_per_ip = 40\ntls_addr = \"127.0.0.1:0\"",
             &[
-                ("core", "/", vec![cl.core.addr("http")]),
+                ("core", "/", vec![cl.node(0).addr("http")]),
                 ("chat", "/chat", vec![cl.edge.addr("ws")]),
                 ("slow", "/slow", vec![slow]),
             ],
@@ -91,7 +91,7 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
         pem.display(),
         key.display()
     );
-    let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
+    let front = start_edge(cl.dir.path(), &cl.node(0).addr("link"), &toml, 1);
     wait_edge_up(&front).await;
     let via = Api::new(&front.addr("proxy"));
 
@@ -102,7 +102,7 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
 
     // `/route` through the front edge names that edge first, then the other edge of its region, then
     // the rest; straight at the core the first is chosen per uid.
-    let neighbour = start_edge(cl.dir.path(), &cl.core.addr("link"), "edge_id = \"edge-eu-2\"\nregion = \"eu\"", 2);
+    let neighbour = start_edge(cl.dir.path(), &cl.node(0).addr("link"), "edge_id = \"edge-eu-2\"\nregion = \"eu\"", 2);
     wait_edge_up(&neighbour).await;
     let route = via.ok_get("/route?uid=alice").await;
     assert_eq!(
@@ -210,7 +210,7 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
     assert!(ok.unwrap_or(0.0) >= 5.0, "2xx count: {ok:?}");
     let rejected = metric(&admin, "tern_edge_proxy_rejected_total{reason=\"rate\"}").await;
     assert!(rejected.is_some_and(|r| r > limited as f64), "{rejected:?}");
-    let core_up = format!("tern_edge_proxy_backend_up{{backend=\"{}\",upstream=\"core\"}}", cl.core.addr("http"));
+    let core_up = format!("tern_edge_proxy_backend_up{{backend=\"{}\",upstream=\"core\"}}", cl.node(0).addr("http"));
     assert_eq!(metric(&admin, &core_up).await, Some(1.0));
 
     let log = std::fs::read_to_string(cl.dir.path().join("edge-1.log")).unwrap_or_default();
@@ -220,7 +220,7 @@ async fn proxies_the_api_routes_to_the_nearest_edge_upgrades_websockets_and_limi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requests_keep_succeeding_while_a_core_node_is_killed() {
-    let mut cl = Cluster3::start("").await;
+    let mut cl = Topology::nodes(3).start().await;
     let apis: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", cl.http_port(i))).collect();
     let toml = format!(
         "edge_id = \"edge-front\"\n{}",
@@ -292,13 +292,13 @@ async fn read_until(s: &mut tokio::net::TcpStream, marker: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_api_is_not_forwarded_unless_configured() {
-    let cl = Cluster::start("").await;
-    let core = vec![cl.core.addr("http")];
+    let cl = Topology::nodes(1).start().await;
+    let core = vec![cl.node(0).addr("http")];
     let closed = format!("edge_id = \"edge-closed\"\n{}", proxy_toml("", &[("core", "/", core.clone())]));
     let open = format!("edge_id = \"edge-open\"\n{}", proxy_toml("forward_cluster = true", &[("core", "/", core)]));
     let (closed, open) = (
-        start_edge(cl.dir.path(), &cl.core.addr("link"), &closed, 1),
-        start_edge(cl.dir.path(), &cl.core.addr("link"), &open, 2),
+        start_edge(cl.dir.path(), &cl.node(0).addr("link"), &closed, 1),
+        start_edge(cl.dir.path(), &cl.node(0).addr("link"), &open, 2),
     );
     let via = Api::new(&closed.addr("proxy"));
     let (status, body) = via.post("/cluster/leader/balance", serde_json::json!({})).await;
@@ -317,13 +317,13 @@ async fn the_operator_api_is_not_forwarded_unless_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_load_balancer_the_proxy_header_names_the_client_whose_connections_are_limited() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let (slow, heads) = slow_refuser().await;
     let toml = format!(
         "edge_id = \"edge-front\"\n{}",
         proxy_toml("proxy_protocol = true\nmax_conns_per_ip = 1\nread_timeout_ms = 1500", &[("slow", "/", vec![slow])])
     );
-    let front = start_edge(cl.dir.path(), &cl.core.addr("link"), &toml, 1);
+    let front = start_edge(cl.dir.path(), &cl.node(0).addr("link"), &toml, 1);
     wait_edge_up(&front).await;
     let proxy = front.addr("proxy");
     let request = |src: &str| format!("PROXY TCP4 {src} 127.0.0.1 40000 80\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n");

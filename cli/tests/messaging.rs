@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{connect, Cluster};
+use common::{connect, Topology};
 use std::time::Duration;
 use tern_shared::client::{Client, Incoming, Received};
 
@@ -20,7 +20,7 @@ fn text(m: &Received) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn person_and_group_messages_reach_members_only() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     for uid in ["alice", "bob", "carol"] {
         cl.api.user(uid, 0).await;
     }
@@ -101,7 +101,7 @@ async fn person_and_group_messages_reach_members_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_master_login_kicks_the_old_connection() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     cl.api.user("dave", 0).await;
     let mut first = connect(&cl.tcp(), "dave", 0).await;
     let _second = connect(&cl.tcp(), "dave", 0).await;
@@ -131,7 +131,7 @@ async fn api_checks_manager_token_and_reports_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connection_is_closed_at_the_idle_limit_and_pings_keep_it_open() {
-    let cl = Cluster::start("idle_timeout_ms = 1000").await;
+    let cl = Topology::nodes(1).edge("idle_timeout_ms = 1000").start().await;
     cl.api.user("erin", 0).await;
     cl.api.user("fred", 0).await;
     let pinger = connect(&cl.tcp(), "fred", 0).await;
@@ -154,7 +154,7 @@ async fn silent_connection_is_closed_at_the_idle_limit_and_pings_keep_it_open() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_edge_and_loses_no_acked_message() {
-    let mut cl = Cluster::start("drain_timeout_ms = 5000").await;
+    let mut cl = Topology::nodes(1).edge("drain_timeout_ms = 5000").start().await;
     cl.api.user("gus", 0).await;
     cl.api.user("hal", 0).await;
     let gus = connect(&cl.tcp(), "gus", 0).await;
@@ -180,7 +180,7 @@ async fn sigterm_drains_the_edge_and_loses_no_acked_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_answer_is_capped_in_bytes_and_pages_on() {
     use base64::Engine;
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let big = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1 << 20]);
     for n in 0..6 {
         let body = serde_json::json!({
@@ -211,7 +211,7 @@ async fn a_sync_answer_is_capped_in_bytes_and_pages_on() {
 /// message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacked_recvs_are_sent_again_and_a_client_that_never_acks_is_closed() {
-    let cl = Cluster::start("recv_resend_ms = 300\nrecv_resends = 2\n").await;
+    let cl = Topology::nodes(1).edge("recv_resend_ms = 300\nrecv_resends = 2\n").start().await;
     for uid in ["alice", "bob", "carol"] {
         cl.api.user(uid, 0).await;
     }
@@ -245,7 +245,7 @@ async fn unacked_recvs_are_sent_again_and_a_client_that_never_acks_is_closed() {
 /// WuKongIM's lookups: by seqs, ids and client msg nos, one message, by client msg no, the last one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_found_by_seq_id_and_client_msg_no() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let api = &cl.api;
     let send = |no: &str| {
         serde_json::json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1, "client_msg_no": no,
@@ -290,7 +290,7 @@ async fn messages_are_found_by_seq_id_and_client_msg_no() {
 /// `/message/sendbatch`: one message to each uid's person channel; the uids that failed, with why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_reaches_every_uid_and_names_those_it_could_not() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     let body = serde_json::json!({"from_uid": "notice", "subscribers": ["bob", "carol", "bad@uid"],
         "payload": "eyJ0eXBlIjoxfQ=="});
     let answer = cl.api.ok("/message/sendbatch", body).await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, Cluster};
+use common::{connect, Topology};
 use std::collections::BTreeSet;
 
 fn dashboard_metrics() -> BTreeSet<String> {
@@ -28,13 +28,13 @@ fn dashboard_metrics() -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_metrics_exist_and_health_follows_the_core() {
     // The access layer on, so its series are exported too.
-    let mut cl = Cluster::start("[http_proxy]\naddr = \"127.0.0.1:0\"").await;
+    let mut cl = Topology::nodes(1).edge("[http_proxy]\naddr = \"127.0.0.1:0\"").start().await;
     cl.api.user("alice", 0).await;
     let alice = connect(&cl.tcp(), "alice", 0).await;
     assert_eq!(alice.send_text("alice", 1, "note to self").await.unwrap().reason_code, 1);
 
     let edge = reqwest::get(format!("http://{}/metrics", cl.edge.addr("http"))).await.unwrap().text().await.unwrap();
-    let core = reqwest::get(format!("http://{}/metrics", cl.core.addr("http"))).await.unwrap().text().await.unwrap();
+    let core = reqwest::get(format!("http://{}/metrics", cl.node(0).addr("http"))).await.unwrap().text().await.unwrap();
     let wanted = dashboard_metrics();
     assert!(wanted.len() >= 15, "{wanted:?}");
     for name in &wanted {
@@ -53,7 +53,7 @@ async fn dashboard_metrics_exist_and_health_follows_the_core() {
         .await;
 
     // Without a core the edge reports itself unhealthy and refuses new sessions with a reason.
-    cl.core.kill9();
+    cl.kill(0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while reqwest::get(&health).await.unwrap().status() != 503 {
         assert!(std::time::Instant::now() < deadline, "edge still healthy without a core");

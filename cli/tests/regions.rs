@@ -422,11 +422,14 @@ async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member
         for r in &d.regions {
             uids.extend((0..n).map(|k| format!("{}-{n}-{k}", r.id)));
         }
-        for chunk in uids.chunks(50) {
+        let phase = Instant::now();
+        for chunk in uids.chunks(200) {
             futures_util::future::join_all(chunk.iter().map(|u| api.user(u, 0))).await;
         }
         let members: Vec<&str> = uids.iter().map(String::as_str).collect();
         api.group(&group, &members).await;
+        eprintln!("{} members: tokens and group in {:?}", uids.len(), phase.elapsed());
+        let phase = Instant::now();
         // Logins check tokens at each uid's slot leader, a WAN round trip away: log in 200 at a time.
         let logins: Vec<ClientOptions> = d
             .regions
@@ -439,6 +442,7 @@ async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member
             let connected = futures_util::future::join_all(chunk.iter().cloned().map(Client::connect)).await;
             receivers.extend(connected.into_iter().map(|c| c.expect("member login")));
         }
+        eprintln!("{} members: logged in in {:?}", uids.len(), phase.elapsed());
         let from =
             Client::connect(ClientOptions::new(front("eu-west"), &sender, format!("{sender}-tok"))).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;

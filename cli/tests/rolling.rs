@@ -8,7 +8,7 @@
 mod common;
 
 use base64::Engine;
-use common::{free_ports, Cluster3, Proc};
+use common::{free_ports, Proc, Topology};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -218,7 +218,7 @@ async fn caller(c: usize, proxies: Vec<String>, healthy: Arc<Mutex<Vec<bool>>>, 
 async fn restarting_every_node_in_turn_fails_no_call_and_loses_no_message() {
     // Every node starts as the previous release (link version 6, raft port version 1) and comes back as
     // this one: edges and core nodes of both work together while the upgrade rolls.
-    let mut cl = Cluster3::start("max_link_version = 6\nmax_raft_version = 1\n").await;
+    let mut cl = Topology::nodes(3).core("max_link_version = 6\nmax_raft_version = 1\n").start().await;
     let api = cl.api(0);
     let members: Vec<String> = (0..SENDERS).map(|k| format!("s{k}")).collect();
     for m in &members {

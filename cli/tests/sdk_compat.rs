@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Cluster;
+use common::Topology;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -17,7 +17,7 @@ async fn wukongim_js_sdk_chats_through_the_edge() {
         js.join("node_modules/wukongimjssdk").is_dir(),
         "the SDK is not installed: run `npm ci` in compat/js (.ci/run does this)"
     );
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     // The SDK logs in as a web device (flag 1).
     cl.api.user("alice", 1).await;
     cl.api.user("bob", 1).await;
@@ -27,7 +27,7 @@ async fn wukongim_js_sdk_chats_through_the_edge() {
         c.arg("sdk_compat.mjs")
             .current_dir(&js)
             .env("TERN_WS_ADDR", cl.ws())
-            .env("TERN_API_ADDR", cl.core.addr("http"))
+            .env("TERN_API_ADDR", cl.node(0).addr("http"))
             .env("ALICE_UID", "alice")
             .env("ALICE_TOKEN", "alice-tok")
             .env("BOB_UID", "bob")

@@ -6,7 +6,7 @@
 mod common;
 
 use common::certs::{ca, mtls, Ca};
-use common::{connect, never_up, start_edge, wait_edge_up, Api, Cluster, Proc, BIN};
+use common::{connect, never_up, start_edge, wait_edge_up, Api, Proc, Topology, BIN};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -189,11 +189,11 @@ async fn a_link_cannot_claim_another_edge_nor_take_a_live_edges_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_edges_left_with_the_default_id_do_not_share_it() {
-    let cl = Cluster::start("").await;
+    let cl = Topology::nodes(1).start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let mut alice = connect(&cl.tcp(), "alice", 0).await;
-    let second = start_edge(cl.dir.path(), &cl.core.addr("link"), "", 1);
+    let second = start_edge(cl.dir.path(), &cl.node(0).addr("link"), "", 1);
     never_up(&second, Duration::from_millis(1500)).await;
     let bob = connect(&cl.tcp(), "bob", 0).await;
     assert_eq!(bob.send_text("alice", 1, "not stolen").await.unwrap().reason_code, 1);
@@ -356,18 +356,18 @@ async fn tern_certs_makes_what_a_core_and_an_edge_need() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_token_changed_while_its_link_was_down_is_kicked() {
-    let mut cl = Cluster::start("").await;
+    let mut cl = Topology::nodes(1).start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let mut alice = connect(&cl.tcp(), "alice", 0).await;
     let bob = connect(&cl.tcp(), "bob", 0).await;
-    cl.core.kill9();
+    cl.kill(0);
     // While the edge cannot link (the core is down), a business server changes alice's token: here
     // through the same data dir served on ports the edge does not know.
-    let hidden = common::start_core(cl.dir.path(), "127.0.0.1:0", "127.0.0.1:0", 1);
+    let hidden = cl.start_hidden(0, 1);
     Api::new(&hidden.addr("http")).ok("/user/token", serde_json::json!({"uid": "alice", "token": "new"})).await;
     drop(hidden);
-    cl.restart_core(2).await;
+    cl.start_again(0, 2).await;
     match alice.recv_timeout(Duration::from_secs(10)).await {
         Some(tern_shared::client::Incoming::Disconnect { reason_code, reason }) => {
             assert_eq!(reason_code, 2, "{reason}")

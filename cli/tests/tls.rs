@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Cluster;
+use common::Topology;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ async fn tls_and_wss_pick_certificates_by_sni_and_rotate_without_dropping_sessio
         p("b.pem"),
         p("b.key")
     );
-    let cl = Cluster::start(&edge_toml).await;
+    let cl = Topology::nodes(1).edge(&edge_toml).start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     cl.api.user("carol", 0).await;
@@ -104,7 +104,7 @@ async fn quic_sessions_survive_the_client_changing_address() {
         p("a.pem"),
         p("a.key")
     );
-    let cl = Cluster::start(&edge_toml).await;
+    let cl = Topology::nodes(1).edge(&edge_toml).start().await;
     cl.api.user("alice", 0).await;
     cl.api.user("bob", 0).await;
     let roots = tern_shared::tls::client_config(a.pem.as_bytes()).unwrap();

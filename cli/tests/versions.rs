@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{connect, start_edge, wait_edge_up, Api, Cluster3, Proc};
+use common::{connect, start_edge, wait_edge_up, Api, Cluster, Proc, Topology};
 use std::io::Write;
 use std::time::{Duration, Instant};
 use tern_shared::client::Incoming;
@@ -52,7 +52,7 @@ async fn adjacent_link_versions_work_together() {
 }
 
 /// Each node's raft port version as node `i` sees it, by node id.
-async fn raft_versions(cl: &Cluster3, i: usize) -> Vec<(u64, Option<u64>)> {
+async fn raft_versions(cl: &Cluster, i: usize) -> Vec<(u64, Option<u64>)> {
     let view = cl.api(i).ok_get("/cluster").await;
     let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
     nodes.iter().map(|n| (n["id"].as_u64().unwrap_or(0), n["raft_version"].as_u64())).collect()
@@ -60,11 +60,7 @@ async fn raft_versions(cl: &Cluster3, i: usize) -> Vec<(u64, Option<u64>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adjacent_raft_port_versions_work_together() {
-    let mut cl = Cluster3::start("").await;
-    cl.stop(2);
-    std::fs::write(cl.dir.path().join("core3.toml"), "max_raft_version = 1\n").expect("core config");
-    cl.restart(2, 1);
-    cl.every_group_led().await;
+    let cl = Topology::nodes(3).node(2, "max_raft_version = 1").start().await;
     // Writes forwarded both ways between the versions, and leadership moved to the old node and back
     // (votes, appends, a transfer's steps).
     for (leader, via) in [(3, 0), (1, 2)] {

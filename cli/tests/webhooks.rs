@@ -5,7 +5,7 @@
 mod common;
 
 use common::hooks::{hook_toml, receiver, Hooks};
-use common::{connect, free_ports, Cluster3};
+use common::{connect, free_ports, Topology};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,7 @@ async fn offline_recipients_are_those_without_a_session() {
 async fn events_wait_out_a_receiver_down_for_30_s_and_a_leader_killed_meanwhile() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let port = free_ports(1)[0];
-    let mut cl = Cluster3::start(&hook_toml(port)).await;
+    let mut cl = Topology::nodes(3).core(&hook_toml(port)).start().await;
     let api = cl.api(0);
     for u in ["alice", "bob", "carol"] {
         api.user(u, 0).await;

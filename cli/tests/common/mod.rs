@@ -4,6 +4,10 @@
 pub mod certs;
 pub mod hooks;
 pub mod regions;
+pub mod topology;
+
+#[allow(unused_imports)]
+pub use topology::{Cluster, Topology};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -87,13 +91,6 @@ impl Drop for Proc {
     }
 }
 
-pub struct Cluster {
-    pub dir: tempfile::TempDir,
-    pub core: Proc,
-    pub edge: Proc,
-    pub api: Api,
-}
-
 /// A failing test keeps its data dir and process logs for a look afterwards. A test also fails when
 /// a core or edge it ran panicked, even if the process went on.
 fn keep_if_failing(dir: &mut tempfile::TempDir) {
@@ -126,58 +123,6 @@ pub fn numbered(msgs: &[serde_json::Value]) -> Vec<(String, u64)> {
     msgs.iter()
         .map(|m| (m["client_msg_no"].as_str().unwrap_or_default().to_string(), m["message_seq"].as_u64().unwrap_or(0)))
         .collect()
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        keep_if_failing(&mut self.dir);
-    }
-}
-
-impl Cluster {
-    /// A core on ephemeral ports and an edge linked to it. `edge_toml` is extra edge settings.
-    pub async fn start(edge_toml: &str) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let core = start_core(dir.path(), "127.0.0.1:0", "127.0.0.1:0", 0);
-        let edge = start_edge(dir.path(), &core.addr("link"), edge_toml, 0);
-        let api = Api::new(&core.addr("http"));
-        wait_edge_up(&edge).await;
-        Cluster { dir, core, edge, api }
-    }
-
-    pub fn tcp(&self) -> String {
-        self.edge.addr("tcp")
-    }
-
-    pub fn ws(&self) -> String {
-        format!("ws://{}", self.edge.addr("ws"))
-    }
-
-    /// Restarts the core on the same data dir and ports after a kill.
-    pub async fn restart_core(&mut self, generation: u32) {
-        let (http, link) = (self.core.addr("http"), self.core.addr("link"));
-        self.core = start_core(self.dir.path(), &http, &link, generation);
-        wait_edge_up(&self.edge).await;
-    }
-}
-
-pub fn start_core(dir: &Path, http: &str, link: &str, generation: u32) -> Proc {
-    let data: PathBuf = dir.join("core-data");
-    let log = dir.join(format!("core-{generation}.log"));
-    Proc::spawn(
-        &[
-            "core",
-            "--data-dir",
-            data.to_str().unwrap_or_default(),
-            "--http-addr",
-            http,
-            "--link-addr",
-            link,
-            "--raft-addr",
-            "127.0.0.1:0",
-        ],
-        &log,
-    )
 }
 
 pub fn start_edge(dir: &Path, core_link: &str, extra_toml: &str, generation: u32) -> Proc {
@@ -375,245 +320,32 @@ fn rand_instance() -> u64 {
     h.finish()
 }
 
-/// `n` loopback ports that were free a moment ago (for processes that must know each other's ports).
+/// `n` loopback ports that are free, for processes that must know each other's ports before they
+/// start. They come from below the kernel's ephemeral range (32768 and up), each handed out once per
+/// test process: a port the kernel picked for a `:0` bind or an outgoing connection elsewhere in the
+/// test could otherwise be taken between this check and the process binding it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
-
-/// A three-node core cluster and one edge linked to all three nodes.
-pub struct Cluster3 {
-    pub dir: tempfile::TempDir,
-    pub nodes: Vec<Option<Proc>>,
-    ports: Vec<[u16; 3]>,
-    pub edge: Proc,
-    /// `relays[i][j]`: the path node i uses to reach node j, when the cluster was started with relays.
-    relays: Vec<Vec<Option<Relay>>>,
-}
-
-impl Drop for Cluster3 {
-    fn drop(&mut self) {
-        keep_if_failing(&mut self.dir);
-    }
-}
-
-impl Cluster3 {
-    /// `core_toml`: settings every node loads (its `--config` file).
-    pub async fn start(core_toml: &str) -> Cluster3 {
-        Self::start_inner(core_toml, None).await
-    }
-
-    /// Like `start`, but every node reaches every other through a relay the test can cut.
-    pub async fn start_with_relays(core_toml: &str) -> Cluster3 {
-        Self::start_inner(core_toml, Some(0)).await
-    }
-
-    /// Like `start_with_relays`, with `rtt_ms` added on every path between two nodes: voters in three
-    /// regions that far apart (the edge's links stay local).
-    pub async fn start_across_wan(core_toml: &str, rtt_ms: u32) -> Cluster3 {
-        Self::start_inner(core_toml, Some(rtt_ms)).await
-    }
-
-    async fn start_inner(core_toml: &str, relay_rtt_ms: Option<u32>) -> Cluster3 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Relays listen on ports of the same batch: one the kernel gave a relay for port 0 could be a
-        // node's, released by `free_ports` a moment before.
-        let p = free_ports(9 + 12);
-        let ports: Vec<[u16; 3]> = (0..3).map(|i| [p[3 * i], p[3 * i + 1], p[3 * i + 2]]).collect();
-        let mut relay_ports = p[9..].iter();
-        let mut relays: Vec<Vec<Option<Relay>>> = (0..3).map(|_| (0..3).map(|_| None).collect()).collect();
-        if let Some(rtt) = relay_rtt_ms {
-            for (i, row) in relays.iter_mut().enumerate() {
-                for (j, slot) in row.iter_mut().enumerate() {
-                    if i != j {
-                        let log = dir.path().join(format!("relay-{}-{}.log", i + 1, j + 1));
-                        let mut port = || relay_ports.next().copied().unwrap_or(0);
-                        let (listen, admin) = (port(), port());
-                        *slot = Some(Relay::start([listen, admin], &format!("127.0.0.1:{}", ports[j][2]), rtt, &log));
-                    }
-                }
-            }
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Where this process starts in the range: test binaries run one after another, but a binary run
+    // again soon after may find the previous run's ports in TIME_WAIT.
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id() * 7919 % SPAN, Ordering::Relaxed, Ordering::Relaxed);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if ports.len() == n {
+            break;
         }
-        for (i, row) in relays.iter().enumerate() {
-            let dial: Vec<String> = row
-                .iter()
-                .enumerate()
-                .filter_map(|(j, r)| r.as_ref().map(|r| format!("{}={}", j + 1, r.addr)))
-                .collect();
-            let mut toml = core_toml.to_string();
-            if !dial.is_empty() {
-                let entries: Vec<String> = dial
-                    .iter()
-                    .map(|d| {
-                        let (id, addr) = d.split_once('=').unwrap_or_default();
-                        format!("[[dial]]\nid = {id}\nraft_addr = \"{addr}\"\n")
-                    })
-                    .collect();
-                toml = format!("{}\n{}", entries.join(""), toml);
-            }
-            std::fs::write(dir.path().join(format!("core{}.toml", i + 1)), toml).expect("core config");
-        }
-        let nodes = (0..3).map(|i| Some(spawn_node(dir.path(), &ports, i, 0, false))).collect();
-        // Listed last-first, so the founding leader (node 1) is not simply the first link.
-        let links: Vec<String> = ports.iter().rev().map(|p| format!("127.0.0.1:{}", p[1])).collect();
-        let edge = start_edge(dir.path(), &links.join(","), "", 0);
-        let cl = Cluster3 { dir, nodes, ports, edge, relays };
-        cl.every_group_led().await;
-        wait_edge_up(&cl.edge).await;
-        cl
-    }
-
-    pub fn http_port(&self, i: usize) -> u16 {
-        self.ports[i][0]
-    }
-
-    pub fn raft_port(&self, i: usize) -> u16 {
-        self.ports[i][2]
-    }
-
-    pub fn link_addr(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.ports[i][1])
-    }
-
-    pub fn api(&self, i: usize) -> Api {
-        Api::new(&format!("127.0.0.1:{}", self.ports[i][0]))
-    }
-
-    /// Waits until every live node knows a leader for every group (its `/health` answers 200).
-    pub async fn every_group_led(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.is_none() {
-                continue;
-            }
-            let url = format!("http://127.0.0.1:{}/health", self.ports[i][0]);
-            loop {
-                let status = reqwest::get(&url).await.map(|r| r.status().as_u16());
-                if matches!(status, Ok(200)) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "node {} lacks group leaders: {status:?}", i + 1);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            ports.push(port);
         }
     }
-
-    /// The index of the node every live node names as the leader of `slot`'s raft group, once they agree.
-    pub async fn leader_of(&self, slot: u16) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut seen = Vec::new();
-            for (i, n) in self.nodes.iter().enumerate() {
-                if n.is_none() {
-                    continue;
-                }
-                let url = format!("http://127.0.0.1:{}/cluster", self.ports[i][0]);
-                let leader = match reqwest::get(&url).await {
-                    Ok(r) => r
-                        .json::<serde_json::Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["groups"][usize::from(slot)]["leader"].as_u64()),
-                    Err(_) => None,
-                };
-                seen.push(leader);
-            }
-            if let Some(Some(l)) = seen.first() {
-                if seen.iter().all(|s| *s == Some(*l)) && self.nodes[(*l - 1) as usize].is_some() {
-                    return (*l - 1) as usize;
-                }
-            }
-            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Cuts node `i` off from the other nodes (both directions), or heals it.
-    pub async fn isolate(&self, i: usize, cut: bool) {
-        for (a, row) in self.relays.iter().enumerate() {
-            for (b, relay) in row.iter().enumerate() {
-                if a == i || b == i {
-                    if let Some(r) = relay {
-                        r.set_cut(cut).await;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Peak resident memory of node `i` so far (VmHWM), in bytes.
-    pub fn peak_rss(&self, i: usize) -> Option<u64> {
-        let pid = self.nodes[i].as_ref()?.child.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches(" kB");
-        kb.trim().parse::<u64>().ok().map(|kb| kb * 1024)
-    }
-
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut p) = self.nodes[i].take() {
-            p.kill9();
-        }
-    }
-
-    /// Stops node `i` as a service manager does (SIGTERM) and waits for it to exit; returns how long it
-    /// took. Fails the test if it does not exit cleanly within 30 s.
-    pub fn stop(&mut self, i: usize) -> Duration {
-        let started = Instant::now();
-        let mut node = self.nodes[i].take().expect("node is running");
-        assert!(node.terminate(Duration::from_secs(30)), "node {} did not stop cleanly", i + 1);
-        started.elapsed()
-    }
-
-    pub fn restart(&mut self, i: usize, generation: u32) {
-        self.nodes[i] = Some(spawn_node(self.dir.path(), &self.ports, i, generation, false));
-    }
-
-    /// Starts one more node with `--join`; returns its index and raft address.
-    pub fn add_joiner(&mut self) -> (usize, String) {
-        let p = free_ports(3);
-        self.ports.push([p[0], p[1], p[2]]);
-        let i = self.ports.len() - 1;
-        std::fs::write(self.dir.path().join(format!("core{}.toml", i + 1)), "").expect("core config");
-        self.nodes.push(Some(spawn_node(self.dir.path(), &self.ports, i, 0, true)));
-        (i, format!("127.0.0.1:{}", p[2]))
-    }
-}
-
-fn spawn_node(dir: &Path, ports: &[[u16; 3]], i: usize, generation: u32, join: bool) -> Proc {
-    let [http, link, raft] = ports[i];
-    let peers: Vec<String> =
-        ports.iter().take(3).enumerate().map(|(j, p)| format!("{}=127.0.0.1:{}", j + 1, p[2])).collect();
-    let data = dir.join(format!("node{}", i + 1));
-    let log = dir.join(format!("node{}-{generation}.log", i + 1));
-    let (http, link, raft) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{link}"), format!("127.0.0.1:{raft}"));
-    let id = (i + 1).to_string();
-    let config = dir.join(format!("core{}.toml", i + 1));
-    let peers = peers.join(",");
-    let mut args = vec![
-        "core",
-        "--config",
-        config.to_str().unwrap_or_default(),
-        "--node-id",
-        &id,
-        "--data-dir",
-        data.to_str().unwrap_or_default(),
-        "--http-addr",
-        &http,
-        "--link-addr",
-        &link,
-        "--raft-addr",
-        &raft,
-    ];
-    if join {
-        args.push("--join");
-    } else {
-        args.extend(["--peers", &peers]);
-    }
-    // Tests place leadership themselves; the balancer runs where a test's config turns it on.
-    if !std::fs::read_to_string(&config).unwrap_or_default().contains("balance_interval_ms") {
-        args.extend(["--set", "raft.balance_interval_ms=0"]);
-    }
-    Proc::spawn(&args, &log)
+    assert_eq!(ports.len(), n, "no {n} free loopback ports below the ephemeral range");
+    ports
 }
 
 /// A TCP relay a test can cut: while cut it drops its connections and refuses new ones.
