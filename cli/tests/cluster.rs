@@ -640,3 +640,33 @@ async fn leadership_spreads_again_after_a_node_returns() {
     cl.restart(victim, 1);
     wait_spread(&cl, &[victim, others[0], others[1]]).await;
 }
+
+/// Business writes sent to a follower across an 80 ms WAN: the follower forwards what queued while
+/// its last forward was on the way as one batch, so 400 concurrent writes need a handful of forwards per
+/// slot rather than one each (each forward is a WAN round trip and a commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_a_follower_across_a_wan_go_in_few_forwards() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let t = tern_shared::deployment::RaftTimings::derive(80);
+    let toml = format!(
+        "[raft]\nheartbeat_ms = {}\nelection_min_ms = {}\nelection_max_ms = {}\n",
+        t.heartbeat_ms, t.election_min_ms, t.election_max_ms
+    );
+    let cl = Topology::nodes(3).core(&toml).relays(80).start().await;
+    let leader = cl.leader_of(0).await;
+    for slot in 1..8 {
+        assert_eq!(cl.leader_of(slot).await, leader, "the founder leads every slot");
+    }
+    let follower = (leader + 1) % 3;
+    let api = cl.api(follower);
+    let series = "tern_core_forwarded_batches_total";
+    let before = metric(&cl.http_addr(follower), series).await.unwrap_or(0.0);
+    const WRITES: usize = 400;
+    let uids: Vec<String> = (0..WRITES).map(|k| format!("forwarded-{k}")).collect();
+    let started = Instant::now();
+    futures_util::future::join_all(uids.iter().map(|u| api.user(u, 0))).await;
+    let took = started.elapsed();
+    let forwards = metric(&cl.http_addr(follower), series).await.unwrap_or(0.0) - before;
+    eprintln!("{WRITES} writes through a follower 80 ms from the leader: {forwards} forwarded batches, {took:?}");
+    assert!(forwards < (WRITES / 4) as f64, "{forwards} forwards for {WRITES} writes");
+}

@@ -55,7 +55,7 @@ impl Proposer {
     ) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
         let (forward_tx, forward_rx) = mpsc::channel(64);
-        tokio::spawn(forward(raft.clone(), dial, forward_rx, metrics.forwarded_batches.clone()));
+        tokio::spawn(forward(raft.clone(), dial, forward_rx, limits, metrics.forwarded_batches.clone()));
         tokio::spawn(run(raft, node_id, handover, rx, forward_tx, limits, metrics));
         Proposer { tx, commit_timeout }
     }
@@ -190,9 +190,27 @@ async fn run(
 /// sent again, before any later group, while a new leader is elected: every command is safe to apply
 /// twice (see `Groups::propose`), and failing it would only have the client send it again, possibly
 /// after a later one.
-async fn forward(raft: Raft, dial: Dial, mut rx: mpsc::Receiver<Group>, forwarded: prometheus::IntCounter) {
+///
+/// Groups that queued while the one before was on its way go together, in order, as one: with one
+/// forward at a time a follower would otherwise send one small group per round trip to the leader and
+/// back (across regions, a few writes per group a second).
+async fn forward(
+    raft: Raft,
+    dial: Dial,
+    mut rx: mpsc::Receiver<Group>,
+    limits: BatchLimits,
+    forwarded: prometheus::IntCounter,
+) {
     let mut leader = LeaderConn::default();
-    while let Some((cmds, replies)) = rx.recv().await {
+    let max_commands = limits.max_commands.clamp(1, MAX_BATCH);
+    while let Some((mut cmds, mut replies)) = rx.recv().await {
+        let mut bytes: usize = cmds.iter().map(command_size).sum();
+        while cmds.len() < max_commands && bytes < limits.max_bytes {
+            let Ok((more, more_replies)) = rx.try_recv() else { break };
+            bytes += more.iter().map(command_size).sum::<usize>();
+            cmds.extend(more);
+            replies.extend(more_replies);
+        }
         let request = RaftRequest::Propose(Batch(cmds));
         let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
         let mut pause = std::time::Duration::from_millis(10);
