@@ -4,7 +4,7 @@
 mod common;
 
 use common::regions::DevRegions;
-use common::{connect, Api, Proc};
+use common::{connect, Api, Proc, Topology};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tern_shared::client::{Client, ClientOptions, Incoming};
@@ -213,7 +213,7 @@ type Acked = Vec<(String, u8, String, u32, Instant, Instant, u32)>;
 async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message_is_lost() {
     use tern_shared::client::roam::{RoamOptions, Roaming};
     let tmp = tempfile::tempdir().unwrap();
-    let dev = DevRegions::drill(tmp.path(), [11, 12, 13]);
+    let dev = Topology::nodes(3).relays(80).start_regions(tmp.path(), [11, 12, 13]);
     let (d, dns, apis, api) = (&dev.d, dev.dns(), dev.api_urls(), dev.api(0));
 
     // Users in every region (four each; TERN_DRILL_USERS for a larger run), each in the group and
@@ -395,7 +395,7 @@ async fn a_lost_region_s_clients_send_again_through_another_and_no_acked_message
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member() {
     let tmp = tempfile::tempdir().unwrap();
-    let dev = DevRegions::drill(tmp.path(), [21, 22, 23]);
+    let dev = Topology::nodes(3).relays(80).start_regions(tmp.path(), [21, 22, 23]);
     let (d, api) = (&dev.d, dev.api(0));
     // Bytes core nodes sent down edge links into each region (the edges' links dial out of their region).
     let link_bytes = || async {
@@ -518,7 +518,7 @@ async fn a_group_message_crosses_into_a_region_once_per_edge_not_once_per_member
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tern_bench_finds_its_region_by_dns_and_rides_out_its_loss() {
     let tmp = tempfile::tempdir().unwrap();
-    let dev = DevRegions::drill(tmp.path(), [41, 42, 43]);
+    let dev = Topology::nodes(3).relays(80).start_regions(tmp.path(), [41, 42, 43]);
     let d = &dev.d;
     let rendered = tmp.path().join("rendered");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))

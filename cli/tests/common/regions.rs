@@ -14,29 +14,6 @@ pub struct DevRegions {
 }
 
 impl DevRegions {
-    /// Three regions 80 ms apart (eu-west, us-east, ap-southeast) with one voter and one edge each, on
-    /// 127.0.`nets[i]`.x: addresses no other test may use while this one runs. Files go under `dir`.
-    pub fn drill(dir: &Path, nets: [u8; 3]) -> DevRegions {
-        let desc = dir.join("description");
-        std::fs::create_dir_all(&desc).expect("description dir");
-        let mut top = String::from("name = \"drill\"\ndomain = \"im.drill.test\"\n");
-        let regions = [("eu-west", nets[0]), ("us-east", nets[1]), ("ap-southeast", nets[2])];
-        for (i, (a, _)) in regions.iter().enumerate() {
-            for (b, _) in &regions[i + 1..] {
-                top += &format!("[[path]]\nbetween = [\"{a}\", \"{b}\"]\nrtt_ms = 80\n");
-            }
-        }
-        std::fs::write(desc.join("deployment.toml"), top).expect("deployment.toml");
-        for (i, (id, net)) in regions.iter().enumerate() {
-            let region = format!(
-                "dns_name = \"{id}.im.drill.test\"\nclients = [\"127.0.{net}.0/24\"]\n[[voter]]\nid = {}\nlisten = \"127.0.{net}.10\"\n[[edge]]\nid = \"{id}-1\"\nlisten = \"127.0.{net}.1\"\n",
-                i + 1
-            );
-            std::fs::write(desc.join(format!("{id}.toml")), region).expect("region file");
-        }
-        Self::run(&desc, dir)
-    }
-
     /// `tern dev --regions` on the description in `desc`, its data and log under `dir`.
     pub fn run(desc: &Path, dir: &Path) -> DevRegions {
         let d = Deployment::load(desc).expect("description");

@@ -1,13 +1,16 @@
-//! One builder for the deployments tests run: core nodes (each a `tern core` process with its own
-//! data dir and settings), optionally a `tern wan relay` on every path between two nodes (cut, healed,
-//! or a WAN round trip), and an edge linked to every node. `start` returns once every node knows a
-//! leader for every raft group and the edge's links are up. Regions with DNS are `tern dev --regions`
-//! (`regions.rs`).
+//! One builder for the deployments tests run. `start`: core nodes (each a `tern core` process with its
+//! own data dir and settings), optionally a `tern wan relay` on every path between two nodes (cut,
+//! healed, or a WAN round trip), and an edge linked to every node; it returns once every node knows a
+//! leader for every raft group and the edge's links are up. `start_regions`: the nodes as voters of
+//! regions a WAN apart, a voter and an edge in each, described in `deploy/regions` form and run by
+//! `tern dev --regions` with its relays on every cross-region path and its DNS server (`regions.rs`).
 //!
 //! ```ignore
 //! let cl = Topology::nodes(3).core("admin_token = \"t\"").relays(80).start().await;
+//! let dev = Topology::nodes(3).relays(80).start_regions(dir, [11, 12, 13]);
 //! ```
 
+use super::regions::DevRegions;
 use super::{free_ports, keep_if_failing, start_edge, wait_edge_up, Api, Proc, Relay};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,6 +60,33 @@ impl Topology {
     pub fn edge(mut self, toml: &str) -> Topology {
         self.edge_toml = toml.to_string();
         self
+    }
+
+    /// Regions `REGIONS[..n]`, `relays`' round trip apart (80 ms if not given), one voter and one edge
+    /// each, on 127.0.`nets[i]`.x: addresses no other test may use while this one runs. Files go under
+    /// `dir`. Core settings given to the builder are not used (the description derives raft timings).
+    pub fn start_regions(self, dir: &Path, nets: [u8; 3]) -> DevRegions {
+        const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-southeast"];
+        assert!(self.nodes <= REGIONS.len(), "up to {} regions", REGIONS.len());
+        let rtt = self.relay_rtt_ms.unwrap_or(80);
+        let desc = dir.join("description");
+        std::fs::create_dir_all(&desc).expect("description dir");
+        let mut top = String::from("name = \"drill\"\ndomain = \"im.drill.test\"\n");
+        let regions: Vec<(&str, u8)> = REGIONS.iter().copied().zip(nets).take(self.nodes).collect();
+        for (i, (a, _)) in regions.iter().enumerate() {
+            for (b, _) in &regions[i + 1..] {
+                top += &format!("[[path]]\nbetween = [\"{a}\", \"{b}\"]\nrtt_ms = {rtt}\n");
+            }
+        }
+        std::fs::write(desc.join("deployment.toml"), top).expect("deployment.toml");
+        for (i, (id, net)) in regions.iter().enumerate() {
+            let region = format!(
+                "dns_name = \"{id}.im.drill.test\"\nclients = [\"127.0.{net}.0/24\"]\n[[voter]]\nid = {}\nlisten = \"127.0.{net}.10\"\n[[edge]]\nid = \"{id}-1\"\nlisten = \"127.0.{net}.1\"\n",
+                i + 1
+            );
+            std::fs::write(desc.join(format!("{id}.toml")), region).expect("region file");
+        }
+        DevRegions::run(&desc, dir)
     }
 
     pub async fn start(self) -> Cluster {
