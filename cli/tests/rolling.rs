@@ -390,7 +390,7 @@ async fn tern_dev_restarts_its_nodes_one_at_a_time_without_a_failed_call() {
     let data = dir.path().join("dev");
     let data = data.to_str().expect("path");
     let log = dir.path().join("dev.log");
-    let _dev = Proc::spawn(&["dev", "--host", &host, "--data-dir", data], &log);
+    let dev = Proc::spawn(&["dev", "--host", &host, "--data-dir", data], &log);
     let (proxy, core_api, tcp) = (format!("{host}:5090"), format!("{host}:5001"), format!("{host}:5100"));
     let before = Client::connect(ClientOptions::new(&tcp, "alice", "alice-token")).await.expect("alice");
     let stop = Arc::new(AtomicBool::new(false));
@@ -398,6 +398,9 @@ async fn tern_dev_restarts_its_nodes_one_at_a_time_without_a_failed_call() {
     let calls = tokio::spawn(caller(0, vec![proxy.clone(), core_api], healthy, stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    // The edge's access layer runs on threads of its own; a restarted edge must not leave them behind.
+    let access_threads = dev.threads_named("tern-access") - dev.threads_named("tern-access-end");
+    assert!(access_threads > 0, "no access layer threads found");
     let asked = std::process::Command::new(common::BIN).args(["dev", "--restart", "--data-dir", data]).status();
     assert!(asked.expect("tern dev --restart").success());
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -426,4 +429,9 @@ async fn tern_dev_restarts_its_nodes_one_at_a_time_without_a_failed_call() {
     assert_eq!(ack.reason_code, Reason::Success.code());
     let health = reqwest::get(format!("http://{proxy}/health")).await.expect("access layer");
     assert!(health.status().is_success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dev.threads_named("tern-access") - dev.threads_named("tern-access-end") != access_threads {
+        assert!(Instant::now() < deadline, "the replaced edge's access layer threads are still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -78,6 +78,14 @@ impl Proc {
         let _ = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
     }
 
+    /// Threads of the process whose name starts with `prefix`.
+    pub fn threads_named(&self, prefix: &str) -> usize {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).into_iter().flatten().flatten();
+        tasks
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|n| n.trim_end().starts_with(prefix)))
+            .count()
+    }
+
     /// SIGKILL: no shutdown code runs, like a crash or power loss of the process.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -66,6 +66,7 @@ pub async fn start(
     // nginx's model: one single-threaded server per thread, each with its own listening socket on the
     // same port (SO_REUSEPORT, the kernel spreads connections) and its own upstream connection pool, so
     // a request never crosses threads.
+    let mut runtimes = Vec::with_capacity(threads);
     for i in 0..threads {
         let app = Arc::new(pingora::proxy::http_proxy(&server_conf, service::AccessProxy(access.clone())));
         let runtime = pingora_runtime::Runtime::new_no_steal(1, "tern-access");
@@ -81,12 +82,34 @@ pub async fn start(
         if acceptor.is_some() {
             serve("http_proxy.tls_addr", &tls_addr, acceptor.clone())?;
         }
-        // The access layer lives as long as the process; dropping a runtime inside async code would panic.
-        std::mem::forget(runtime);
+        runtimes.push(runtime);
     }
+    end_with(runtimes, shutdown);
     let (addr, tls_addr) = (addr.map(|(a, _)| a), tls_addr.map(|(a, _)| a));
     tracing::info!(?addr, ?tls_addr, threads, "http access layer ready");
     Ok(Bound { addr, tls_addr })
+}
+
+/// Ends the access layer's runtimes once the edge stops (in a process of its own the exit would; an edge
+/// stopped in-process, as `tern dev --restart` does, would leave their threads behind). From a thread
+/// of its own: a runtime cannot be dropped inside async code.
+fn end_with(runtimes: Vec<pingora_runtime::Runtime>, shutdown: watch::Receiver<bool>) {
+    let held = Arc::new(std::sync::Mutex::new(runtimes));
+    let ours = held.clone();
+    let watcher = std::thread::Builder::new().name("tern-access-end".into()).spawn(move || {
+        // The sender gone counts as stopped too.
+        while !*shutdown.borrow() && shutdown.has_changed().is_ok() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let runtimes = std::mem::take(&mut *ours.lock().unwrap_or_else(|e| e.into_inner()));
+        for rt in runtimes {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    });
+    if let Err(e) = watcher {
+        tracing::warn!(error = %e, "no thread to end the access layer with the edge: it lasts as long as the process");
+        std::mem::forget(std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner())));
+    }
 }
 
 fn bind_err(what: &'static str, addr: &SocketAddr, source: std::io::Error) -> StartError {
