@@ -217,3 +217,48 @@ async fn events_wait_out_a_receiver_down_for_30_s_and_a_leader_killed_meanwhile(
         assert_eq!(h.body["to_uids"], want, "{:?}", h.body);
     }
 }
+
+/// Run by hand (`cargo test --release -p tern --test webhooks -- --ignored --nocapture backlog`): how fast
+/// a node with the default `[webhook]` settings delivers a backlog of `TERN_HOOK_BACKLOG` (default
+/// 8,000) messages over 64 person channels once the business server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn a_webhook_backlog_drains() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let n: usize = std::env::var("TERN_HOOK_BACKLOG").ok().and_then(|v| v.parse().ok()).unwrap_or(8_000);
+    let port = free_ports(1)[0];
+    let url = format!("[webhook]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{}\"\n", common::hooks::SECRET);
+    let cl = Topology::nodes(1).core(&url).start().await;
+    let bodies: Vec<serde_json::Value> =
+        (0..n).map(|k| send_body("hooker", &format!("r{}", k % 64), 1, &format!("backlog-{k}"))).collect();
+    let sent = Instant::now();
+    for chunk in bodies.chunks(100) {
+        futures_util::future::join_all(chunk.iter().map(|b| cl.api.ok("/message/send", b.clone()))).await;
+    }
+    eprintln!("{n} messages stored in {:?} with the business server down", sent.elapsed());
+    let hooks = Hooks::default();
+    let back = Instant::now();
+    let _server = receiver(port, hooks.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let seen: std::collections::BTreeSet<u64> = hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.event == "msg.notify")
+            .flat_map(|h| h.body.as_array().cloned().unwrap_or_default())
+            .filter_map(|m| m["message_id"].as_u64())
+            .collect();
+        if seen.len() >= n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {n} notified", seen.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = back.elapsed();
+    let posts = hooks.lock().unwrap().len();
+    eprintln!(
+        "backlog of {n} delivered in {took:?} after the server came back: {:.0} messages/s, {posts} POSTs",
+        n as f64 / took.as_secs_f64()
+    );
+}

@@ -99,10 +99,11 @@ impl Db {
         Ok(out)
     }
 
-    /// The oldest webhook events of `slot` waiting for delivery, at most `limit`, by id.
-    pub fn outbox(&self, slot: u16, limit: usize) -> Result<Vec<(u64, OutboxEvent)>, StoreError> {
+    /// The oldest webhook events of `slot` waiting for delivery with an id from `from` on, at most
+    /// `limit`, by id. (Rows delivered are deleted; starting past them skips their tombstones.)
+    pub fn outbox(&self, slot: u16, from: u64, limit: usize) -> Result<Vec<(u64, OutboxEvent)>, StoreError> {
         let mut out = Vec::new();
-        let start = keys::outbox(slot, 0);
+        let start = keys::outbox(slot, from);
         for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Forward)) {
             let (k, v) = item?;
             let Some(id) = keys::outbox_id(&k, slot) else { break };
@@ -115,8 +116,8 @@ impl Db {
     }
 
     /// How many webhook events of `slot` wait, counted up to `cap`.
-    pub fn outbox_len(&self, slot: u16, cap: usize) -> Result<usize, StoreError> {
-        let start = keys::outbox(slot, 0);
+    pub fn outbox_len(&self, slot: u16, from: u64, cap: usize) -> Result<usize, StoreError> {
+        let start = keys::outbox(slot, from);
         let mut n = 0;
         for item in self.db.iterator_cf(self.cf(CF_SM)?, IteratorMode::From(&start, Direction::Forward)) {
             let (k, _) = item?;

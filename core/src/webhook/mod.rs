@@ -52,24 +52,38 @@ async fn run(w: Webhook, http: reqwest::Client, slot: u16) {
     let mut failures = 0u32;
     // POSTs of the current batch the server took: not sent again while the batch is retried.
     let mut taken: HashSet<(&'static str, Vec<u64>)> = HashSet::new();
+    // After a full round more rows wait: the next round goes at once, so a backlog (the server was down)
+    // drains as fast as the server takes it rather than a batch per interval.
+    let mut more = false;
+    let mut cursor = Cursor::default();
     loop {
-        tokio::time::sleep(if failures == 0 { interval } else { plan::backoff(failures, min, max) }).await;
+        let pause = match (failures, more) {
+            (0, true) => Duration::ZERO,
+            (0, false) => interval,
+            _ => plan::backoff(failures, min, max),
+        };
+        more = false;
+        tokio::time::sleep(pause).await;
         // A stopping node has handed its leadership over.
         if w.groups.leaving() {
             return;
         }
         if !group.leads() {
             taken.clear();
+            // Another leader may have delivered rows meanwhile, and this node's next term starts over.
+            cursor = Cursor::default();
             continue;
         }
-        match round(&w, &http, slot, &mut taken).await {
-            Ok(0) => failures = 0,
-            Ok(upto) => {
+        match round(&w, &http, slot, &mut taken, &mut cursor).await {
+            Ok((0, _)) => failures = 0,
+            Ok((upto, full)) => {
                 let done = Command::OutboxDone { slot, upto };
                 match group.proposer.propose(done).await {
                     Ok(_) => {
                         taken.clear();
                         failures = 0;
+                        more = full;
+                        cursor.next = upto + 1;
                     }
                     Err(e) => {
                         tracing::info!(slot, error = %e, "webhook events delivered but not yet marked done");
@@ -95,19 +109,39 @@ enum RoundError {
     Post { event: &'static str, reason: String },
 }
 
-/// Sends the oldest batch of the slot's outbox; the last id delivered, or 0 if it was empty.
+/// Where a slot's leader is in its outbox.
+#[derive(Default)]
+struct Cursor {
+    /// Rows below this id were delivered and marked done in this leadership term.
+    next: u64,
+    /// When the backlog was last counted (a count walks up to `BACKLOG_CAP` rows).
+    counted: Option<std::time::Instant>,
+}
+
+/// How often a long backlog is counted for the gauge.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+
+/// Sends the oldest batch of the slot's outbox; the last id delivered (0 if it was empty), and whether
+/// the batch was full (more may wait).
 async fn round(
     w: &Webhook,
     http: &reqwest::Client,
     slot: u16,
     taken: &mut HashSet<(&'static str, Vec<u64>)>,
-) -> Result<u64, RoundError> {
+    cursor: &mut Cursor,
+) -> Result<(u64, bool), RoundError> {
     let s = &w.settings;
-    let batch = w.db.outbox(slot, s.batch_size)?;
+    let batch = w.db.outbox(slot, cursor.next, s.batch_size)?;
     // A batch that is not full is the whole backlog: the rows are counted only when there are more.
-    let backlog = if batch.len() < s.batch_size { batch.len() } else { w.db.outbox_len(slot, BACKLOG_CAP)? };
-    w.metrics.webhook_backlog.with_label_values(&[&slot.to_string()]).set(backlog as i64);
-    let Some(&(last, _)) = batch.last() else { return Ok(0) };
+    let gauge = w.metrics.webhook_backlog.with_label_values(&[&slot.to_string()]);
+    if batch.len() < s.batch_size {
+        gauge.set(batch.len() as i64);
+    } else if cursor.counted.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+        gauge.set(w.db.outbox_len(slot, cursor.next, BACKLOG_CAP)? as i64);
+        cursor.counted = Some(std::time::Instant::now());
+    }
+    let full = batch.len() >= s.batch_size;
+    let Some(&(last, _)) = batch.last() else { return Ok((0, false)) };
     let wanted =
         Wanted { notify: s.sends("msg.notify"), offline: s.sends("msg.offline"), online: s.sends("user.onlinestatus") };
     let mut rows = Vec::new();
@@ -132,7 +166,7 @@ async fn round(
         result.map_err(|reason| RoundError::Post { event: post.event, reason })?;
         taken.insert(key);
     }
-    Ok(last)
+    Ok((last, full))
 }
 
 /// The message's recipients with no session anywhere now, its sender aside.
