@@ -29,6 +29,15 @@ impl DevEdge {
         Ok(DevEdge { handle, config, runtime: Some(runtime) })
     }
 
+    /// Waits up to `within` for the edge's links to the core; whether they are up.
+    pub async fn linked(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.handle.edge.link.is_up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.handle.edge.link.is_up()
+    }
+
     /// Drains the edge, ends it, and starts it again on the same addresses once they are free.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let edge = self.handle.edge.clone();

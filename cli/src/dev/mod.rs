@@ -134,13 +134,8 @@ async fn roll(cores: &mut Vec<tern_core::CoreHandle>, edge: &mut edge::DevEdge) 
     }
     tracing::info!("rolling restart: stopping the edge");
     edge.restart().await.context("restarting the edge")?;
-    for _ in 0..100 {
-        if edge.handle.edge.link.is_up() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tracing::info!(linked = edge.handle.edge.link.is_up(), "rolling restart: edge back");
+    let linked = edge.linked(Duration::from_secs(10)).await;
+    tracing::info!(linked, "rolling restart: edge back");
     tracing::info!("rolling restart done");
     Ok(())
 }
@@ -218,12 +213,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     let edge = &dev_edge.handle;
 
     seed_demo(core).await?;
-    for _ in 0..50 {
-        if edge.edge.link.is_up() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    dev_edge.linked(Duration::from_secs(5)).await;
 
     // Groups elect whichever node campaigns first; spread their leadership so every node takes writes.
     let lease = Duration::from_millis(core.core.config.raft.election_max_ms);

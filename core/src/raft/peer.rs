@@ -90,7 +90,18 @@ async fn connect(addr: &str, tls: Option<PeerTls>, versions: &Versions) -> io::R
     let mut conn = open_stream(addr, tls.clone()).await?;
     let Some(hello) = versions.hello_for(addr) else { return Ok(conn) };
     write_frame(&mut conn, &(0u16, RaftRequest::Hello(hello))).await?;
-    match read_frame::<_, RaftResponse>(&mut conn).await {
+    let answer = read_frame::<_, RaftResponse>(&mut conn).await;
+    // A node of the release before greetings cannot read one and closes the connection.
+    let closed = match &answer {
+        Ok(None) => true,
+        Err(e) => matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset),
+        Ok(Some(_)) => false,
+    };
+    if closed {
+        versions.mark_legacy(addr);
+        return open_stream(addr, tls).await;
+    }
+    match answer {
         Ok(Some(RaftResponse::Hello(Ok(agreed)))) => {
             versions.answered(addr, Known { port: agreed.version, log: agreed.log });
             Ok(conn)
@@ -104,15 +115,7 @@ async fn connect(addr: &str, tls: Option<PeerTls>, versions: &Versions) -> io::R
         Ok(Some(other)) => {
             Err(io::Error::new(io::ErrorKind::InvalidData, format!("{addr} answered a greeting with {other:?}")))
         }
-        // A node of the release before greetings cannot read one and closes the connection.
-        Ok(None) => {
-            versions.mark_legacy(addr);
-            open_stream(addr, tls).await
-        }
-        Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
-            versions.mark_legacy(addr);
-            open_stream(addr, tls).await
-        }
+        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{addr} closed on the greeting"))),
         Err(e) => Err(e),
     }
 }

@@ -97,31 +97,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
             _ = crate::context::raised(&mut closing) => return Ok(()),
         };
         let Some((slot, req)) = frame else { break };
-        let req = match req {
-            RaftRequest::Hello(hello) if first && port.versions.range().1 >= 2 => {
-                first = false;
-                let answer = super::versions::greet(port.node_id, port.versions.range(), &hello);
-                match &answer {
-                    Ok(agreed) => {
-                        let known = super::versions::Known { port: agreed.version, log: hello.log };
-                        port.versions.greeted_by(hello.node, known);
-                    }
-                    Err(why) => tracing::warn!(node = hello.node, reason = %why, "raft peer refused"),
-                }
-                let refused = answer.is_err();
-                write_frame(&mut conn, &RaftResponse::Hello(answer)).await?;
-                if refused {
-                    return Ok(());
-                }
-                continue;
-            }
-            // What a node of version 1 does with a frame it cannot read.
-            RaftRequest::Hello(_) => {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a greeting this node does not take"))
-            }
-            req => req,
-        };
-        first = false;
+        // Only a connection's first frame may greet.
+        let greeting = std::mem::replace(&mut first, false);
         let Some(group) = port.groups.get(slot) else {
             // Slot counts are checked at start-up; a node of another cluster could still get here.
             write_frame(&mut conn, &RaftResponse::Done(Err(format!("no raft group {slot} here")))).await?;
@@ -154,10 +131,26 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, port: Arc<Raft
             RaftRequest::ReadIndex => {
                 RaftResponse::ReadIndex(group.reads.read_index().await.map_err(|e| e.to_string()))
             }
-            // Taken above; never answered here.
-            RaftRequest::Hello(_) => RaftResponse::Done(Err("a greeting comes first".into())),
+            RaftRequest::Hello(hello) if greeting && port.versions.greets() => {
+                let answer = super::versions::greet(port.node_id, port.versions.range(), &hello);
+                match &answer {
+                    Ok(agreed) => {
+                        let known = super::versions::Known { port: agreed.version, log: hello.log };
+                        port.versions.greeted_by(hello.node, known);
+                    }
+                    Err(why) => tracing::warn!(node = hello.node, reason = %why, "raft peer refused"),
+                }
+                RaftResponse::Hello(answer)
+            }
+            // What a node of version 1 does with a frame it cannot read.
+            RaftRequest::Hello(_) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a greeting this node does not take"))
+            }
         };
         write_frame(&mut conn, &resp).await?;
+        if matches!(resp, RaftResponse::Hello(Err(_))) {
+            return Ok(());
+        }
     }
     Ok(())
 }

@@ -57,11 +57,16 @@ impl Versions {
         (MIN_RAFT_PORT_VERSION, self.max)
     }
 
+    /// Whether this node greets and answers greetings (version 2 on; not when set to speak only 1).
+    pub fn greets(&self) -> bool {
+        self.max >= 2
+    }
+
     /// What to send first on a new connection to `addr`: nothing to a version-1 node (or when this
-    /// node is set to speak only version 1).
+    /// node does not greet).
     pub fn hello_for(&self, addr: &str) -> Option<Hello> {
         let legacy = self.lock().by_addr.get(addr).is_some_and(|(k, at)| k.port == 1 && at.elapsed() < LEGACY_FOR);
-        (self.max >= 2 && !legacy).then_some(Hello {
+        (self.greets() && !legacy).then_some(Hello {
             node: self.node,
             min: MIN_RAFT_PORT_VERSION,
             max: self.max,
